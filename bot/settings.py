@@ -1,0 +1,43 @@
+"""Settings, read once from the environment at start and validated; names are the ones Teams developers know."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hms.config import DEFAULT_CONFIG_PATH
+
+DEFAULT_DATABASE_URL = "sqlite:///var/hms-bot.sqlite3"
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything the process needs from outside; secrets never appear in repr or logs."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True, case_sensitive=False)
+
+    app_id: str = Field("", validation_alias=_env("MicrosoftAppId", "MICROSOFT_APP_ID"))
+    app_password: SecretStr = Field(SecretStr(""), validation_alias=_env("MicrosoftAppPassword",
+                                                                          "MICROSOFT_APP_PASSWORD"))
+    app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
+        "SingleTenant", validation_alias=_env("MicrosoftAppType", "MICROSOFT_APP_TYPE"))
+    app_tenant_id: str = Field("", validation_alias=_env("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID"))
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
+    config_path: Path = Field(DEFAULT_CONFIG_PATH, validation_alias=_env("HMS_CONFIG"))
+    port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
+    host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))  # noqa: S104 - a server in a container
+    log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _db(cls, v: str) -> str:
+        if not v.startswith(("sqlite:", "sqlite+", "postgres")):
+            raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
+        return v

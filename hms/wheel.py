@@ -1,0 +1,236 @@
+"""The wheel engine: which occurrences of which tasks fall in a period, who holds them, and their status.
+
+Pure code. Periods are inclusive date ranges in the site's calendar; `now` is always passed in and must be
+timezone-aware. An occurrence belongs to a period when its window (opening day to deadline) touches it.
+"""
+
+from __future__ import annotations
+
+import calendar as _cal
+import datetime as dt
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hms.config import (
+    Continuous,
+    EveryNYears,
+    HmsConfig,
+    Quarterly,
+    Task,
+    Window,
+    Yearly,
+    parse_month_day,
+)
+
+Status = Literal["upcoming", "open", "done", "overdue"]
+Scope = Literal["unit", "section", "floor"]
+STATUSES: tuple[Status, ...] = ("upcoming", "open", "done", "overdue")
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One instance of a task for one scope (the unit, a section or a floor) in one cycle."""
+
+    key: str
+    task: str
+    cycle: str
+    scope: Scope
+    section: str | None
+    floor: str | None
+    window_start: dt.date
+    due: dt.date
+    assignees: tuple[str, ...]
+    deputy: str | None = None
+    accountable: tuple[str, ...] = ()
+    participants: tuple[str, ...] = ()
+
+    @property
+    def assignee(self) -> str | None:
+        return self.assignees[0] if self.assignees else None
+
+    def touches(self, start: dt.date, end: dt.date) -> bool:
+        return self.window_start <= end and self.due >= start
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A stored record that an occurrence was done."""
+
+    occurrence_key: str
+    at: dt.datetime
+    by: str
+
+
+@dataclass(frozen=True)
+class DueItem:
+    """An occurrence with its status as of some instant."""
+
+    occurrence: Occurrence
+    status: Status
+    completion: Completion | None = field(default=None)
+
+
+def local_date(now: dt.datetime, config: HmsConfig) -> dt.date:
+    """The site's calendar date at the instant `now` (which must be timezone-aware)."""
+    if now.tzinfo is None or now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(config.tz).date()
+
+
+def status_of(occ: Occurrence, today: dt.date, completion: Completion | None) -> Status:
+    """done if completed; overdue after the deadline day; open inside the window; upcoming before it."""
+    if completion is not None:
+        return "done"
+    if today > occ.due:
+        return "overdue"
+    if today >= occ.window_start:
+        return "open"
+    return "upcoming"
+
+
+def occurrences(config: HmsConfig, start: dt.date, end: dt.date) -> list[Occurrence]:
+    """Every occurrence of every task whose window touches [start, end], ordered by deadline then key."""
+    if end < start:
+        raise ValueError("the period ends before it starts")
+    found = [
+        occ
+        for task in config.tasks
+        for occ in _task_occurrences(config, task, start.year - 1, end.year + 1)
+        if occ.touches(start, end)
+    ]
+    return sorted(found, key=lambda o: (o.due, o.window_start, o.task, o.key))
+
+
+def due_items(
+    config: HmsConfig,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    completions: Mapping[str, Completion],
+) -> list[DueItem]:
+    """Occurrences touching the period, each with its status as of `now`."""
+    today = local_date(now, config)
+    return [
+        DueItem(o, status_of(o, today, completions.get(o.key)), completions.get(o.key))
+        for o in occurrences(config, start, end)
+    ]
+
+
+def find_occurrence(config: HmsConfig, key: str) -> Occurrence | None:
+    """Rebuild an occurrence from its key (task:cycle:scope), or None if the key does not name one."""
+    parts = key.split(":")
+    if len(parts) != 3:
+        return None
+    task = config.task(parts[0])
+    year = parts[1][:4]
+    if task is None or not year.isdigit():
+        return None
+    return next((o for o in _task_occurrences(config, task, int(year), int(year)) if o.key == key), None)
+
+
+# -- windows per recurrence kind ----------------------------------------------------------------------------
+
+
+def _month_end(year: int, month: int) -> dt.date:
+    return dt.date(year, month, _cal.monthrange(year, month)[1])
+
+
+def _md(year: int, value: str) -> dt.date:
+    month, day = parse_month_day(value)
+    return dt.date(year, month, day)
+
+
+def _deadline_window(year: int, due: str, opens: str | None) -> tuple[dt.date, dt.date]:
+    """A deadline in `year`; its window opens on `opens` (the year before if that day comes later in the
+    calendar) or, by default, on the first day of the month before the deadline's month."""
+    deadline = _md(year, due)
+    if opens is None:
+        first = deadline.replace(day=1)
+        return (first - dt.timedelta(days=1)).replace(day=1), deadline
+    start = _md(year, opens)
+    if start >= deadline:
+        start = _md(year - 1, opens)
+    return start, deadline
+
+
+def cycles(task: Task, first_year: int, last_year: int) -> Iterator[tuple[str, dt.date, dt.date]]:
+    """(cycle label, window start, deadline) for each cycle of a task starting in the given years."""
+    rec = task.recurrence
+    for year in range(first_year, last_year + 1):
+        if isinstance(rec, Yearly):
+            yield (str(year), *_deadline_window(year, rec.due, rec.opens))
+        elif isinstance(rec, EveryNYears):
+            if (year - rec.anchor_year) % rec.interval == 0:
+                yield (str(year), *_deadline_window(year, rec.due, rec.opens))
+        elif isinstance(rec, Quarterly):
+            for q in range(4):
+                yield (f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), _month_end(year, 3 * q + 3))
+        elif isinstance(rec, Window):
+            start = _md(year, rec.start)
+            end = _md(year, rec.end)
+            if end < start:  # a window across the year end belongs to the year it starts in
+                end = _md(year + 1, rec.end)
+            yield (str(year), start, end)
+        elif isinstance(rec, Continuous) and rec.review_every_months:
+            n = rec.review_every_months
+            for k in range(12 // n):
+                yield (f"{year}-P{k + 1}", dt.date(year, k * n + 1, 1), _month_end(year, k * n + n))
+        # events and continuous tasks without a review have no schedule
+
+
+# -- scopes and people --------------------------------------------------------------------------------------
+
+
+def resolve_role(config: HmsConfig, role: str, section: str | None, floor: str | None) -> tuple[str, ...]:
+    """The people (emails) holding a role for a scope; the unit head first in group roles."""
+    r = config.roles
+    sec = config.section(section) if section else None
+    flr = config.floor(floor) if floor else None
+    if role == "hmsb_adviser":
+        return (r.hmsb_adviser,)
+    if role == "unit_head":
+        return (r.unit_head,)
+    if role in ("management_group", "lamu"):
+        members = r.management_group if role == "management_group" else r.lamu.members
+        return tuple(sorted(dict.fromkeys(members), key=lambda e: e != r.unit_head))
+    if role == "section_leader" and sec:
+        return (sec.leader,)
+    if role == "safety_rep" and sec and sec.safety_rep:
+        return (sec.safety_rep,)
+    if role == "floor_contact" and flr and flr.contact:
+        return (flr.contact,)
+    return ()
+
+
+def _scopes(config: HmsConfig, task: Task) -> Iterable[tuple[str, str | None, str | None]]:
+    if task.scope == "unit":
+        yield ("unit", None, None)
+    elif task.scope == "section":
+        for s in config.sections:
+            yield (s.key, s.key, None)
+    else:
+        for f in config.floors():
+            yield (f.key, f.section, f.key)
+
+
+def _task_occurrences(config: HmsConfig, task: Task, first_year: int, last_year: int) -> Iterator[Occurrence]:
+    for cycle, start, due in cycles(task, first_year, last_year):
+        for scope_key, section, floor in _scopes(config, task):
+            flr = config.floor(floor) if floor else None
+            yield Occurrence(
+                key=f"{task.key}:{cycle}:{scope_key}",
+                task=task.key,
+                cycle=cycle,
+                scope=task.scope,
+                section=section,
+                floor=floor,
+                window_start=start,
+                due=due,
+                assignees=resolve_role(config, task.responsible, section, floor),
+                deputy=flr.deputy if flr else None,
+                accountable=resolve_role(config, task.accountable, section, floor) if task.accountable else (),
+                participants=tuple(
+                    e for role in task.participants for e in resolve_role(config, role, section, floor)
+                ),
+            )

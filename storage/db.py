@@ -1,0 +1,116 @@
+"""Database engines and migrations: SQLite by default, PostgreSQL through DATABASE_URL.
+
+URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host/db); the async driver
+(aiosqlite, psycopg) is chosen here so the rest of the code never sees driver names.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _split(url: str) -> tuple[str, str]:
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"not a database URL: {url!r} (expected sqlite:///FILE or postgresql://...)")
+    return scheme.split("+")[0], rest
+
+
+def sync_url(url: str) -> str:
+    """The URL with the driver used for migrations and one-off commands."""
+    kind, rest = _split(url)
+    if kind == "sqlite":
+        return f"sqlite://{rest}"
+    if kind in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(f"unsupported database {kind!r}: use sqlite or postgresql")
+
+
+def async_url(url: str) -> str:
+    """The URL with the asyncio driver the bot uses."""
+    kind, rest = _split(url)
+    if kind == "sqlite":
+        return f"sqlite+aiosqlite://{rest}"
+    if kind in ("postgresql", "postgres"):
+        return f"postgresql+psycopg://{rest}"
+    raise ValueError(f"unsupported database {kind!r}: use sqlite or postgresql")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("postgres"):
+        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    engine = create_async_engine(async_url(url), **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def create_sync_engine(url: str, **kwargs: Any) -> sa.Engine:
+    engine = sa.create_engine(sync_url(url), **kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
+    return cfg
+
+
+def ensure_sqlite_dir(url: str) -> None:
+    """Create the folder of a SQLite file so a fresh checkout needs no manual step."""
+    kind, rest = _split(url)
+    if kind == "sqlite" and rest.startswith("/") and rest != "/:memory:":
+        Path(rest[1:]).parent.mkdir(parents=True, exist_ok=True)
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations up to `revision`."""
+    ensure_sqlite_dir(url)
+    command.upgrade(alembic_config(url), revision)
+
+
+def head_revision() -> str:
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    head = script.get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision_sync(connection: sa.Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+async def migrations_current(engine: AsyncEngine) -> bool:
+    """True when the database is reachable and at the newest migration."""
+    async with engine.connect() as conn:
+        current = await conn.run_sync(current_revision_sync)
+    return current == head_revision()

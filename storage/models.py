@@ -1,0 +1,233 @@
+"""The database tables: the organisation, rounds and answers, findings and measures, conversation references,
+the delivery outbox and the record of handled activities.
+
+Answers, occurrence events and measure status changes are append-only rows with who and when: history is never
+updated in place. Conversation coordinates are plain columns. Every timestamp is stored as UTC and read back
+timezone-aware, on SQLite as on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+
+class AwareDateTime(sa.types.TypeDecorator[dt.datetime]):
+    """A timestamp that refuses naive datetimes, stores UTC and always returns an aware UTC datetime."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("naive datetime refused: every stored time must be timezone-aware")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Field(sa_column=sa.Column(AwareDateTime(), nullable=nullable, index=index))
+
+
+# -- the organisation (imported from the config; rows are deactivated, never deleted) ----------------------
+
+
+class Person(SQLModel, table=True):
+    __tablename__ = "person"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)
+    name: str = Field(max_length=200)
+    entra_object_id: str | None = Field(default=None, max_length=64, index=True)
+    teams_user_id: str | None = Field(default=None, max_length=200, index=True)
+    title: str | None = Field(default=None, max_length=200)
+    demo: bool = False
+    active: bool = True
+    away: bool = False
+    updated_at: dt.datetime = _ts()
+
+
+class Section(SQLModel, table=True):
+    __tablename__ = "section"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    name_nb: str = Field(max_length=200)
+    name_en: str = Field(max_length=200)
+    active: bool = True
+    updated_at: dt.datetime = _ts()
+
+
+class Floor(SQLModel, table=True):
+    __tablename__ = "floor"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, unique=True)
+    building_key: str = Field(max_length=64)
+    section_key: str = Field(max_length=64)
+    name_nb: str = Field(max_length=200)
+    name_en: str = Field(max_length=200)
+    active: bool = True
+    updated_at: dt.datetime = _ts()
+
+
+class RoleAssignment(SQLModel, table=True):
+    """Who holds which role for which scope; an ended assignment keeps its row with `active` false."""
+
+    __tablename__ = "role_assignment"
+    __table_args__ = (sa.UniqueConstraint("role", "scope_key", "person_email", name="uq_role_assignment"),)
+    id: int | None = Field(default=None, primary_key=True)
+    role: str = Field(max_length=40)
+    scope_key: str = Field(default="", max_length=64)
+    person_email: str = Field(max_length=320, index=True)
+    active: bool = True
+    since: dt.datetime = _ts()
+    until: dt.datetime | None = _ts(nullable=True)
+
+
+# -- rounds, answers, findings, measures -------------------------------------------------------------------
+
+
+class Occurrence(SQLModel, table=True):
+    """A stored occurrence of a wheel task (created when something happens to it)."""
+
+    __tablename__ = "occurrence"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    task_key: str = Field(max_length=64, index=True)
+    cycle: str = Field(max_length=20)
+    section_key: str | None = Field(default=None, max_length=64)
+    floor_key: str | None = Field(default=None, max_length=64)
+    window_start: dt.date
+    due: dt.date = Field(index=True)
+    completed_at: dt.datetime | None = _ts(nullable=True)
+    completed_by: str | None = Field(default=None, max_length=320)
+    created_at: dt.datetime = _ts()
+
+
+class OccurrenceEvent(SQLModel, table=True):
+    """Append-only: what happened to an occurrence (completed, reopened, draft saved, ...), by whom, when."""
+
+    __tablename__ = "occurrence_event"
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    kind: str = Field(max_length=40)
+    actor_email: str = Field(max_length=320)
+    at: dt.datetime = _ts()
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    link: str | None = Field(default=None, max_length=2000)
+
+
+class ChecklistAnswer(SQLModel, table=True):
+    """Append-only: one answer to one checklist item in one submission."""
+
+    __tablename__ = "checklist_answer"
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    submission_id: str = Field(max_length=64, index=True)
+    template_key: str = Field(max_length=64)
+    template_version: int
+    item_key: str = Field(max_length=64)
+    answer: str = Field(max_length=40)
+    comment: str | None = Field(default=None, sa_type=sa.Text)
+    is_draft: bool = False
+    submitted_by: str = Field(max_length=320)
+    submitted_at: dt.datetime = _ts()
+
+
+class Finding(SQLModel, table=True):
+    """A deviation found on a round; describes a condition, never a person."""
+
+    __tablename__ = "finding"
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    item_key: str = Field(max_length=64)
+    description: str = Field(sa_type=sa.Text)
+    created_by: str = Field(max_length=320)
+    created_at: dt.datetime = _ts()
+
+
+class Measure(SQLModel, table=True):
+    """The corrective action for a finding. Its current status is the latest MeasureEvent, mirrored here."""
+
+    __tablename__ = "measure"
+    id: int | None = Field(default=None, primary_key=True)
+    finding_id: int = Field(foreign_key="finding.id", index=True)
+    owner_email: str = Field(max_length=320, index=True)
+    deadline: dt.date
+    status: str = Field(default="open", max_length=20, index=True)
+    external_ticket: str | None = Field(default=None, max_length=100)
+    created_at: dt.datetime = _ts()
+
+
+class MeasureEvent(SQLModel, table=True):
+    """Append-only status history of a measure."""
+
+    __tablename__ = "measure_event"
+    id: int | None = Field(default=None, primary_key=True)
+    measure_id: int = Field(foreign_key="measure.id", index=True)
+    status: str = Field(max_length=20)
+    actor_email: str = Field(max_length=320)
+    at: dt.datetime = _ts()
+    note: str | None = Field(default=None, sa_type=sa.Text)
+
+
+# -- Teams -------------------------------------------------------------------------------------------------
+
+
+class ConversationRef(SQLModel, table=True):
+    """Where the bot can reach someone or some channel: Teams conversation coordinates as plain columns."""
+
+    __tablename__ = "conversation_ref"
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: str = Field(max_length=400, unique=True)
+    conversation_type: str = Field(max_length=20)
+    service_url: str = Field(max_length=400)
+    tenant_id: str | None = Field(default=None, max_length=64)
+    channel_id: str = Field(default="msteams", max_length=40)
+    team_id: str | None = Field(default=None, max_length=400, index=True)
+    teams_channel_id: str | None = Field(default=None, max_length=400)
+    bot_id: str | None = Field(default=None, max_length=200)
+    user_teams_id: str | None = Field(default=None, max_length=200, index=True)
+    user_aad_id: str | None = Field(default=None, max_length=64)
+    person_email: str | None = Field(default=None, max_length=320, index=True)
+    locale: str | None = Field(default=None, max_length=20)
+    timezone: str | None = Field(default=None, max_length=64)
+    active: bool = True
+    created_at: dt.datetime = _ts()
+    updated_at: dt.datetime = _ts()
+
+
+class OutboxMessage(SQLModel, table=True):
+    """A message to send, written before it is sent; `dedupe_key` makes planning idempotent."""
+
+    __tablename__ = "outbox"
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=300, unique=True)
+    conversation_ref_id: int | None = Field(default=None, foreign_key="conversation_ref.id", index=True)
+    recipient_email: str | None = Field(default=None, max_length=320)
+    kind: str = Field(max_length=40)
+    payload: str = Field(sa_type=sa.Text)
+    status: str = Field(default="pending", max_length=20, index=True)
+    attempts: int = 0
+    not_before: dt.datetime = _ts(index=True)
+    claimed_until: dt.datetime | None = _ts(nullable=True)
+    activity_id: str | None = Field(default=None, max_length=200)
+    last_error: str | None = Field(default=None, sa_type=sa.Text)
+    created_at: dt.datetime = _ts()
+    sent_at: dt.datetime | None = _ts(nullable=True)
+
+
+class ProcessedActivity(SQLModel, table=True):
+    """Inbound activity ids already handled, so a Teams retry of the same turn is handled once."""
+
+    __tablename__ = "processed_activity"
+    activity_key: str = Field(max_length=500, primary_key=True)
+    received_at: dt.datetime = _ts(index=True)

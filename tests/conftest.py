@@ -1,0 +1,97 @@
+"""Shared fixtures: the bundled KHM config, and databases on SQLite and the real PostgreSQL.
+
+PostgreSQL tests use a throw-away database created on HMS_TEST_POSTGRES_URL's server (default: the local
+server, database `test`, user postgres). They fail, not skip, when it is unreachable, unless
+HMS_SKIP_POSTGRES=1 is set explicitly.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+import storage.models  # noqa: F401  (registers the tables)
+
+from hms.config import DEFAULT_CONFIG_PATH, HmsConfig, load_config
+from storage import db
+
+OSLO = ZoneInfo("Europe/Oslo")
+ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ADMIN_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def oslo(*args: int) -> dt.datetime:
+    """An aware Oslo datetime, for tests."""
+    return dt.datetime(*args, tzinfo=OSLO)
+
+
+@pytest.fixture(scope="session")
+def khm() -> HmsConfig:
+    return load_config(DEFAULT_CONFIG_PATH)
+
+
+@pytest.fixture(scope="session")
+def khm_text() -> str:
+    return DEFAULT_CONFIG_PATH.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
+    if os.environ.get("HMS_SKIP_POSTGRES") == "1":
+        pytest.skip("HMS_SKIP_POSTGRES=1: PostgreSQL tests skipped on request")
+    name = f"hms_test_{uuid.uuid4().hex[:10]}"
+    admin = db.create_sync_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc}")
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    url = f"{base}/{name}"
+    db.upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _clear(url: str) -> None:
+    engine = db.create_sync_engine(url)
+    tables = [t.name for t in reversed(SQLModel.metadata.sorted_tables)]
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for t in tables:
+                conn.execute(sa.text(f"DELETE FROM {t}"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database: a SQLite file, or the session's PostgreSQL database emptied."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'hms.sqlite3'}"
+        db.upgrade(url)
+        yield url
+    else:
+        url = request.getfixturevalue("postgres_url")
+        _clear(url)
+        yield url
+
+
+@pytest.fixture
+async def session(db_url: str) -> AsyncIterator[object]:
+    engine = db.create_engine(db_url)
+    async with db.session_factory(engine)() as s:
+        yield s
+    await engine.dispose()

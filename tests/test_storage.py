@@ -1,0 +1,105 @@
+"""Storage contract: the same tests on SQLite and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hms.config import HmsConfig, parse_config
+from hms.wheel import find_occurrence
+from storage import db, models as m, repo
+from tests.conftest import oslo
+
+
+async def test_migrations_are_current(db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    try:
+        assert await db.migrations_current(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_import_creates_everything_once(session: AsyncSession, khm: HmsConfig) -> None:
+    report = await repo.import_org(session, khm, oslo(2027, 1, 4, 9))
+    assert sum(r.startswith("person ") for r in report.created) == 20
+    assert sum(r.startswith("floor ") for r in report.created) == 5
+    again = await repo.import_org(session, khm, oslo(2027, 1, 5, 9))
+    assert (again.created, again.updated, again.deactivated, again.reactivated) == ([], [], [], [])
+    assert len((await session.exec(select(m.Person))).all()) == 20
+    roles = (await session.exec(select(m.RoleAssignment).where(m.RoleAssignment.role == "floor_contact"))).all()
+    assert sorted(r.scope_key for r in roles) == ["hm-1", "hm-2", "hm-3", "hm-u", "okern-mag"]
+
+
+async def test_reimport_of_edited_file_updates_in_place_and_keeps_history(
+        session: AsyncSession, khm: HmsConfig, khm_text: str) -> None:
+    await repo.import_org(session, khm, oslo(2027, 1, 4, 9))
+    occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+    assert occ is not None
+    row = await repo.record_completion(session, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 3, 9, 12))
+    session.add(m.ChecklistAnswer(occurrence_id=row.id, submission_id="s1", template_key="fire_round",
+                                  template_version=1, item_key="escape_routes", answer="ok",
+                                  submitted_by="eirik.haugen@khm.uio.no", submitted_at=oslo(2027, 3, 3, 9, 12)))
+    await session.commit()
+
+    # Eirik leaves: Ida takes the floor, a new deputy arrives, a section is renamed.
+    edited = khm_text.replace("        contact: eirik.haugen@khm.uio.no\n        deputy: ida.lund@khm.uio.no",
+                              "        contact: ida.lund@khm.uio.no\n        deputy: nora.berg@khm.uio.no")
+    edited = edited.replace("  - {name: Eirik Haugen, email: eirik.haugen@khm.uio.no, title: Formidler, demo: true}\n",
+                            "  - {name: Nora Berg, email: nora.berg@khm.uio.no, title: Formidler, demo: true}\n")
+    edited = edited.replace("en: Public programmes section}", "en: Public programmes and learning section}")
+    assert edited.count("nora.berg") == 2
+    report = await repo.import_org(session, parse_config(edited), oslo(2027, 4, 1, 9))
+    assert "person eirik.haugen@khm.uio.no" in report.deactivated
+    assert "person nora.berg@khm.uio.no" in report.created
+    assert "section publikum" in report.updated
+    assert "role floor_contact hm-2 ida.lund@khm.uio.no" in report.created
+    assert "role floor_contact hm-2 eirik.haugen@khm.uio.no" in report.deactivated
+
+    people = {p.email: p for p in (await session.exec(select(m.Person))).all()}
+    assert len(people) == 21 and people["eirik.haugen@khm.uio.no"].active is False
+    answers = (await session.exec(select(m.ChecklistAnswer))).all()
+    assert [(a.submitted_by, a.answer) for a in answers] == [("eirik.haugen@khm.uio.no", "ok")]
+    ended = (await session.exec(select(m.RoleAssignment).where(
+        m.RoleAssignment.person_email == "eirik.haugen@khm.uio.no"))).one()
+    assert ended.active is False and ended.until == oslo(2027, 4, 1, 9)
+    section = (await session.exec(select(m.Section).where(m.Section.key == "publikum"))).one()
+    assert section.name_en == "Public programmes and learning section"
+
+    # Eirik comes back: the same row is reactivated, not duplicated.
+    back = await repo.import_org(session, khm, oslo(2027, 5, 1, 9))
+    assert "person eirik.haugen@khm.uio.no" in back.reactivated
+    assert len((await session.exec(select(m.Person))).all()) == 21
+
+
+async def test_completions_round_trip_aware(session: AsyncSession, khm: HmsConfig) -> None:
+    occ = find_occurrence(khm, "vernerunde:2027:samling")
+    assert occ is not None
+    at = oslo(2027, 6, 20, 14, 5)
+    await repo.record_completion(session, occ, "Tor.Arne.Nilsen@khm.uio.no", at, note="Rapport sendt")
+    await repo.record_completion(session, occ, "siri.holm@khm.uio.no", oslo(2027, 6, 21, 9), note="dobbel")
+    done = await repo.completions(session, dt.date(2027, 6, 1), dt.date(2027, 6, 30))
+    c = done["vernerunde:2027:samling"]
+    assert c.at == at and c.at.tzinfo is not None and c.by == "tor.arne.nilsen@khm.uio.no"
+    events = await repo.occurrence_events(session, ["vernerunde:2027:samling"])
+    assert [(e.actor_email, e.note) for e in events] == [("tor.arne.nilsen@khm.uio.no", "Rapport sendt"),
+                                                          ("siri.holm@khm.uio.no", "dobbel")]
+    assert await repo.completions(session, dt.date(2027, 7, 2), dt.date(2027, 7, 31)) == {}
+
+
+async def test_naive_datetime_refused(session: AsyncSession) -> None:
+    session.add(m.Person(email="x@example.org", name="X", updated_at=dt.datetime(2027, 1, 1)))  # noqa: DTZ001
+    with pytest.raises(sa.exc.StatementError, match="naive datetime refused"):
+        await session.commit()
+
+
+async def test_unique_keys_hold(session: AsyncSession) -> None:
+    now = oslo(2027, 1, 1, 9)
+    session.add(m.OutboxMessage(dedupe_key="k1", kind="prompt", payload="{}", not_before=now, created_at=now))
+    await session.commit()
+    session.add(m.OutboxMessage(dedupe_key="k1", kind="prompt", payload="{}", not_before=now, created_at=now))
+    with pytest.raises(sa.exc.IntegrityError):
+        await session.commit()
