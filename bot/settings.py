@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
     config_path: Path = Field(DEFAULT_CONFIG_PATH, validation_alias=_env("HMS_CONFIG"))
     port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
-    host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))  # noqa: S104 - a server in a container
+    host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from hms.periods import Period
+
 from hms import i18n, wheel
 from hms.config import HmsConfig
-from hms.periods import Period
 from storage import db, repo
 
 

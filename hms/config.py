@@ -16,7 +16,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "khm.yaml"
 
@@ -359,8 +367,8 @@ class _Marks:
 
     def find(self, path: Iterable[Any]) -> tuple[int | None, int | None]:
         parts = tuple(path)
-        if parts and (parts[:-1] + (parts[-1], "__key__")) in self._marks:
-            return self._marks[parts[:-1] + (parts[-1], "__key__")]
+        if parts and (*parts, "__key__") in self._marks:
+            return self._marks[(*parts, "__key__")]
         while parts:
             if parts in self._marks:
                 return self._marks[parts]

@@ -19,7 +19,6 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables)
-
 from hms.config import DEFAULT_CONFIG_PATH, HmsConfig, load_config
 from storage import db
 

@@ -11,7 +11,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms.config import HmsConfig, parse_config
 from hms.wheel import find_occurrence
-from storage import db, models as m, repo
+from storage import db, repo
+from storage import models as m
 from tests.conftest import oslo
 
 

@@ -2,10 +2,10 @@
 
 from alembic import context
 from sqlalchemy import pool
+from sqlmodel import SQLModel
 
 import storage.models  # noqa: F401  (registers the tables)
 from storage.db import create_sync_engine
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata
