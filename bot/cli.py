@@ -185,6 +185,114 @@ def _safe_url(url: str) -> str:
     return f"{scheme}{sep}{rest}"
 
 
+# -- the bot server and its tools ------------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from bot import logs, usecases
+    from bot.app import Runtime, create_app
+    from hms.clock import OffsetClock
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    if not args.dev:
+        if args.now:
+            raise CliError("--now is only for local mode (--dev)")
+        if not settings.app_id:
+            raise CliError("MicrosoftAppId is not set. Set MicrosoftAppId, MicrosoftAppPassword and "
+                           "MicrosoftAppTenantId from the bot's Entra app registration, or start local mode "
+                           "with `hms-bot serve --dev`.")
+        if settings.app_type == "SingleTenant" and not settings.app_tenant_id:
+            raise CliError("MicrosoftAppTenantId is required for a SingleTenant bot")
+        if settings.app_type != "UserAssignedMSI" and not settings.app_password.get_secret_value():
+            raise CliError("MicrosoftAppPassword is not set")
+    config = _config(args.config, settings)
+    try:
+        usecases.prepare_database(settings.database_url)
+    except usecases.DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
+    host = "127.0.0.1" if args.dev else settings.host
+    port = args.port or settings.port
+    if args.dev:
+        settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
+        print(f"LOCAL MODE: authentication is off; listening on http://{host}:{port}/api/messages (loopback only)",
+              file=sys.stderr)
+        if args.now:
+            print(f"LOCAL MODE: the clock starts at {args.now}", file=sys.stderr)
+    app = create_app(settings, config=config, clock=clock,
+                     runtime=Runtime(dev=args.dev, dev_bot_id=args.bot_id or "", dev_tenant_id=args.tenant_id or ""))
+    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot import usecases
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    email = (args.as_ or config.roles.hmsb_adviser).lower()
+    if config.person(email) is None:
+        raise CliError(f"{email} is not a person in {args.config or settings.config_path}")
+    questions = [line.strip() for line in sys.stdin if line.strip()] if args.text == "-" else [args.text]
+    try:
+        answers = asyncio.run(usecases.ask(settings.database_url, config, questions, email, now, args.locale))
+    except usecases.DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    for question, answer in zip(questions, answers, strict=True):
+        if args.json:
+            print(json.dumps({"text": question, **answer.understanding.to_json(), "as": email,
+                              "answer": {**answer.summary, "card": answer.activity}}, ensure_ascii=False))
+        else:
+            print(render_card_text(answer.activity))
+    return 0
+
+
+def render_card_text(activity: dict[str, Any]) -> str:
+    """A plain-text rendering of a card message, for the terminal."""
+    lines: list[str] = []
+
+    def walk(items: list[dict[str, Any]], indent: str = "") -> None:
+        for item in items:
+            kind = item.get("type")
+            if kind == "TextBlock":
+                lines.append(indent + str(item.get("text", "")).replace("**", ""))
+            elif kind == "FactSet":
+                lines.extend(f"{indent}{f['title']}: {f['value']}" for f in item.get("facts", []))
+            elif kind == "ColumnSet":
+                parts: list[str] = []
+                for column in item.get("columns", []):
+                    parts.extend(str(b.get("text", "")).replace("**", "") for b in column.get("items", [])
+                                 if b.get("type") == "TextBlock")
+                lines.append(indent + "  " + "  ".join(parts))
+            elif kind in ("Container", "Column"):
+                walk(item.get("items", []), indent)
+
+    for attachment in activity.get("attachments", []):
+        content = attachment.get("content", {})
+        walk(content.get("body", []))
+        for action in content.get("actions", []):
+            if action.get("url"):
+                lines.append(f"[{action.get('title')}] {action['url']}")
+    return "\n".join(lines)
+
+
+def cmd_manifest(args: argparse.Namespace) -> int:
+    from bot.manifest import build_package
+
+    try:
+        package = build_package(args.app_id)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out or "hms-hjulet.zip")
+    out.write_bytes(package)
+    print(f"wrote {out} ({len(package)} bytes): upload it in Teams admin center > Manage apps > Upload")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------------------------
 
 
@@ -218,6 +326,29 @@ def build_parser() -> argparse.ArgumentParser:
     chk = sub.add_parser("check-config", help="validate an organisation file and report every problem")
     chk.add_argument("file")
     chk.set_defaults(func=cmd_check_config)
+
+    serve = sub.add_parser("serve", help="run the bot (POST /api/messages, GET /healthz, GET /readyz)")
+    serve.add_argument("--dev", action="store_true", help="local mode: no authentication, loopback only")
+    serve.add_argument("--now", help="local mode: start the clock at this instant (ISO)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 3978)")
+    serve.add_argument("--bot-id", help="local mode: the emulator's bot id, for proactive messages")
+    serve.add_argument("--tenant-id", help="local mode: accept only this tenant")
+    serve.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    serve.set_defaults(func=cmd_serve)
+
+    ask = sub.add_parser("ask", help="ask the bot a question from the terminal ('-' reads one per line)")
+    ask.add_argument("text")
+    ask.add_argument("--as", dest="as_", metavar="EMAIL", help="ask as this person (default: the HMSB adviser)")
+    ask.add_argument("--now", help="answer as of this instant (ISO; local time if no offset)")
+    ask.add_argument("--locale", choices=("nb", "en"), default="nb")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    ask.set_defaults(func=cmd_ask)
+
+    man = sub.add_parser("manifest", help="build the Teams app package an admin uploads")
+    man.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (a GUID)")
+    man.add_argument("--out", help="where to write the zip (default: hms-hjulet.zip)")
+    man.set_defaults(func=cmd_manifest)
     return p
 
 

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
     host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    # Overrides for tests and sovereign clouds; production leaves them empty (Bot Framework's public cloud).
+    openid_metadata_url: str | None = Field(None, validation_alias=_env("HMS_OPENID_METADATA_URL"))
+    token_issuer: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ISSUER"))
+    token_endpoint: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ENDPOINT"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
 
     @field_validator("database_url")

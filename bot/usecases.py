@@ -107,3 +107,18 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
         "completed_at": item.completion.at.isoformat() if item.completion else None,
         "completed_by": item.completion.by if item.completion else None,
     }
+
+
+async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now: dt.datetime,
+              locale: str) -> list[Any]:
+    """Answer questions as `email` would get them in the chat (same understanding, same cards)."""
+    from bot.answers import Answerer
+
+    prepare_database(url)
+    engine = db.create_engine(url)
+    answerer = Answerer(config)
+    try:
+        async with db.session_factory(engine)() as session:
+            return [await answerer.answer(session, q, email, now, locale) for q in questions]
+    finally:
+        await engine.dispose()

@@ -192,3 +192,96 @@ async def occurrence_events(session: AsyncSession, keys: Iterable[str]) -> list[
     stmt = (select(m.OccurrenceEvent).join(m.Occurrence)
             .where(col(m.Occurrence.key).in_(list(keys))).order_by(col(m.OccurrenceEvent.at)))
     return list((await session.exec(stmt)).all())
+
+
+# -- inbound activities and conversation references -----------------------------------------------------------
+
+
+async def mark_processed(session: AsyncSession, key: str, now: dt.datetime) -> bool:
+    """Record an inbound activity id; False when it was already handled (a retry). Commits."""
+    table = m.ProcessedActivity.__table__
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt = pg_insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    await session.commit()
+    return bool(result.rowcount == 1)
+
+
+CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel_id", "team_id", "teams_channel_id",
+                       "bot_id", "user_teams_id", "user_aad_id", "person_email", "locale", "timezone")
+
+
+async def upsert_conversation(session: AsyncSession, conversation_id: str, now: dt.datetime,
+                              **fields: str | None) -> tuple[m.ConversationRef, bool]:
+    """Store or refresh a conversation's coordinates; None values never overwrite what is known.
+
+    Returns the row and whether it is fresh (new, or active again after an uninstall). Commits.
+    """
+    unknown = set(fields) - set(CONVERSATION_FIELDS)
+    if unknown:
+        raise TypeError(f"unknown conversation fields: {sorted(unknown)}")
+    row = (await session.exec(select(m.ConversationRef).where(
+        m.ConversationRef.conversation_id == conversation_id))).first()
+    fresh = row is None or not row.active
+    if row is None:
+        row = m.ConversationRef(conversation_id=conversation_id, conversation_type=fields.get("conversation_type")
+                                or "personal", service_url=fields.get("service_url") or "", created_at=now,
+                                updated_at=now)
+        session.add(row)
+    for key, value in fields.items():
+        if value is not None and getattr(row, key) != value:
+            setattr(row, key, value)
+    row.active = True
+    row.updated_at = now
+    await session.commit()
+    return row, fresh
+
+
+async def deactivate_conversation(session: AsyncSession, conversation_id: str, now: dt.datetime) -> bool:
+    """Mark a conversation unreachable (the bot was uninstalled or removed). Commits."""
+    row = (await session.exec(select(m.ConversationRef).where(
+        m.ConversationRef.conversation_id == conversation_id))).first()
+    if row is None or not row.active:
+        return False
+    row.active, row.updated_at = False, now
+    await session.commit()
+    return True
+
+
+async def personal_conversation(session: AsyncSession, email: str) -> m.ConversationRef | None:
+    """The active 1:1 chat with a person, if the bot has one."""
+    stmt = (select(m.ConversationRef).where(m.ConversationRef.person_email == email.lower(),
+                                            m.ConversationRef.conversation_type == "personal",
+                                            m.ConversationRef.active == True)  # noqa: E712
+            .order_by(col(m.ConversationRef.updated_at).desc()))
+    return (await session.exec(stmt)).first()
+
+
+async def channel_conversation(session: AsyncSession, teams_channel_id: str) -> m.ConversationRef | None:
+    stmt = select(m.ConversationRef).where(m.ConversationRef.teams_channel_id == teams_channel_id,
+                                           m.ConversationRef.conversation_type == "channel")
+    return (await session.exec(stmt)).first()
+
+
+async def person_by_teams_id(session: AsyncSession, teams_user_id: str) -> m.Person | None:
+    return (await session.exec(select(m.Person).where(m.Person.teams_user_id == teams_user_id))).first()
+
+
+async def remember_teams_user(session: AsyncSession, email: str, teams_user_id: str, aad_object_id: str | None,
+                              now: dt.datetime) -> None:
+    """Link a person to their Teams user id (and Entra object id when the file has none). Commits."""
+    person = await person_by_email(session, email)
+    if person is None:
+        return
+    person.teams_user_id = teams_user_id
+    if aad_object_id and not person.entra_object_id:
+        person.entra_object_id = aad_object_id
+    person.updated_at = now
+    await session.commit()

@@ -1,0 +1,149 @@
+"""The composition root: `create_app(settings)` builds everything the server needs, once, from validated settings.
+
+HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
+migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
+malformed JSON or an activity without the fields every activity has, 401 for a bad token; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
+from bot.settings import Settings
+from bot.turns import HmsBot
+from hms.clock import Clock, SystemClock
+from hms.config import HmsConfig, load_config
+from storage import db
+
+log = logging.getLogger("hms.http")
+
+SETTINGS = web.AppKey("settings", Settings)
+BOT = web.AppKey("bot", HmsBot)
+GATEWAY = web.AppKey("gateway", TeamsGateway)
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Options the command line adds to the settings."""
+
+    dev: bool = False
+    dev_bot_id: str = ""
+    dev_tenant_id: str = ""
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+async def messages(request: web.Request) -> web.StreamResponse:
+    """Bot Framework's endpoint: one activity per request."""
+    started = time.perf_counter()
+    bot = request.app[BOT]
+    gateway = request.app[GATEWAY]
+    if request.content_type != "application/json":
+        return _error(415, "unsupported_media_type", "send the activity as application/json")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        log.warning("activity refused: body over %d bytes", request.app[SETTINGS].max_body_bytes)
+        return _error(413, "too_large", "the activity is larger than this bot accepts")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        log.warning("activity refused: malformed JSON (%d bytes)", len(raw))
+        return _error(400, "malformed_json", "the body is not valid JSON")
+    problem = _shape_problem(body)
+    if problem:
+        log.warning("activity refused: %s", problem)
+        return _error(400, "malformed_activity", problem)
+    try:
+        authenticated = await gateway.authenticate(request.headers.get("Authorization"), body)
+    except Unauthorized as exc:
+        log.warning("activity refused: unauthorized (%s)", str(exc)[:200])
+        return _error(401, "unauthorized", "missing or invalid token")
+    outcome = "ok"
+    try:
+        status, payload = await gateway.run(authenticated, body, bot.on_turn)
+    except Exception:
+        outcome = "error"
+        log.exception("turn failed (activity type %s)", body.get("type"))
+        return _error(500, "internal", "the bot could not handle this activity")
+    finally:
+        log.info("turn", extra={"turn": {
+            "type": body.get("type"), "name": body.get("name"), "outcome": outcome,
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "conversation_type": (body.get("conversation") or {}).get("conversationType"),
+        }})
+    if payload is None:
+        return web.Response(status=status)
+    return web.json_response(payload, status=status)
+
+
+def _shape_problem(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return "the activity must be a JSON object"
+    for field in ("type", "serviceUrl"):
+        if not isinstance(body.get(field), str) or not body[field]:
+            return f"the activity has no {field}"
+    conversation = body.get("conversation")
+    if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str):
+        return "the activity has no conversation id"
+    if body.get("from") is not None and not isinstance(body["from"], dict):
+        return "'from' must be an object"
+    return None
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "alive"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        current = await db.migrations_current(request.app[BOT].engine)
+    except Exception as exc:  # noqa: BLE001 - any database failure means not ready
+        log.warning("not ready: database unreachable (%s)", type(exc).__name__)
+        return web.json_response({"status": "database unreachable"}, status=503)
+    if not current:
+        return web.json_response({"status": "migrations pending: run hms-bot db upgrade"}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Clock | None = None,
+               runtime: Runtime = Runtime()) -> web.Application:
+    """Build the web application and everything behind it; resources open and close with the app."""
+    config = config or load_config(settings.config_path)
+    clock = clock or SystemClock()
+    gateway = TeamsGateway(GatewayConfig(
+        app_id=settings.app_id, app_password=settings.app_password.get_secret_value(),
+        app_type=settings.app_type, tenant_id=settings.app_tenant_id, dev_bot_id=runtime.dev_bot_id,
+        openid_metadata_url=settings.openid_metadata_url, token_issuer=settings.token_issuer,
+        token_endpoint=settings.token_endpoint,
+    ))
+    engine = db.create_engine(settings.database_url)
+    bot = HmsBot(config=config, engine=engine, clock=clock,
+                 tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
+                 proactive=gateway)
+
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[BOT] = bot
+    app[GATEWAY] = gateway
+    app.router.add_post("/api/messages", messages)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+
+    async def lifecycle(_app: web.Application) -> Any:
+        await bot.start()
+        yield
+        await gateway.close()
+        await engine.dispose()
+
+    app.cleanup_ctx.append(lifecycle)
+    return app

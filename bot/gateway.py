@@ -1,0 +1,451 @@
+"""The Bot Framework gateway: the only module that imports botbuilder / botframework.
+
+Everything else speaks plain dicts (the activity JSON as Teams sends it) through the `Turn` port and the
+`TeamsGateway` methods, so moving to the Microsoft 365 Agents SDK later replaces this one file.
+
+It also holds our fixes for the final, archived botbuilder-python release (4.17.1):
+- `CloudAdapter.process()` answers HTTP 500 to every invoke that returns a body (it serializes an already
+  serialized dict: "'dict' object has no attribute 'is_xml_model'"). We authenticate and run the turn through
+  `CloudAdapter.process_activity()` ourselves and serialize the invoke response correctly.
+- `TeamsInfo.send_message_to_teams_channel` and `create_conversation` need a non-empty bot app id even when
+  auth is off: in local mode we pass the emulator's bot id.
+- Per turn, the stock path builds a new connector client, credentials, token client and HTTP session. Here
+  connector clients are pooled per (service URL, audience), their HTTP sessions kept alive, and tokens
+  cached until shortly before they expire.
+- Token validation errors that are not PermissionError (expired signature, bad endorsement) escape as 500
+  in the stock path; here every authentication failure is a 401.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from botbuilder.core import CloudAdapterBase, InvokeResponse, TurnContext
+from botbuilder.core.teams import TeamsInfo
+from botbuilder.integration.aiohttp import CloudAdapter
+from botbuilder.schema import (
+    Activity,
+    ActivityTypes,
+    ChannelAccount,
+    ConversationAccount,
+    ConversationParameters,
+    ConversationReference,
+)
+from botbuilder.schema.teams import ChannelInfo, TeamsChannelData, TenantInfo
+from botframework.connector import Channels
+from botframework.connector.aio import ConnectorClient
+from botframework.connector.auth import (
+    AuthenticateRequestResult,
+    AuthenticationConstants,
+    BotFrameworkAuthentication,
+    BotFrameworkAuthenticationFactory,
+    ClaimsIdentity,
+    ConnectorFactory,
+    MicrosoftAppCredentials,
+    PasswordServiceClientCredentialFactory,
+    ServiceClientCredentialsFactory,
+)
+from msrest.authentication import Authentication
+
+log = logging.getLogger("hms.gateway")
+
+BOT_FRAMEWORK_SCOPE = "https://api.botframework.com"
+
+
+class Unauthorized(Exception):
+    """The request's token is missing, forged, expired or for another bot."""
+
+
+class DeliveryError(Exception):
+    """The connector refused an outbound call; `status` is its HTTP status (0 when unreachable)."""
+
+    def __init__(self, status: int, message: str, retry_after: float | None = None):
+        super().__init__(f"{status}: {message}")
+        self.status = status
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    """What the gateway needs; built by the composition root from validated settings."""
+
+    app_id: str = ""
+    app_password: str = ""
+    app_type: str = "SingleTenant"
+    tenant_id: str = ""
+    dev_bot_id: str = ""
+    openid_metadata_url: str | None = None
+    token_issuer: str | None = None
+    token_endpoint: str | None = None
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.app_id)
+
+    @property
+    def bot_id(self) -> str:
+        """The bot id to use for proactive calls: the app id, or in local mode the emulator's bot id."""
+        return self.app_id or self.dev_bot_id or "hms-bot-local"
+
+
+# -- tokens ------------------------------------------------------------------------------------------------
+
+
+class CachedClientCredentials(Authentication):  # type: ignore[misc]
+    """Client-credentials tokens for outbound calls, fetched once and reused until 5 minutes before expiry."""
+
+    def __init__(self, app_id: str, password: str, token_endpoint: str, scope: str):
+        self.app_id = app_id
+        self._password = password
+        self.token_endpoint = token_endpoint
+        self.scope = scope
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self.fetches = 0
+        # botbuilder reads these attributes on credentials objects
+        self.microsoft_app_id = app_id
+        self.oauth_scope = scope
+
+    def get_access_token(self, force_refresh: bool = False) -> str:
+        with self._lock:
+            if force_refresh or not self._token or time.monotonic() > self._expires:
+                scope = self.scope if self.scope.endswith("/.default") else f"{self.scope}/.default"
+                response = requests.post(self.token_endpoint, timeout=10, data={
+                    "grant_type": "client_credentials", "client_id": self.app_id,
+                    "client_secret": self._password, "scope": scope,
+                })
+                if response.status_code != 200:
+                    raise DeliveryError(response.status_code, "token endpoint refused the app credentials")
+                body = response.json()
+                self._token = str(body["access_token"])
+                self._expires = time.monotonic() + max(60, int(body.get("expires_in", 3600)) - 300)
+                self.fetches += 1
+            return self._token
+
+    def signed_session(self, session: requests.Session | None = None) -> requests.Session:
+        session = session or requests.Session()
+        session.headers["Authorization"] = f"Bearer {self.get_access_token()}"
+        return session
+
+
+class _CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
+    """One credentials object per audience, shared by every connector client."""
+
+    def __init__(self, cfg: GatewayConfig):
+        self._cfg = cfg
+        self._inner = PasswordServiceClientCredentialFactory(cfg.app_id or None, cfg.app_password or None,
+                                                             cfg.tenant_id or None)
+        self._cache: dict[str, Authentication] = {}
+
+    async def is_valid_app_id(self, app_id: str) -> bool:
+        return bool(self._cfg.app_id) and app_id == self._cfg.app_id
+
+    async def is_authentication_disabled(self) -> bool:
+        return not self._cfg.app_id
+
+    async def create_credentials(self, app_id: str, oauth_scope: str, login_endpoint: str,
+                                 validate_authority: bool) -> Authentication:
+        if not self._cfg.app_id:
+            return MicrosoftAppCredentials.empty()
+        if app_id != self._cfg.app_id:
+            raise Unauthorized("credentials asked for another app id")
+        scope = oauth_scope or BOT_FRAMEWORK_SCOPE
+        creds = self._cache.get(scope)
+        if creds is None:
+            creds = CachedClientCredentials(self._cfg.app_id, self._cfg.app_password,
+                                            token_endpoint(self._cfg), scope)
+            self._cache[scope] = creds
+        return creds
+
+
+def token_endpoint(cfg: GatewayConfig) -> str:
+    """Where app tokens come from: the configured endpoint, the app's tenant, or botframework.com."""
+    if cfg.token_endpoint:
+        return cfg.token_endpoint
+    tenant = cfg.tenant_id if cfg.app_type == "SingleTenant" and cfg.tenant_id else "botframework.com"
+    return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+
+
+# -- pooled connectors ---------------------------------------------------------------------------------------
+
+
+class _PooledConnectorFactory(ConnectorFactory):  # type: ignore[misc]
+    """Connector clients reused per (service URL, audience), each with one kept-alive HTTP session."""
+
+    def __init__(self, credentials: ServiceClientCredentialsFactory, app_id: str):
+        self._credentials = credentials
+        self._app_id = app_id
+        self._clients: dict[tuple[str, str], ConnectorClient] = {}
+        self._lock = asyncio.Lock()
+
+    async def create(self, service_url: str, audience: str | None = None) -> ConnectorClient:
+        key = (service_url, audience or BOT_FRAMEWORK_SCOPE)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        async with self._lock:
+            client = self._clients.get(key)
+            if client is None:
+                creds = await self._credentials.create_credentials(self._app_id, key[1], "", False)
+                client = ConnectorClient(creds, base_url=service_url)
+                await client.__aenter__()  # opens the HTTP session once; it stays open for reuse
+                self._clients[key] = client
+        return client
+
+    async def close(self) -> None:
+        for client in self._clients.values():
+            await client.__aexit__(None, None, None)
+        self._clients.clear()
+
+
+class _PooledAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
+    """Bot Framework's own token validation, with our pooled connectors and a cached user-token client."""
+
+    def __init__(self, inner: BotFrameworkAuthentication, connectors: _PooledConnectorFactory):
+        self._inner = inner
+        self._connectors = connectors
+        self._user_token_clients: dict[str, Any] = {}
+
+    async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        result = await self._inner.authenticate_request(activity, auth_header)
+        result.connector_factory = self._connectors
+        return result
+
+    async def authenticate_streaming_request(self, auth_header: str, channel_id_header: str) -> Any:
+        return await self._inner.authenticate_streaming_request(auth_header, channel_id_header)
+
+    def create_connector_factory(self, claims_identity: ClaimsIdentity) -> ConnectorFactory:
+        return self._connectors
+
+    async def create_user_token_client(self, claims_identity: ClaimsIdentity) -> Any:
+        key = str(claims_identity.claims.get(AuthenticationConstants.AUDIENCE_CLAIM, ""))
+        if key not in self._user_token_clients:
+            self._user_token_clients[key] = await self._inner.create_user_token_client(claims_identity)
+        return self._user_token_clients[key]
+
+    def create_bot_framework_client(self) -> Any:
+        return self._inner.create_bot_framework_client()
+
+    def get_originating_audience(self) -> str:
+        return str(self._inner.get_originating_audience())
+
+    async def authenticate_channel_request(self, auth_header: str) -> ClaimsIdentity:
+        return await self._inner.authenticate_channel_request(auth_header)
+
+
+# -- the turn port -------------------------------------------------------------------------------------------
+
+
+class Turn:
+    """One inbound activity being handled: its JSON, and what the bot can do in reply."""
+
+    def __init__(self, context: TurnContext, activity: dict[str, Any], gateway: TeamsGateway):
+        self._context = context
+        self.activity = activity
+        self._gateway = gateway
+        self.invoke_response: tuple[int, Any] | None = None
+
+    async def send(self, activity: dict[str, Any]) -> str | None:
+        """Send an activity (message, typing, ...) to this conversation; returns its id."""
+        response = await self._context.send_activity(Activity().deserialize(activity))
+        return response.id if response else None
+
+    async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
+        """Replace an earlier bot message (e.g. a card) in this conversation."""
+        act = Activity().deserialize(activity)
+        act.id = activity_id
+        await self._context.update_activity(act)
+
+    def respond(self, status: int, body: Any = None) -> None:
+        """The synchronous answer to an invoke (Action.Execute gets its card back here)."""
+        self.invoke_response = (status, body)
+        self._context.turn_state[CloudAdapterBase._INVOKE_RESPONSE_KEY] = Activity(
+            type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body))
+
+    async def member(self, user_id: str) -> dict[str, Any] | None:
+        """The Teams profile of a user in this conversation (name, email/UPN, Entra object id), if found."""
+        try:
+            m = await TeamsInfo.get_member(self._context, user_id)
+        except Exception as exc:  # noqa: BLE001 - the profile is optional; the caller decides what to do
+            log.info("member lookup failed: %s", type(exc).__name__)
+            return None
+        return {"id": m.id, "name": m.name, "aadObjectId": m.aad_object_id, "email": m.email,
+                "userPrincipalName": m.user_principal_name, "tenantId": getattr(m, "tenant_id", None)}
+
+    async def team_channels(self) -> list[dict[str, str]]:
+        """The channels of the team this activity came from (id and name; the General channel has none)."""
+        channels = await TeamsInfo.get_team_channels(self._context)
+        return [{"id": c.id, "name": c.name or "General"} for c in channels]
+
+    async def team_members(self) -> list[dict[str, Any]]:
+        members = await TeamsInfo.get_team_members(self._context)
+        return [{"id": m.id, "name": m.name, "aadObjectId": m.aad_object_id, "email": m.email,
+                 "userPrincipalName": m.user_principal_name} for m in members]
+
+
+TurnHandler = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Coordinates:
+    """Where to reach a conversation: the plain columns stored for it."""
+
+    conversation_id: str
+    service_url: str
+    tenant_id: str | None = None
+    conversation_type: str | None = None
+    channel_id: str = "msteams"
+    bot_id: str | None = None
+
+
+class TeamsGateway:
+    """Bot Framework in and out: authenticate and run inbound turns, send proactive messages."""
+
+    def __init__(self, cfg: GatewayConfig):
+        self.cfg = cfg
+        self._credentials = _CredentialFactory(cfg)
+        self._connectors = _PooledConnectorFactory(self._credentials, cfg.app_id)
+        if cfg.openid_metadata_url or cfg.token_issuer or cfg.token_endpoint:
+            inner = BotFrameworkAuthenticationFactory.create(
+                to_channel_from_bot_login_url=token_endpoint(cfg),
+                to_channel_from_bot_oauth_scope=BOT_FRAMEWORK_SCOPE,
+                to_bot_from_channel_token_issuer=(
+                    cfg.token_issuer or AuthenticationConstants.TO_BOT_FROM_CHANNEL_TOKEN_ISSUER),
+                oauth_url=AuthenticationConstants.OAUTH_URL,
+                to_bot_from_channel_open_id_metadata_url=(
+                    cfg.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_CHANNEL_OPEN_ID_METADATA_URL),
+                to_bot_from_emulator_open_id_metadata_url=(
+                    cfg.openid_metadata_url or AuthenticationConstants.TO_BOT_FROM_EMULATOR_OPEN_ID_METADATA_URL),
+                credential_factory=self._credentials,
+            )
+        else:
+            inner = BotFrameworkAuthenticationFactory.create(credential_factory=self._credentials)
+        self.adapter = CloudAdapter(_PooledAuthentication(inner, self._connectors))
+        self.adapter.on_turn_error = self._on_turn_error
+
+    async def close(self) -> None:
+        await self._connectors.close()
+
+    @staticmethod
+    async def _on_turn_error(context: TurnContext, error: Exception) -> None:
+        raise error
+
+    async def authenticate(self, auth_header: str | None, body: dict[str, Any]) -> Any:
+        """Validate the request's token for this activity; raises Unauthorized."""
+        activity = Activity().deserialize(body)
+        auth = self.adapter.bot_framework_authentication
+        header = auth_header if self.cfg.auth_enabled else None
+        try:
+            return await auth.authenticate_request(activity, header)
+        except Exception as exc:  # noqa: BLE001 - every validation failure, whatever its type, is a 401
+            raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
+
+    async def run(self, authenticated: Any, body: dict[str, Any], handler: TurnHandler) -> tuple[int, Any]:
+        """Run one authenticated turn through the adapter; returns the HTTP status and JSON body to answer."""
+        activity = Activity().deserialize(body)
+        turn_box: list[Turn] = []
+
+        async def logic(context: TurnContext) -> None:
+            turn = Turn(context, body, self)
+            turn_box.append(turn)
+            await handler(turn)
+
+        invoke = await self.adapter.process_activity(authenticated, activity, logic)
+        if invoke is None:
+            return 200, None
+        payload = invoke.body
+        if hasattr(payload, "serialize"):  # a msrest model; our handlers give plain dicts
+            payload = payload.serialize()
+        return int(invoke.status or 200), payload
+
+    # -- proactive ----------------------------------------------------------------------------------------
+
+    def _reference(self, coords: Coordinates) -> ConversationReference:
+        return ConversationReference(
+            channel_id=coords.channel_id or Channels.ms_teams,
+            service_url=coords.service_url,
+            conversation=ConversationAccount(id=coords.conversation_id, tenant_id=coords.tenant_id,
+                                             conversation_type=coords.conversation_type),
+            bot=ChannelAccount(id=coords.bot_id or self.cfg.bot_id),
+        )
+
+    async def send_to(self, coords: Coordinates, activity: dict[str, Any]) -> str | None:
+        """Send an activity to a stored conversation; raises DeliveryError with the connector's status."""
+        sent: list[str | None] = []
+
+        async def callback(context: TurnContext) -> None:
+            response = await context.send_activity(Activity().deserialize(activity))
+            sent.append(response.id if response else None)
+
+        try:
+            await self.adapter.continue_conversation(self._reference(coords), callback, self.cfg.bot_id)
+        except Exception as exc:  # noqa: BLE001 - translated into our error with the HTTP status
+            raise _delivery_error(exc) from None
+        return sent[0] if sent else None
+
+    async def create_personal_conversation(self, service_url: str, tenant_id: str | None, user_id: str,
+                                           activity: dict[str, Any] | None = None) -> str:
+        """Open (or find) the 1:1 chat with a user who never wrote to the bot; returns its conversation id."""
+        params = ConversationParameters(
+            is_group=False,
+            bot=ChannelAccount(id=self.cfg.bot_id),
+            members=[ChannelAccount(id=user_id)],
+            tenant_id=tenant_id,
+            channel_data=TeamsChannelData(tenant=TenantInfo(id=tenant_id)) if tenant_id else None,
+            activity=Activity().deserialize(activity) if activity else None,
+        )
+        created: list[str] = []
+
+        async def callback(context: TurnContext) -> None:
+            created.append(context.activity.conversation.id)
+
+        try:
+            await self.adapter.create_conversation(self.cfg.bot_id, callback, params, Channels.ms_teams,
+                                                   service_url, None)
+        except Exception as exc:  # noqa: BLE001
+            raise _delivery_error(exc) from None
+        return created[0]
+
+    async def send_to_channel(self, service_url: str, tenant_id: str | None, teams_channel_id: str,
+                              activity: dict[str, Any]) -> tuple[str, str | None]:
+        """Start a new thread in a team channel; returns (thread conversation id, activity id)."""
+        params = ConversationParameters(
+            is_group=True,
+            bot=ChannelAccount(id=self.cfg.bot_id),
+            tenant_id=tenant_id,
+            channel_data=TeamsChannelData(channel=ChannelInfo(id=teams_channel_id),
+                                          tenant=TenantInfo(id=tenant_id) if tenant_id else None),
+            activity=Activity().deserialize(activity),
+        )
+        out: list[tuple[str, str | None]] = []
+
+        async def callback(context: TurnContext) -> None:
+            out.append((context.activity.conversation.id, context.activity.id))
+
+        try:
+            await self.adapter.create_conversation(self.cfg.bot_id, callback, params, Channels.ms_teams,
+                                                   service_url, None)
+        except Exception as exc:  # noqa: BLE001
+            raise _delivery_error(exc) from None
+        return out[0]
+
+
+def _delivery_error(exc: Exception) -> DeliveryError:
+    response = getattr(exc, "response", None)
+    status = int(getattr(response, "status_code", 0) or 0)
+    retry_after = None
+    if response is not None:
+        header = getattr(response, "headers", {}).get("Retry-After")
+        try:
+            retry_after = float(header) if header else None
+        except ValueError:
+            retry_after = None
+    return DeliveryError(status, type(exc).__name__, retry_after)

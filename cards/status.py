@@ -1,0 +1,42 @@
+"""Where the year stands: counts by status, fire rounds done, open measures; per section when asked."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cards.common import card, facts, heading, message, text
+from hms.i18n import t
+
+
+@dataclass(frozen=True)
+class StatusLine:
+    label: str
+    done: int
+    open: int
+    overdue: int
+    upcoming: int
+
+
+@dataclass(frozen=True)
+class StatusView:
+    title: str
+    total: StatusLine
+    lines: tuple[StatusLine, ...]
+    fire_done: int
+    fire_total: int
+    open_measures: int
+
+
+def _counts(line: StatusLine, locale: str) -> str:
+    return t(locale, "status.counts", done=line.done, open=line.open, overdue=line.overdue, upcoming=line.upcoming)
+
+
+def status_card(view: StatusView, locale: str) -> dict[str, Any]:
+    body = [heading(view.title), text(_counts(view.total, locale), size="Medium",
+                                      color="Attention" if view.total.overdue else "Good"),
+            text(t(locale, "status.fire_rounds", done=view.fire_done, total=view.fire_total)),
+            text(t(locale, "status.measures", count=view.open_measures))]
+    if view.lines:
+        body.append(facts([(line.label, _counts(line, locale)) for line in view.lines]))
+    return message(card(body), view.title)
