@@ -131,7 +131,7 @@ def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods
             when = i18n.t(locale, "due.window", start=i18n.format_date(occ.window_start, locale, year=False),
                           end=when)
         status = i18n.t(locale, f"status.{item.status}")
-        lines.append(f"  {when:<18} {task.title.get(locale)} · {scope_name(config, occ, locale)}"
+        lines.append(f"  {when:<26} {task.title.get(locale)} · {scope_name(config, occ, locale)}"
                      f" · {who}  [{status}]")
     return "\n".join(lines)
 

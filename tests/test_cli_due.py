@@ -1,0 +1,127 @@
+"""`hms-bot due`: the done-when listing for 2027, filters, statuses from the database, and bad arguments."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from hms.config import HmsConfig
+from hms.wheel import find_occurrence
+from storage import db, repo
+from tests.conftest import oslo
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("HMS_CONFIG", raising=False)
+    return url
+
+
+def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> list[dict]:
+    assert main(["due", *args, "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_due_2027_json(sqlite_env: str, capsys: pytest.CaptureFixture[str], khm: HmsConfig) -> None:
+    rows = run_json(capsys, "--from", "2027-01-01", "--to", "2027-12-31", "--now", "2026-11-26T10:00")
+    by_task = Counter(r["task"] for r in rows)
+    assert by_task["fire_round"] == 5 * 4
+    fire_dues = sorted({r["due"] for r in rows if r["task"] == "fire_round"})
+    assert fire_dues == ["2027-03-31", "2027-06-30", "2027-09-30", "2027-12-31"]
+    assert {(r["section"], r["due"]) for r in rows if r["task"] == "vernerunde"} == {
+        (s.key, "2027-07-01") for s in khm.sections}
+    assert {r["due"] for r in rows if r["task"] == "action_plan_input"} == {"2027-09-15"}
+    assert by_task["action_plan_input"] == 4 and by_task["annual_report"] == 4
+    assert [r["due"] for r in rows if r["task"] == "action_plan"] == ["2027-10-01"]
+    assert {r["due"] for r in rows if r["task"] == "annual_report"} == {"2027-12-01"}
+    assert [(r["window_start"], r["window_end"]) for r in rows if r["task"] == "management_review"] == [
+        ("2027-10-01", "2027-11-30")]
+    assert [(r["window_start"], r["window_end"]) for r in rows if r["task"] == "focus_areas"] == [
+        ("2026-12-01", "2027-01-31"), ("2027-12-01", "2028-01-31")]
+    assert by_task["ros"] == 1 and "ark_survey" not in by_task
+    required = {"task", "title", "section", "floor", "assignee", "due", "window_start", "window_end", "status"}
+    assert all(required <= set(r) for r in rows)
+    hm2 = next(r for r in rows if r["occurrence"] == "fire_round:2027-Q1:hm-2")
+    assert (hm2["title"], hm2["floor"], hm2["section"], hm2["assignee"], hm2["status"]) == (
+        "Brannvernrunde", "hm-2", "publikum", "eirik.haugen@khm.uio.no", "upcoming")
+    assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
+
+
+def test_filters(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--month", "2027-03", "--section", "samling", "--now", "2027-03-10T09:00")
+    assert rows and all(r["section"] == "samling" for r in rows)
+    assert {r["floor"] for r in rows if r["task"] == "fire_round"} == {"hm-u", "okern-mag"}
+    assert {r["status"] for r in rows if r["task"] == "fire_round"} == {"open"}
+    mine = run_json(capsys, "--month", "2027-03", "--person", "Fatima.Ali@khm.uio.no", "--now", "2027-03-10")
+    assert [r["occurrence"] for r in mine] == ["fire_round:2027-Q1:hm-1"]
+
+
+def test_status_comes_from_the_database(sqlite_env: str, capsys: pytest.CaptureFixture[str],
+                                        khm: HmsConfig) -> None:
+    db.upgrade(sqlite_env)
+
+    async def complete() -> None:
+        engine = db.create_engine(sqlite_env)
+        async with db.session_factory(engine)() as s:
+            occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+            assert occ is not None
+            await repo.record_completion(s, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 3, 9, 12))
+        await engine.dispose()
+
+    asyncio.run(complete())
+    rows = run_json(capsys, "--from", "2027-03-01", "--to", "2027-03-31", "--now", "2027-04-02T09:00")
+    status = {r["occurrence"]: r["status"] for r in rows if r["task"] == "fire_round"}
+    assert status["fire_round:2027-Q1:hm-2"] == "done"
+    assert status["fire_round:2027-Q1:hm-1"] == "overdue"
+    done = next(r for r in rows if r["occurrence"] == "fire_round:2027-Q1:hm-2")
+    assert done["completed_by"] == "eirik.haugen@khm.uio.no"
+
+
+def test_text_output_grouped_by_month(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["due", "--from", "2027-06-01", "--to", "2027-07-31", "--now", "2027-06-10T09:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Frister 1. juni – 31. juli 2027")
+    assert "Juni 2027" in out and "Juli 2027" in out
+    assert out.index("Juni 2027") < out.index("\n  30. juni") < out.index("Juli 2027") < out.index("\n  1. juli")
+    assert "Vernerunde · Seksjon for samlingsforvaltning · Tor Arne Nilsen  [åpen]" in out
+    assert main(["due", "--month", "2027-10", "--locale", "en", "--now", "2027-10-02T09:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Deadlines October 2027") and "1 October – 30 November" in out
+
+
+def test_default_is_this_month(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    rows = run_json(capsys, "--now", "2026-11-26T10:00")
+    assert {r["task"] for r in rows} >= {"annual_report", "management_review", "fire_round"}
+    assert all(r["window_start"] <= "2026-11-30" and r["window_end"] >= "2026-11-01" for r in rows)
+
+
+@pytest.mark.parametrize("args", [
+    ["--month", "2027-13"],
+    ["--month", "2027-01", "--from", "2027-01-01", "--to", "2027-01-31"],
+    ["--from", "2027-01-01"],
+    ["--from", "2027-02-01", "--to", "2027-01-01"],
+    ["--section", "nope"],
+    ["--now", "yesterday"],
+])
+def test_bad_arguments_exit_2(sqlite_env: str, args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        code = main(["due", *args])
+        raise SystemExit(code)
+    assert exc.value.code == 2
+    assert "Traceback" not in capsys.readouterr().err
+
+
+def test_broken_config_refused(sqlite_env: str, tmp_path: Path, khm_text: str,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(khm_text.replace("timezone: Europe/Oslo", "timezone: Europe/Osloo"), encoding="utf-8")
+    assert main(["due", "--config", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "unknown time zone" in err
