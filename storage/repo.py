@@ -204,14 +204,16 @@ async def mark_processed(session: AsyncSession, key: str, now: dt.datetime) -> b
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        stmt = pg_insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
+        insert = pg_insert
     else:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        stmt = sqlite_insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
-    result = await session.exec(stmt)  # type: ignore[call-overload]
+        insert = sqlite_insert  # type: ignore[assignment]
+    stmt = (insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
+            .returning(table.c.activity_key))
+    inserted = (await session.exec(stmt)).first()  # type: ignore[call-overload]
     await session.commit()
-    return bool(result.rowcount == 1)
+    return inserted is not None
 
 
 CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel_id", "team_id", "teams_channel_id",

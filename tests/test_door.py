@@ -1,0 +1,428 @@
+"""The door: POST /api/messages against a local Bot Framework peer (tests/fakes/bf_peer.py).
+
+Covers token validation (every failure a 401, nothing stored, nothing sent), the tenant gate, request-shape
+errors, de-duplication, the invoke-body fix (and the upstream defect it works around), token caching and
+connection reuse, and proactive calls in local mode. Every server binds 127.0.0.1; the bot's OpenID metadata,
+token endpoint and serviceUrl all point at the peer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives import serialization
+
+from bot.app import GATEWAY, Runtime, create_app
+from bot.gateway import Coordinates
+from bot.settings import Settings
+from hms.clock import FixedClock
+from hms.config import HmsConfig
+from hms.i18n import t
+from storage import db
+from tests.conftest import oslo
+from tests.fakes.bf_peer import BfPeer, hs256_token, rsa_key
+
+APP_ID = "7f3c1a52-1d2e-4b6f-9a1c-2f5e8d9b0a11"
+TENANT = "5b0c9a31-8e7d-4c2b-b1a0-9d8e7f6a5b4c"
+OTHER_TENANT = "d1e2f3a4-b5c6-4d7e-8f90-a1b2c3d4e5f6"
+FATIMA_AAD = "0a1b2c3d-000d-4000-8000-00000000000d"
+ISSUER = "https://api.botframework.com"
+
+
+# -- fixtures ----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("door-db") / "template.sqlite3"
+    db.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_path(migrated_template: Path, tmp_path: Path) -> Path:
+    """A migrated, empty SQLite file for one test."""
+    path = tmp_path / "hms.sqlite3"
+    shutil.copyfile(migrated_template, path)
+    return path
+
+
+@pytest.fixture
+def peer() -> Iterator[BfPeer]:
+    from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor
+
+    with BfPeer() as p:
+        yield p
+    # botbuilder caches OpenID keys per metadata URL for a day, class-wide: forget this peer's
+    JwtTokenExtractor.metadataCache.pop(p.metadata_url, None)
+
+
+def auth_settings(peer: BfPeer, db_path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "app_id": APP_ID, "app_password": "secret", "app_type": "SingleTenant", "app_tenant_id": TENANT,
+        "database_url": f"sqlite:///{db_path}", "openid_metadata_url": peer.metadata_url,
+        "token_issuer": ISSUER, "token_endpoint": peer.token_url, "max_body_bytes": 256 * 1024,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def door(settings: Settings, khm: HmsConfig) -> AsyncIterator[TestClient]:
+    app = create_app(settings, config=khm, clock=FixedClock(oslo(2026, 11, 26, 10)))
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        yield client
+
+
+def activity(peer: BfPeer, *, id: str = "act-1", type: str = "message", text: str | None = "hjelp",
+             tenant: str = TENANT, conversation_id: str = "a:fatima-personal", **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": type, "id": id, "timestamp": "2026-11-26T09:00:00.000Z", "channelId": "msteams",
+        "serviceUrl": peer.service_url, "locale": "nb-NO",
+        "from": {"id": "29:fatima", "name": "Fatima Ali", "aadObjectId": FATIMA_AAD},
+        "recipient": {"id": f"28:{APP_ID}", "name": "HMS-hjulet"},
+        "conversation": {"id": conversation_id, "conversationType": "personal", "tenantId": tenant},
+        "channelData": {"tenant": {"id": tenant}},
+    }
+    if text is not None:
+        body["text"] = text
+    body.update(extra)
+    return body
+
+
+async def post(client: TestClient, body: Any, token: str | None = None, **kwargs: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return await client.post("/api/messages", json=body, headers=headers, **kwargs)
+
+
+def rows(db_path: Path, table: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db_path) as conn:
+        return list(conn.execute(f"SELECT * FROM {table}"))  # fixed table names only
+
+
+def assert_nothing_stored(db_path: Path) -> None:
+    assert rows(db_path, "conversation_ref") == []
+    assert rows(db_path, "processed_activity") == []
+
+
+# -- 1. the happy path ---------------------------------------------------------------------------------------
+
+
+async def test_valid_token_reply_reaches_connector_with_local_token(peer: BfPeer, db_path: Path,
+                                                                     khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await post(client, activity(peer), peer.mint(APP_ID))
+        assert response.status == 200, await response.text()
+
+    sent = peer.sent_activities()
+    assert sent, "the bot sent no reply"
+    for call in sent:
+        assert call.conversation_id == "a:fatima-personal"
+        assert call.activity_id == "act-1"  # a reply to the inbound activity
+        assert call.authorization == "Bearer peer-token-1"
+        assert call.body["type"] == "message"
+        assert call.body["conversation"]["id"] == "a:fatima-personal"
+    # the token came from the local endpoint, asked for with the app's credentials
+    assert len(peer.token_requests) == 1
+    form = peer.token_requests[0]
+    assert form["grant_type"] == "client_credentials"
+    assert form["client_id"] == APP_ID
+    assert form["client_secret"] == "secret"
+    assert form["scope"] == "https://api.botframework.com/.default"
+    # Fatima was recognised by her Entra object id: her conversation is stored with her e-mail
+    refs = rows(db_path, "conversation_ref")
+    assert len(refs) == 1
+    assert "fatima.ali@khm.uio.no" in refs[0]
+    assert len(rows(db_path, "processed_activity")) == 1
+
+
+# -- 2. bad tokens -------------------------------------------------------------------------------------------
+
+
+def _bad_tokens(peer: BfPeer) -> dict[str, str | None]:
+    other = rsa_key("forger")
+    public_pem = peer.key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+    now = int(time.time())
+    return {
+        "missing": None,
+        "not a jwt": "not-a-jwt",
+        "forged, same kid": peer.mint(APP_ID, key=other),
+        "forged, unknown kid": peer.mint(APP_ID, key=other, kid="unknown-kid"),
+        "hs256 with the public key": hs256_token(peer.claims(APP_ID), public_pem, peer.kid),
+        "expired": peer.mint(APP_ID, exp=now - 3600, nbf=now - 7200, iat=now - 7200),
+        "not yet valid": peer.mint(APP_ID, nbf=now + 3600, iat=now + 3600),
+        "wrong audience": peer.mint("11111111-2222-4333-8444-555555555555"),
+        "no audience": peer.mint(APP_ID, aud=None),
+        "wrong issuer": peer.mint(APP_ID, iss="https://evil.example.invalid"),
+        "serviceurl mismatch": peer.mint(APP_ID, service_url="http://127.0.0.1:9/elsewhere/"),
+        "no serviceurl": peer.mint(APP_ID, serviceurl=None),
+    }
+
+
+BAD_TOKEN_CASES = ["missing", "not a jwt", "forged, same kid", "forged, unknown kid", "hs256 with the public key",
+                   "expired", "not yet valid", "wrong audience", "no audience", "wrong issuer",
+                   "serviceurl mismatch", "no serviceurl"]
+
+
+@pytest.mark.parametrize("case", BAD_TOKEN_CASES)
+async def test_bad_token_is_401_and_leaves_no_trace(case: str, peer: BfPeer, db_path: Path,
+                                                    khm: HmsConfig) -> None:
+    token = _bad_tokens(peer)[case]
+    async with door(auth_settings(peer, db_path), khm) as client:
+        # a valid token first proves this very set-up accepts good tokens (so the 401 is about the token)
+        if case != "missing":
+            ok = await post(client, activity(peer, id="warm-up", type="typing", text=None), peer.mint(APP_ID))
+            assert ok.status == 200
+            peer.calls.clear()
+            with sqlite3.connect(db_path) as conn:
+                conn.execute("DELETE FROM processed_activity")
+                conn.execute("DELETE FROM conversation_ref")
+        response = await post(client, activity(peer), token)
+        text = await response.text()
+        assert response.status == 401, text
+        assert json.loads(text)["error"]["code"] == "unauthorized"
+        assert "Traceback" not in text
+    assert_nothing_stored(db_path)
+    assert peer.calls == []
+
+
+async def test_scheme_other_than_bearer_is_401(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await client.post("/api/messages", json=activity(peer),
+                                     headers={"Authorization": f"Basic {peer.mint(APP_ID)}"})
+        assert response.status == 401
+    assert_nothing_stored(db_path)
+    assert peer.calls == []
+
+
+# -- 3. another tenant ---------------------------------------------------------------------------------------
+
+
+async def test_other_tenant_is_dropped_silently(peer: BfPeer, db_path: Path, khm: HmsConfig,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="hms.turns")
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await post(client, activity(peer, tenant=OTHER_TENANT), peer.mint(APP_ID))
+        assert response.status == 200
+    assert_nothing_stored(db_path)
+    assert peer.calls == []
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hms.turns"]
+    assert any("another tenant" in r.getMessage() for r in warnings), [r.getMessage() for r in caplog.records]
+
+
+# -- 4. request shape ----------------------------------------------------------------------------------------
+
+
+async def test_body_over_limit_is_413(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path, max_body_bytes=4096), khm) as client:
+        body = activity(peer, text="x" * 5000)
+        raw = json.dumps(body).encode()
+        assert len(raw) > 5000
+        response = await client.post("/api/messages", data=raw, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {peer.mint(APP_ID)}"})
+        assert response.status == 413
+        assert response.content_type == "application/json"
+        assert (await response.json())["error"]["code"] == "too_large"
+        # just under the limit is still accepted
+        small = await post(client, activity(peer, id="small", text="x" * 3000), peer.mint(APP_ID))
+        assert small.status == 200
+    assert len(rows(db_path, "processed_activity")) == 1  # only the small one
+
+
+BAD_BODIES: dict[str, tuple[bytes, str, int]] = {
+    "malformed json": (b'{"type": "message", ', "application/json", 400),
+    "not utf-8": (b'{"type": "\xff\xfe"}', "application/json", 400),
+    "empty body": (b"", "application/json", 400),
+    "json array": (b'[{"type": "message"}]', "application/json", 400),
+    "json string": (b'"message"', "application/json", 400),
+    "json null": (b"null", "application/json", 400),
+    "no type": (b'{"serviceUrl": "http://127.0.0.1:9/", "conversation": {"id": "a:1"}}', "application/json", 400),
+    "type not a string": (b'{"type": 5, "serviceUrl": "http://127.0.0.1:9/", "conversation": {"id": "a:1"}}',
+                          "application/json", 400),
+    "no serviceUrl": (b'{"type": "message", "conversation": {"id": "a:1"}}', "application/json", 400),
+    "no conversation": (b'{"type": "message", "serviceUrl": "http://127.0.0.1:9/"}', "application/json", 400),
+    "no conversation id": (b'{"type": "message", "serviceUrl": "http://127.0.0.1:9/", "conversation": {}}',
+                           "application/json", 400),
+    "conversation not an object": (b'{"type": "message", "serviceUrl": "http://127.0.0.1:9/", "conversation": 1}',
+                                   "application/json", 400),
+    "from not an object": (b'{"type": "message", "serviceUrl": "http://127.0.0.1:9/", '
+                           b'"conversation": {"id": "a:1"}, "from": "x"}', "application/json", 400),
+    "text/plain": (b'{"type": "message"}', "text/plain", 415),
+    "form": (b"type=message", "application/x-www-form-urlencoded", 415),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_BODIES))
+async def test_bad_request_shapes_get_a_json_4xx(case: str, peer: BfPeer, db_path: Path,
+                                                 khm: HmsConfig) -> None:
+    raw, content_type, expected = BAD_BODIES[case]
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await client.post("/api/messages", data=raw, headers={
+            "Content-Type": content_type, "Authorization": f"Bearer {peer.mint(APP_ID)}"})
+        text = await response.text()
+        assert response.status == expected, text
+        assert "Traceback" not in text
+        assert json.loads(text)["error"]["code"]
+    assert_nothing_stored(db_path)
+    assert peer.calls == []
+
+
+# -- 5. unknown activity types -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["typing", "foo"])
+async def test_unknown_activity_type_is_200_and_silent(kind: str, peer: BfPeer, db_path: Path,
+                                                       khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await post(client, activity(peer, type=kind, text=None), peer.mint(APP_ID))
+        assert response.status == 200, await response.text()
+    assert peer.sent_activities() == []
+
+
+# -- 6. retries ----------------------------------------------------------------------------------------------
+
+
+async def test_same_activity_twice_is_handled_once(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        # the first message of a fresh conversation also gets the welcome card; get that out of the way
+        first = await post(client, activity(peer, id="act-0", text="hei"), peer.mint(APP_ID))
+        assert first.status == 200
+        before = len(peer.sent_activities())
+        assert before >= 1
+        for _ in range(2):
+            response = await post(client, activity(peer, id="act-dup"), peer.mint(APP_ID))
+            assert response.status == 200
+    replies = peer.sent_activities()[before:]
+    assert len(replies) == 1, [c.body.get("type") for c in replies]
+    assert replies[0].activity_id == "act-dup"
+    keys = [r for r in rows(db_path, "processed_activity") if any("act-dup" in str(v) for v in r)]
+    assert len(keys) == 1
+
+
+# -- 7. invoke -----------------------------------------------------------------------------------------------
+
+
+async def test_invoke_returns_the_body_the_bot_set(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    body = activity(peer, id="inv-1", type="invoke", text=None, name="adaptiveCard/action",
+                    value={"action": {"type": "Action.Execute", "verb": "status", "data": {}}, "trigger": "manual"})
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await post(client, body, peer.mint(APP_ID))
+        text = await response.text()
+        assert response.status == 200, text
+        assert response.content_type == "application/json"
+        assert json.loads(text) == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                                    "value": t("nb-NO", "help.short")}
+    assert peer.sent_activities() == []
+
+
+async def test_upstream_cloud_adapter_process_fails_on_invoke_with_dict_body() -> None:
+    """Documents the botbuilder 4.17.1 defect bot/gateway.py works around; if this fails, upstream changed."""
+    from botbuilder.core import InvokeResponse, TurnContext
+    from botbuilder.integration.aiohttp import CloudAdapter
+    from botbuilder.schema import Activity
+    from botframework.connector.auth import (
+        BotFrameworkAuthenticationFactory,
+        PasswordServiceClientCredentialFactory,
+    )
+
+    adapter = CloudAdapter(BotFrameworkAuthenticationFactory.create(
+        credential_factory=PasswordServiceClientCredentialFactory()))  # no app id: auth disabled
+    ran: list[str] = []
+    errors: list[BaseException] = []
+
+    class Bot:
+        async def on_turn(self, context: TurnContext) -> None:
+            ran.append(context.activity.name)
+            await context.send_activity(Activity(type="invokeResponse", value=InvokeResponse(
+                status=200, body={"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
+                                  "value": "ok"})))
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        try:
+            response = await adapter.process(request, Bot())
+        except BaseException as exc:
+            errors.append(exc)
+            raise
+        assert response is not None
+        return response
+
+    app = web.Application()
+    app.router.add_post("/api/messages", handler)
+    invoke = {"type": "invoke", "name": "adaptiveCard/action", "id": "inv-1", "channelId": "msteams",
+              "serviceUrl": "http://127.0.0.1:9/", "from": {"id": "29:u"}, "recipient": {"id": "28:b"},
+              "conversation": {"id": "a:1"}, "value": {"action": {"type": "Action.Execute"}}}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as client:
+        response = await client.post("/api/messages", json=invoke)
+        assert ran == ["adaptiveCard/action"]  # the bot ran and set its answer...
+        assert response.status == 500  # ...which the stock adapter cannot serialize
+    assert len(errors) == 1
+    assert isinstance(errors[0], AttributeError)
+    assert "is_xml_model" in str(errors[0])
+
+
+# -- 8. token cache and connection reuse ---------------------------------------------------------------------
+
+
+async def test_twenty_turns_one_token_few_connections(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        for i in range(20):
+            response = await post(client, activity(peer, id=f"act-{i}"), peer.mint(APP_ID))
+            assert response.status == 200, await response.text()
+    sent = peer.sent_activities()
+    assert len(sent) >= 20
+    assert len(peer.token_requests) == 1, peer.token_requests
+    assert {c.authorization for c in sent} == {"Bearer peer-token-1"}
+    assert len(peer.connector_connections) <= 2, peer.connector_connections
+    assert peer.metadata_fetches == 1 and peer.jwks_fetches == 1
+    print(f"\n[door] turns=20 connector_calls={len(sent)} token_requests={len(peer.token_requests)} "
+          f"connector_tcp_connections={len(peer.connector_connections)} "
+          f"metadata_fetches={peer.metadata_fetches} jwks_fetches={peer.jwks_fetches}")
+
+
+# -- 9. local mode proactive calls ---------------------------------------------------------------------------
+
+
+async def test_local_mode_proactive_calls_use_the_dev_bot_id(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    settings = Settings(app_id="", app_password="", app_tenant_id="", database_url=f"sqlite:///{db_path}",
+                        openid_metadata_url=None, token_issuer=None, token_endpoint=None)
+    app = create_app(settings, config=khm, clock=FixedClock(oslo(2026, 11, 26, 10)),
+                     runtime=Runtime(dev=True, dev_bot_id="28:local-bot", dev_tenant_id=TENANT))
+    gateway = app[GATEWAY]
+    try:
+        conversation_id = await gateway.create_personal_conversation(peer.service_url, TENANT, "29:user")
+        assert conversation_id == "a:new"
+        created = [c for c in peer.calls if c.path == "/v3/conversations"]
+        assert len(created) == 1
+        params = created[0].body
+        assert params["bot"]["id"] == "28:local-bot"
+        assert params["members"] == [{"id": "29:user"}]
+        assert params["isGroup"] is False
+        assert params["channelData"]["tenant"]["id"] == TENANT
+        assert TENANT in (params.get("tenantId"), params.get("tenantID"))  # botbuilder-schema spells it tenantID
+
+        sent_id = await gateway.send_to(
+            Coordinates(conversation_id="a:new", service_url=peer.service_url, tenant_id=TENANT,
+                        conversation_type="personal"),
+            {"type": "message", "text": "Påminnelse: brannrunde"})
+        assert sent_id and sent_id.startswith("sent-")
+    finally:
+        await gateway.close()
+    posts = peer.sent_activities()
+    assert len(posts) == 1
+    assert posts[0].conversation_id == "a:new"
+    # (botbuilder posts proactive messages as a "reply" to the continuation activity's generated id)
+    assert posts[0].body["text"] == "Påminnelse: brannrunde"
+    assert posts[0].body["from"]["id"] == "28:local-bot"
+    assert peer.token_requests == []  # auth off: no tokens asked for

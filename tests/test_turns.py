@@ -1,0 +1,263 @@
+"""The bot's behaviour per activity, through a fake of our own TurnPort (no botbuilder, no HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import select
+
+from bot.turns import HmsBot, clean_text
+from hms.clock import FixedClock
+from hms.config import HmsConfig
+from storage import db, models as m
+from tests.conftest import oslo
+
+TENANT = "9f1c1c1c-1111-4111-8111-111111111111"
+BOT = "28:hms-bot"
+FATIMA_AAD = "0a1b2c3d-000d-4000-8000-00000000000d"
+
+
+class FakeTurn:
+    def __init__(self, activity: dict[str, Any], members: dict[str, dict[str, Any]] | None = None,
+                 channels: list[dict[str, str]] | None = None, team: list[dict[str, Any]] | None = None):
+        self.activity = activity
+        self.sent: list[dict[str, Any]] = []
+        self.invoke: tuple[int, Any] | None = None
+        self._members = members or {}
+        self._channels = channels or []
+        self._team = team or []
+
+    async def send(self, activity: dict[str, Any]) -> str:
+        self.sent.append(activity)
+        return f"act-{len(self.sent)}"
+
+    def respond(self, status: int, body: Any = None) -> None:
+        self.invoke = (status, body)
+
+    async def member(self, user_id: str) -> dict[str, Any] | None:
+        return self._members.get(user_id)
+
+    async def team_channels(self) -> list[dict[str, str]]:
+        return self._channels
+
+    async def team_members(self) -> list[dict[str, Any]]:
+        return self._team
+
+
+class FakeProactive:
+    def __init__(self) -> None:
+        self.created: list[tuple[str, str | None, str]] = []
+
+    async def create_personal_conversation(self, service_url: str, tenant_id: str | None, user_id: str,
+                                           activity: dict[str, Any] | None = None) -> str:
+        self.created.append((service_url, tenant_id, user_id))
+        return f"a:personal-{user_id}"
+
+
+def activity(kind: str = "message", *, id: str = "1", text: str | None = None, aad: str | None = FATIMA_AAD,
+             user: str = "29:fatima", conversation: str = "a:fatima", ctype: str = "personal",
+             tenant: str = TENANT, locale: str | None = "nb-NO", service_url: str = "https://smba.example/emea/",
+             **extra: Any) -> dict[str, Any]:
+    act: dict[str, Any] = {
+        "type": kind, "id": id, "channelId": "msteams", "serviceUrl": service_url,
+        "from": {"id": user, "name": "Someone", **({"aadObjectId": aad} if aad else {})},
+        "recipient": {"id": BOT, "name": "HMS-hjulet"},
+        "conversation": {"id": conversation, "conversationType": ctype, "tenantId": tenant},
+        "channelData": {"tenant": {"id": tenant}},
+        "entities": [{"type": "clientInfo", "locale": locale or "nb-NO", "timezone": "Europe/Oslo"}],
+    }
+    if locale:
+        act["locale"] = locale
+    if text is not None:
+        act["text"] = text
+    act.update(extra)
+    return act
+
+
+def texts(message: dict[str, Any]) -> str:
+    """Every text of a card message, joined, for assertions."""
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                out.append(node["text"])
+            if node.get("type") == "FactSet":
+                out.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(message.get("attachments"))
+    return "\n".join(out)
+
+
+@pytest.fixture
+async def bot(db_url: str, khm: HmsConfig) -> AsyncIterator[HmsBot]:
+    engine = db.create_engine(db_url)
+    b = HmsBot(config=khm, engine=engine, clock=FixedClock(oslo(2026, 11, 26, 10)), tenant_id=TENANT,
+               bot_id=BOT, proactive=FakeProactive())
+    await b.start()
+    yield b
+    await engine.dispose()
+
+
+async def refs(bot: HmsBot) -> list[m.ConversationRef]:
+    async with bot.sessions() as s:
+        return list((await s.exec(select(m.ConversationRef))).all())
+
+
+async def test_install_greets_known_user_with_roles(bot: HmsBot) -> None:
+    turn = FakeTurn(activity("conversationUpdate", membersAdded=[{"id": BOT}, {"id": "29:fatima"}]))
+    await bot.on_turn(turn)
+    [greeting] = turn.sent
+    body = texts(greeting)
+    assert "Hei, Fatima!" in body and "etasjekontakt for Historisk museum, 1. etasje" in body
+    assert "brannvernrunden hvert kvartal" in body
+    # Teams also sends installationUpdate for the same install: no second greeting.
+    again = FakeTurn(activity("installationUpdate", id="2", action="add"))
+    await bot.on_turn(again)
+    assert again.sent == []
+    [ref] = await refs(bot)
+    assert (ref.conversation_id, ref.conversation_type, ref.tenant_id, ref.bot_id, ref.user_teams_id,
+            ref.user_aad_id, ref.person_email, ref.locale, ref.timezone) == (
+        "a:fatima", "personal", TENANT, BOT, "29:fatima", FATIMA_AAD, "fatima.ali@khm.uio.no", "nb-NO",
+        "Europe/Oslo")
+
+
+async def test_unknown_user_gets_the_refusal_and_nothing_else(bot: HmsBot) -> None:
+    install = FakeTurn(activity("installationUpdate", action="add", aad="ffffffff-0000-4000-8000-000000000000",
+                                user="29:stranger", conversation="a:stranger"))
+    await bot.on_turn(install)
+    [card] = install.sent
+    assert "Jeg kjenner deg ikke ennå" in texts(card) and "Hanne Solberg" in texts(card)
+    question = FakeTurn(activity(id="2", text="hva forfaller denne måneden?", aad=None, user="29:stranger",
+                                 conversation="a:stranger"),
+                        members={"29:stranger": {"email": "someone@uio.no", "userPrincipalName": "someone@uio.no"}})
+    await bot.on_turn(question)
+    [refusal] = question.sent
+    assert "hanne.solberg@khm.uio.no" in texts(refusal) and "Frister" not in texts(refusal)
+
+
+async def test_user_found_by_upn_when_no_entra_id(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="mine oppgaver", aad="aaaaaaaa-0000-4000-8000-000000000001", user="29:eirik",
+                             conversation="a:eirik"),
+                    members={"29:eirik": {"email": None, "userPrincipalName": "Eirik.Haugen@khm.uio.no"}})
+    await bot.on_turn(turn)
+    assert "Dine oppgaver" in texts(turn.sent[-1])
+    assert "Brannvernrunde" in texts(turn.sent[-1])
+    async with bot.sessions() as s:
+        person = (await s.exec(select(m.Person).where(m.Person.email == "eirik.haugen@khm.uio.no"))).one()
+    assert person.teams_user_id == "29:eirik"
+    # next time the Teams id is enough: no member lookup needed
+    turn2 = FakeTurn(activity(id="2", text="hjelp", aad=None, user="29:eirik", conversation="a:eirik"))
+    await bot.on_turn(turn2)
+    assert "Dette kan jeg hjelpe med" in texts(turn2.sent[-1])
+
+
+async def test_due_this_month_is_role_aware(bot: HmsBot) -> None:
+    fatima = FakeTurn(activity(text="hva forfaller denne måneden?"))
+    await bot.on_turn(fatima)
+    card = texts(fatima.sent[-1])
+    assert "Frister – november 2026" in card
+    assert "Historisk museum, 1. etasje" in card and "2. etasje" not in card
+    assert "HMS-årsrapport" not in card  # a floor contact sees their floor, not the sections' reports
+    adviser = FakeTurn(activity(id="2", text="hva forfaller denne måneden?", aad="0a1b2c3d-0001-4000-8000-000000000001",
+                                user="29:hanne", conversation="a:hanne"))
+    await bot.on_turn(adviser)
+    card = texts(adviser.sent[-1])
+    assert "HMS-årsrapport" in card and "Ledelsens gjennomgang" in card and "hele enheten" in card
+
+
+async def test_english_locale_answers_in_english(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="what's due next month?", locale="en-US"))
+    await bot.on_turn(turn)
+    assert "Deadlines – December 2026" in texts(turn.sent[-1])
+
+
+async def test_nonsense_gets_short_help_never_silence(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="blåbærsyltetøy"))
+    await bot.on_turn(turn)
+    assert "Det forsto jeg ikke helt" in texts(turn.sent[-1])
+    empty = FakeTurn(activity(id="2", text="<at>HMS-hjulet</at> "))
+    await bot.on_turn(empty)
+    assert "Dette kan jeg hjelpe med" in texts(empty.sent[-1])
+
+
+async def test_incident_links_cim_and_stores_nothing_of_it(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="jeg vil melde en uønsket hendelse"))
+    await bot.on_turn(turn)
+    card = turn.sent[-1]["attachments"][0]["content"]
+    urls = [a["url"] for a in card["actions"]]
+    assert "https://uio-cim.no/loaddata.php?page=content&menu_id=98&sub_page=form" in urls
+    assert "lagrer ingenting" in texts(turn.sent[-1])
+
+
+async def test_retry_of_the_same_activity_is_handled_once(bot: HmsBot) -> None:
+    first = FakeTurn(activity(id="same", text="hjelp"))
+    await bot.on_turn(first)
+    retry = FakeTurn(activity(id="same", text="hjelp"))
+    await bot.on_turn(retry)
+    assert len(first.sent) == 2 and retry.sent == []  # a new chat gets the welcome, then the answer
+
+
+async def test_other_tenant_dropped_and_nothing_stored(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="hjelp", tenant="00000000-0000-4000-8000-000000000bad"))
+    await bot.on_turn(turn)
+    assert turn.sent == []
+    assert await refs(bot) == []
+    async with bot.sessions() as s:
+        assert (await s.exec(select(m.ProcessedActivity))).all() == []
+
+
+async def test_service_url_and_locale_refreshed_and_uninstall_deactivates(bot: HmsBot) -> None:
+    await bot.on_turn(FakeTurn(activity(text="hjelp")))
+    await bot.on_turn(FakeTurn(activity(id="2", text="help", locale="en-GB",
+                                        service_url="https://smba.example/emea-new/")))
+    [ref] = await refs(bot)
+    assert (ref.service_url, ref.locale, ref.active) == ("https://smba.example/emea-new/", "en-GB", True)
+    await bot.on_turn(FakeTurn(activity("installationUpdate", id="3", action="remove")))
+    [ref] = await refs(bot)
+    assert ref.active is False
+    # Reinstalled: active again, greeted again.
+    back = FakeTurn(activity("installationUpdate", id="4", action="add"))
+    await bot.on_turn(back)
+    assert "Hei, Fatima!" in texts(back.sent[0])
+
+
+async def test_team_install_finds_lamu_channel_and_opens_personal_chats(bot: HmsBot) -> None:
+    team = [
+        {"id": "29:eirik", "email": "eirik.haugen@khm.uio.no", "userPrincipalName": "eirik.haugen@khm.uio.no"},
+        {"id": "29:guest", "email": "guest@example.org", "userPrincipalName": "guest@example.org"},
+        {"id": "29:fatima", "email": "fatima.ali@khm.uio.no", "userPrincipalName": "fatima.ali@khm.uio.no"},
+    ]
+    await bot.on_turn(FakeTurn(activity(text="hjelp")))  # Fatima already has a chat
+    turn = FakeTurn(activity("conversationUpdate", id="t1", ctype="channel", conversation="19:general@thread",
+                             membersAdded=[{"id": BOT}],
+                             channelData={"team": {"id": "19:team@thread", "name": "LAMU KHM"},
+                                          "tenant": {"id": TENANT}, "eventType": "teamMemberAdded"}),
+                    channels=[{"id": "19:general@thread", "name": "General"},
+                              {"id": "19:lamu@thread", "name": "LAMU"}], team=team)
+    await bot.on_turn(turn)
+    by_id = {r.conversation_id: r for r in await refs(bot)}
+    lamu = by_id["19:lamu@thread"]
+    assert (lamu.conversation_type, lamu.team_id, lamu.teams_channel_id) == ("channel", "19:team@thread",
+                                                                              "19:lamu@thread")
+    assert bot.proactive.created == [("https://smba.example/emea/", TENANT, "29:eirik")]  # type: ignore[union-attr]
+    assert by_id["a:personal-29:eirik"].person_email == "eirik.haugen@khm.uio.no"
+
+
+async def test_card_action_invoke_gets_an_answer(bot: HmsBot) -> None:
+    turn = FakeTurn(activity("invoke", name="adaptiveCard/action", value={"action": {"verb": "x"}}))
+    await bot.on_turn(turn)
+    assert turn.invoke is not None and turn.invoke[0] == 200
+
+
+def test_clean_text_strips_mentions() -> None:
+    assert clean_text("<at>HMS-hjulet</at> hva forfaller  denne måneden?") == "hva forfaller denne måneden?"
+    assert clean_text("<p>status</p>") == "status"
+
