@@ -11,22 +11,23 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from hms.nlu import Understanding, Vocabulary, understand
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import usecases
+from bot.rounds import Rounds, nonce_for
 from cards.annual_report import AnnualReportView, annual_report_card
+from cards.common import message
 from cards.due_list import DueGroup, DueRow, DueView, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measures import MeasureRow, open_measures_card
-from cards.round_info import RoundInfoView, notice_card, round_info_card
+from cards.notices import notice_card
 from cards.status import StatusLine, StatusView, status_card
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
-from storage import models as m
+from hms.nlu import Understanding, Vocabulary, understand
+from storage import repo
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
 ROUND_TASKS = {"fire": "fire_round", "safety": "vernerunde"}
@@ -79,8 +80,9 @@ class Answer:
 class Answerer:
     """Answers questions for one organisation."""
 
-    def __init__(self, config: HmsConfig):
+    def __init__(self, config: HmsConfig, rounds: Rounds):
         self.config = config
+        self.rounds = rounds
         self.vocab = vocabulary(config)
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
@@ -155,7 +157,7 @@ class Answerer:
             lines = tuple(_line(sec.name.get(lang), [i for i in items if i.occurrence.section == sec.key])
                           for sec in self.config.sections if vis.everything or sec.key in vis.sections)
         fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.window_start <= today]
-        measures = await _open_measures(s)
+        measures = await repo.open_measures(s)
         title = (t(locale, "status.title.section", year=today.year, section=section.name.get(lang)) if section
                  else t(locale, "status.title", year=today.year))
         view = StatusView(title, total, lines, sum(i.status == "done" for i in fire), len(fire), len(measures))
@@ -167,7 +169,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         vis = visibility(self.config, email)
         rows = []
-        for measure, finding, occ in await _open_measures(s):
+        for measure, finding, occ in await repo.open_measures(s):
             if not (vis.everything or occ.section_key in vis.sections or occ.floor_key in vis.floors
                     or measure.owner_email == email):
                 continue
@@ -214,7 +216,7 @@ class Answerer:
         task_key = ROUND_TASKS.get(u.round or "fire", "fire_round")
         items = [i for i in await usecases.due_items(s, self.config, periods.day(today), now)
                  if i.occurrence.task == task_key]
-        mine = [i for i in items if _may_do(self.config, i.occurrence, email)]
+        mine = [i for i in items if self.rounds.may_act(i.occurrence, email)]
         if u.floor:
             mine = [i for i in mine if i.occurrence.floor == u.floor]
         if u.section:
@@ -228,19 +230,23 @@ class Answerer:
             mine = own
         item = mine[0]
         occ = item.occurrence
-        task = self.config.task(task_key)
-        checklist = self.config.checklist(task.checklist) if task and task.checklist else None
-        who = ", ".join(self._name(e) for e in occ.assignees)
-        done = None
-        if item.completion:
-            done = t(locale, "round.done", who=self._name(item.completion.by),
-                     when=i18n.format_datetime(item.completion.at.astimezone(self.config.tz), locale))
-        view = RoundInfoView(
-            t(locale, "round.title", round=task.title.get(lang) if task else task_key,
-              where=usecases.scope_name(self.config, occ, locale)),
-            t(locale, "round.deadline", due=format_date(occ.due, locale), cycle=occ.cycle, who=who),
-            done, len(checklist.items) if checklist else 0)
-        return round_info_card(view, locale), {"occurrence": occ.key}
+        row = await repo.occurrence_row(s, occ.key)
+        if row is not None and row.completed_at is not None:
+            done = t(locale, "round.done", who=self._name(row.completed_by or ""),
+                     when=i18n.format_datetime(row.completed_at.astimezone(self.config.tz), locale))
+            card = await self.rounds.result_card(s, occ, row, locale, notice_text=done)
+            return message(card, done), {"occurrence": occ.key, "completed": True}
+        values: dict[str, str] = {}
+        comments: dict[str, str] = {}
+        if row is not None and row.id is not None:
+            drafts = await repo.latest_answers(s, row.id)
+            values = {k: a.answer for k, a in drafts.items()}
+            comments = {k: a.comment for k, a in drafts.items() if a.comment}
+        nonce = nonce_for(occ.key, "start", email, now.isoformat())
+        card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
+        title = f"{self.config.task(task_key).title.get(lang) if self.config.task(task_key) else task_key} – " \
+                f"{usecases.scope_name(self.config, occ, locale)}"
+        return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values)}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -281,16 +287,5 @@ def _line(label: str, items: list[wheel.DueItem]) -> StatusLine:
     return StatusLine(label, *(sum(i.status == s for i in items) for s in ("done", "open", "overdue", "upcoming")))
 
 
-def _may_do(config: HmsConfig, occ: wheel.Occurrence, email: str) -> bool:
-    """Who may fill in a round: the assignee, the deputy, the section leader, or the HMSB adviser."""
-    section = config.section(occ.section) if occ.section else None
-    return (email in occ.assignees or email == occ.deputy or email == config.roles.hmsb_adviser
-            or bool(section and section.leader == email))
 
 
-async def _open_measures(s: AsyncSession) -> list[tuple[m.Measure, m.Finding, m.Occurrence]]:
-    stmt = (select(m.Measure, m.Finding, m.Occurrence)
-            .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
-            .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
-            .where(m.Measure.status != "closed").order_by(col(m.Measure.deadline)))
-    return [tuple(row) for row in (await s.exec(stmt)).all()]  # type: ignore[misc]

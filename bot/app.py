@@ -129,7 +129,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     engine = db.create_engine(settings.database_url)
     bot = HmsBot(config=config, engine=engine, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
-                 proactive=gateway)
+                 card_key=settings.card_key(), proactive=gateway)
 
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings

@@ -239,7 +239,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise CliError(f"{email} is not a person in {args.config or settings.config_path}")
     questions = [line.strip() for line in sys.stdin if line.strip()] if args.text == "-" else [args.text]
     try:
-        answers = asyncio.run(usecases.ask(settings.database_url, config, questions, email, now, args.locale))
+        answers = asyncio.run(usecases.ask(settings.database_url, config, questions, email, now, args.locale,
+                                           settings.card_key()))
     except usecases.DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     for question, answer in zip(questions, answers, strict=True):

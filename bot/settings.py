@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Literal
 
@@ -37,7 +38,17 @@ class Settings(BaseSettings):
     openid_metadata_url: str | None = Field(None, validation_alias=_env("HMS_OPENID_METADATA_URL"))
     token_issuer: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ISSUER"))
     token_endpoint: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ENDPOINT"))
+    card_secret: SecretStr | None = Field(None, validation_alias=_env("HMS_CARD_SECRET"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
+
+    def card_key(self) -> bytes:
+        """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else a
+        fixed local-mode key (cards then only stay valid on this machine's local bot)."""
+        if self.card_secret and self.card_secret.get_secret_value():
+            return self.card_secret.get_secret_value().encode()
+        password = self.app_password.get_secret_value()
+        seed = f"hms-card|{self.app_id}|{password}" if password else "hms-card|local-mode"
+        return hashlib.sha256(seed.encode()).digest()
 
     @field_validator("database_url")
     @classmethod

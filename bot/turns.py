@@ -15,8 +15,9 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.answers import Answerer
+from bot.rounds import Rounds
+from cards.common import message
 from cards.help import help_card
-from cards.round_info import notice_card
 from cards.unknown_user import UnknownUserView, unknown_user_card
 from cards.welcome import WelcomeView, welcome_card
 from hms import i18n
@@ -35,6 +36,8 @@ class TurnPort(Protocol):
     activity: dict[str, Any]
 
     async def send(self, activity: dict[str, Any]) -> str | None: ...
+
+    async def update(self, activity_id: str, activity: dict[str, Any]) -> None: ...
 
     def respond(self, status: int, body: Any = None) -> None: ...
 
@@ -87,7 +90,7 @@ class HmsBot:
     """Handles every inbound activity for one organisation."""
 
     def __init__(self, *, config: HmsConfig, engine: AsyncEngine, clock: Clock, tenant_id: str | None,
-                 bot_id: str, proactive: Proactive | None = None):
+                 bot_id: str, card_key: bytes, proactive: Proactive | None = None):
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
@@ -95,7 +98,8 @@ class HmsBot:
         self.tenant_id = tenant_id
         self.bot_id = bot_id
         self.proactive = proactive
-        self.answerer = Answerer(config)
+        self.rounds = Rounds(config, card_key)
+        self.answerer = Answerer(config, self.rounds)
 
     async def start(self) -> None:
         """Bring the organisation tables in line with the config file (idempotent)."""
@@ -128,7 +132,7 @@ class HmsBot:
             elif kind in ("conversationUpdate", "installationUpdate"):
                 await self._on_membership(s, turn, email, locale, fresh, now)
             elif kind == "invoke":
-                await self._on_invoke(turn, email, locale)
+                await self._on_invoke(s, turn, email, locale, now)
             else:
                 log.info("ignored activity of type %s", kind)
 
@@ -140,8 +144,18 @@ class HmsBot:
         if email is None:
             await turn.send(self._unknown_user(locale))
             return
-        if act.get("value") is not None and not act.get("text"):
-            await turn.send(notice_card(t(locale, "help.short")))
+        if isinstance(act.get("value"), dict) and not clean_text(str(act.get("text") or "")):
+            # Action.Submit (clients without Action.Execute): replace the pressed card when we know it
+            result = await self.rounds.handle(s, email, act["value"], now, locale)
+            log.info("card action", extra={"outcome": result.outcome, "via": "submit"})
+            reply = message(result.card, result.outcome)
+            if act.get("replyToId"):
+                try:
+                    await turn.update(str(act["replyToId"]), reply)
+                    return
+                except Exception as exc:  # noqa: BLE001 - fall back to a new message
+                    log.info("could not update the card: %s", type(exc).__name__)
+            await turn.send(reply)
             return
         text = clean_text(str(act.get("text") or ""))
         if fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
@@ -179,12 +193,13 @@ class HmsBot:
             return
         await turn.send(self._welcome(email, locale) if email else self._unknown_user(locale))
 
-    async def _on_invoke(self, turn: TurnPort, email: str | None, locale: str) -> None:
+    async def _on_invoke(self, s: Any, turn: TurnPort, email: str | None, locale: str, now: dt.datetime) -> None:
         name = turn.activity.get("name")
         if name == "adaptiveCard/action":
-            text = t(locale, "help.short") if email else t(locale, "unknown_user.title")
-            turn.respond(200, {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                               "value": text})
+            result = await self.rounds.handle(s, email, turn.activity.get("value"), now, locale)
+            log.info("card action", extra={"outcome": result.outcome, "via": "execute"})
+            turn.respond(200, {"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive",
+                               "value": result.card})
             return
         log.info("ignored invoke %s", name)
         turn.respond(200, {})

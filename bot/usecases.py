@@ -5,10 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from hms.periods import Period
-
 from hms import i18n, wheel
 from hms.config import HmsConfig
+from hms.periods import Period
 from storage import db, repo
 
 
@@ -110,13 +109,14 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
 
 
 async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now: dt.datetime,
-              locale: str) -> list[Any]:
+              locale: str, card_key: bytes) -> list[Any]:
     """Answer questions as `email` would get them in the chat (same understanding, same cards)."""
     from bot.answers import Answerer
+    from bot.rounds import Rounds
 
     prepare_database(url)
     engine = db.create_engine(url)
-    answerer = Answerer(config)
+    answerer = Answerer(config, Rounds(config, card_key))
     try:
         async with db.session_factory(engine)() as session:
             return [await answerer.answer(session, q, email, now, locale) for q in questions]

@@ -199,6 +199,56 @@ Recurrence = Annotated[
 ]
 
 
+_HHMM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+
+
+def _check_hhmm(value: str) -> str:
+    if not _HHMM.match(value):
+        raise ValueError(f"expected a time of day as HH:MM (like 09:00), got {value!r}")
+    return value
+
+
+class ReminderOverrides(_Strict):
+    """Per-task changes to the reminder policy; fields left out keep the unit's defaults."""
+
+    send_at: Annotated[str, AfterValidator(_check_hhmm)] | None = None
+    first_prompt_days_before: int | None = Field(default=None, ge=0, le=365)
+    prompt_when_window_opens: bool | None = None
+    reminder_working_days_before: list[Annotated[int, Field(ge=1, le=60)]] | None = None
+    overdue_notice: bool | None = None
+    escalate_to_section_leader_after: int | None = Field(default=None, ge=1, le=60)
+    escalate_to_adviser_after: int | None = Field(default=None, ge=1, le=120)
+    deputy_after_days: int | None = Field(default=None, ge=1, le=60)
+    skip_july_holiday: bool | None = None
+    enabled: bool | None = None
+
+
+class ReminderPolicy(_Strict):
+    """When prompts, reminders, overdue notices and escalations go out. Days before/after are working days
+    except `first_prompt_days_before` and `deputy_after_days`, which are calendar days."""
+
+    send_at: Annotated[str, AfterValidator(_check_hhmm)] = "09:00"
+    first_prompt_days_before: int = Field(default=21, ge=0, le=365)
+    prompt_when_window_opens: bool = False
+    reminder_working_days_before: list[Annotated[int, Field(ge=1, le=60)]] = Field(default_factory=lambda: [7, 1])
+    overdue_notice: bool = True
+    escalate_to_section_leader_after: int | None = Field(default=3, ge=1, le=60)
+    escalate_to_adviser_after: int | None = Field(default=10, ge=1, le=120)
+    deputy_after_days: int | None = Field(default=5, ge=1, le=60)
+    skip_july_holiday: bool = False
+    enabled: bool = True
+
+    def merged(self, overrides: ReminderOverrides | None) -> ReminderPolicy:
+        if overrides is None:
+            return self
+        changes = {k: v for k, v in overrides.model_dump().items() if v is not None}
+        return self.model_copy(update=changes)
+
+
+class MeasureDefaults(_Strict):
+    deadline_days: int = Field(default=30, ge=1, le=365)
+
+
 class Task(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: Text
@@ -210,6 +260,7 @@ class Task(_Strict):
     recurrence: Recurrence
     checklist: str | None = None
     links: list[str] = Field(default_factory=list)
+    reminders: ReminderOverrides | None = None
     assumption: str | None = None
 
     @field_validator("responsible", "accountable")
@@ -260,6 +311,8 @@ class HmsConfig(_Strict):
     buildings: list[Building] = Field(min_length=1)
     links: dict[str, Link] = Field(default_factory=dict)
     checklists: list[Checklist] = Field(default_factory=list)
+    reminders: ReminderPolicy = Field(default_factory=ReminderPolicy)
+    measures: MeasureDefaults = Field(default_factory=MeasureDefaults)
     tasks: list[Task] = Field(min_length=1)
 
     # -- look-ups -------------------------------------------------------------------------------------------
@@ -284,6 +337,10 @@ class HmsConfig(_Strict):
 
     def task(self, key: str) -> Task | None:
         return next((t for t in self.tasks if t.key == key), None)
+
+    def policy(self, task: Task) -> ReminderPolicy:
+        """The reminder policy of a task: the unit's defaults with the task's overrides."""
+        return self.reminders.merged(task.reminders)
 
     def checklist(self, key: str) -> Checklist | None:
         return next((c for c in self.checklists if c.key == key), None)

@@ -271,35 +271,43 @@ def _rank(m: _Match) -> int:
 # Keyword tables: concept -> (bokmål words, English words). "stem*" matches by prefix, "=word" exactly only.
 
 CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "DUE": (("forfall*", "forfaller", "frist*", "tidsfrist*", "innleveringsfrist*"),
+    "DUE": (("forfall*", "forfaller", "frist*", "fristen", "tidsfrist*", "innleveringsfrist*"),
             ("due", "deadline*", "duedate*")),
     "AGENDA": (("kommende", "forestående", "snart", "planlagt*", "årshjul*", "kalender*", "skjer"),
                ("upcoming", "soon", "planned", "scheduled", "schedule", "calendar", "wheel", "happening",
                 "coming")),
     "LATE": (("forsink*", "forsinka", "forfalt", "forfalte", "passert", "utløpt*", "overskred*", "oversittet",
-              "etterslep*", "sent"),
-             ("overdue*", "=late", "missed", "behind", "lagging", "expired", "passed", "slipped")),
+              "etterslep*", "sent", "glemt", "glemte", "glemmer"),
+             ("overdue*", "=late", "missed", "behind", "lagging", "expired", "passed", "forgot*")),
+    "THEDEADLINE": (("fristen",), ("deadline",)),  # "over fristen", "etter fristen", "past the deadline"
+    "OVER": (("over",), ()),
+    "GONE": (("gått", "gikk"), ()),  # "fristen har gått ut"
+    "OUT": (("ut",), ()),
+    "AFTER": (("etter",), ()),  # "ligger etter", "henger etter"
+    "LAG": (("henger",), ()),
     "NOTDONE": (("ugjort*", "uferdig*", "ufullført*"),
                 ("unfinished", "incomplete", "undone", "uncompleted", "outstanding")),
     "PAST": ((), ("past",)),
     "NOT": (("ikke", "ikkje", "uten"),
             ("not", "isn", "aren", "haven", "hasn", "wasn", "weren", "don", "didn", "never")),
-    "DONE": (("gjort", "utført", "ferdig*", "fullført", "levert", "unnagjort"),
+    "DONE": (("gjort", "utført", "ferdig*", "fullført", "gjennomført", "levert", "unnagjort"),
              ("done", "completed", "complete", "finished", "delivered")),
-    "DO": (("gjøre", "gjøres", "gjør", "utføre*", "gjennomføre*", "fullføre"),
+    "DO": (("gjøre", "gjøres", "gjør", "utføre*", "gjennomføre*", "fullføre", "rekke", "rekker"),
            ("do", "perform*", "carry", "conduct*", "handle")),
     "MUST": (("må", "skal", "bør", "burde", "trenger", "trengs"),
              ("have", "has", "need*", "must", "should", "got")),
     "ME": (("jeg", "meg", "eg"), ("me", "myself")),
     "MY": (("=mine", "min", "mitt", "mi"), ("my", "=mine")),
-    "TASK": (("oppgave*", "gjøremål*", "arbeidsoppgave*", "ting"),
-             ("task*", "todo*", "assignment*", "plate", "chores")),
+    "TASK": (("oppgave*", "gjøremål*", "arbeidsoppgave*", "ting", "liste", "lista", "listen"),
+             ("task*", "todo*", "assignment*", "plate", "chores", "list")),
+    "WAIT": (("venter", "ventende"), ("waiting", "awaiting", "awaits")),
+    "WE": (("vi",), ("we",)),
     "RESPONSIBLE": (("ansvar*", "tildelt*"), ("responsib*", "assigned")),
     "STATUS": (("status*", "fremdrift*", "framdrift*", "tilstand*"),
                ("status*", "progress*", "state", "standing", "dashboard")),
     "OVERVIEW": (("oversikt*", "sammendrag*", "sammenfatning*"), ("overview*", "summary", "summarise", "summarize")),
     "HOW": (("hvordan",), ("how",)),
-    "GOING": (("går", "ligger", "står"), ("doing", "going", "looking", "progressing")),
+    "GOING": (("går", "ligger", "står"), ("doing", "going", "looking", "progressing", "stand", "getting")),
     "WHERE": (("hvor",), ("where",)),
     "FAR": (("langt",), ("far",)),
     "MEASURE": (("tiltak*", "oppfølging*", "korrigerende", "forbedringstiltak*"),
@@ -309,8 +317,11 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "CLOSED": (("lukket", "lukke*", "løst", "avsluttet", "avslutte*"), ("closed", "close", "resolved", "fixed")),
     "DEVIATION": (("avvik*", "funn"), ("deviation*", "nonconformit*", "finding*")),
     "INCIDENT": (("hendelse*", "uønsket", "uønskede", "ulykke*", "nestenulykke*", "skade*", "skadet", "skadd",
-                  "uhell*", "personskade*"),
-                 ("incident*", "accident*", "injur*", "hurt", "unwanted", "mishap")),
+                  "uhell*", "personskade*", "brannskade*", "falt", "snublet", "kuttet", "klemt", "besvimt",
+                  "tyveri*", "innbrudd*", "vold", "trussel*", "truet", "brenne*", "brant", "branntilløp*"),
+                 ("incident*", "accident*", "injur*", "hurt", "unwanted", "mishap", "fell", "tripped", "fainted",
+                  "theft", "threat*", "violence")),
+    "HAPPENED": (("skjedd", "skjedde", "hendt"), ("happened", "happen")),
     "NEAR": ((), ("near",)),
     "MISS": ((), ("miss", "misses")),
     "REPORT": (("meld*", "rapporter*", "rapport", "rapporten", "registrer*", "varsl*"),
@@ -324,17 +335,19 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "CAN": (("kan",), ("can", "could")),
     "YOU": (("du", "deg", "boten", "botten", "roboten"), ("you", "bot")),
     "USE": (("bruke*", "bruker"), ("use", "using")),
+    "ASK": (("spørre", "spør", "spørsmål"), ("ask", "question*")),
+    "WORK": (("fungerer", "virker"), ("work", "works")),
     "WHEN": (("når",), ("when",)),
     "START": (("start*", "begynn*", "igangsett*", "kjør*"), ("start*", "begin*", "launch*", "kick", "run")),
     "WANT": (("vil", "ønsker", "klar"), ("want*", "like", "wanna", "ready", "lets")),
     "NOW": (("nå", "straks"), ("now",)),
-    "WALK": (("gå", "ta"), ("go", "walk")),
+    "WALK": (("gå", "ta"), ("go",)),
     "FIRE": (("brann", "brannvern*", "brannsikkerhet"), ("fire",)),
     "FIRE_ROUND": (("brannvernrund*", "brannrund*", "brannsjekk*", "branninspeksjon*", "brannvernsjekk*"), ()),
     "SAFETY": (("verne", "vern", "hms"), ("safety", "hse", "hms", "health")),
     "SAFETY_ROUND": (("vernerund*", "hmsrund*", "verneinspeksjon*"), ()),
     "ROUND": (("runde*", "inspeksjon*", "befaring*", "sjekkrunde*", "sjekkliste*"),
-              ("round*", "inspection*", "walkaround", "walkthrough", "checklist*")),
+              ("round*", "inspection*", "walk*", "checklist*")),
     # words that must not be read as a keyword they start with
     "": (("skadedyr*", "meldingen", "startside*", "tiltaksplan*", "handlingsplan*", "nesten", "rundt"),
          ("reporting", "statue")),
@@ -353,7 +366,7 @@ FILLER: dict[str, tuple[str, ...]] = {
            "uio", "god", "dag", "morgen", "kveld", "ok", "okei", "hjulet", "lurte", "trenger", "kommer", "vite",
            "skjema", "skjemaet", "hvorda", "dem", "hvordan", "selv", "igjen", "ny", "nytt", "nye", "første",
            "andre", "tredje", "siste", "ukentlig", "hele", "unntatt", "over", "under", "ved", "hvert", "hver",
-           "mandag", "fredag"),
+           "mandag", "fredag", "helg", "helga", "helgen", "ark", "ros", "fin", "fint"),
     "en": ("who", "whom", "why", "is", "are", "am", "be", "been", "being", "was", "were", "the", "an", "and", "or",
            "of", "in", "on", "at", "for", "from", "with", "to", "this", "that", "these", "those", "there", "here",
            "does", "did", "we", "us", "our", "your", "it", "its", "they", "them", "their", "had", "would", "will",
@@ -365,9 +378,19 @@ FILLER: dict[str, tuple[str, ...]] = {
            "somebody", "one", "team", "good", "morning", "is", "lot", "every", "each", "what", "doing"),
 }
 
+# Period words that tell the language (hms.periods knows the words but not their language).
+PERIOD_LANGUAGE: dict[str, tuple[str, ...]] = {
+    "nb": ("denne", "dette", "neste", "forrige", "kommende", "måned", "måneden", "uke", "uka", "uken", "ukene",
+           "kvartal", "kvartalet", "året", "årets", "idag", "januar", "februar", "mars", "mai", "juni", "juli",
+           "oktober", "desember", "dagene", "dager", "resten", "innen", "fjor", "neste"),
+    "en": ("this", "next", "last", "month", "months", "week", "weeks", "quarter", "year", "years", "today",
+           "tomorrow", "yesterday", "days", "january", "february", "march", "may", "june", "july", "october",
+           "december", "rest", "past", "until", "since"),
+}
+
 # Words that vote for no language: they are common in both.
 SHARED_WORDS = frozenset(fold(w) for w in ("i", "for", "men", "at", "her", "to", "a", "ok", "hms", "cim", "status",
-                                           "start", "se", "over", "bot", "mine", "de", "dag"))
+                                           "start", "se", "over", "bot", "mine", "de", "dag", "before", "ark"))
 
 RULES: tuple[tuple[str, str, float], ...] = (
     # (intent, concepts that must all be present, weight)
@@ -384,6 +407,12 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("overdue", "NOTDONE", 3.5),
     ("overdue", "NOT DONE", 3.5),
     ("overdue", "PAST DUE", 3.5),
+    ("overdue", "GONE OUT", 4),
+    ("overdue", "OVER THEDEADLINE", 5),
+    ("overdue", "AFTER THEDEADLINE", 5),
+    ("overdue", "WHAT MISS", 3.5),
+    ("overdue", "GOING AFTER", 3),
+    ("overdue", "LAG AFTER", 4),
     ("my_tasks", "MY", 1.5),
     ("my_tasks", "MY TASK", 5),
     ("my_tasks", "MY DUE", 3.5),
@@ -391,11 +420,15 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("my_tasks", "ME TASK", 3),
     ("my_tasks", "ME MUST DO", 4.5),
     ("my_tasks", "ME RESPONSIBLE", 4),
+    ("my_tasks", "ME DO", 2),
+    ("my_tasks", "ME WAIT", 4),
     ("status", "STATUS", 4),
     ("status", "OVERVIEW", 2),
     ("status", "HOW GOING", 3.5),
     ("status", "HOW FAR", 3.5),
     ("status", "WHERE FAR", 3.5),
+    ("status", "WHERE GOING", 3),
+    ("status", "WHERE WE", 2.5),
     ("status", "DONE", 1.5),
     ("status", "DONE PERIOD", 1),
     ("status", "SECTION", 1),
@@ -403,6 +436,7 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("open_measures", "MEASURE", 3),
     ("open_measures", "MEASURE OPEN", 2),
     ("open_measures", "MEASURE NOT CLOSED", 2),
+    ("open_measures", "MEASURE NOT DONE", 2),
     ("open_measures", "DEVIATION OPEN", 4.5),
     ("open_measures", "DEVIATION NOT CLOSED", 4.5),
     ("open_measures", "NOT CLOSED", 2),
@@ -421,12 +455,16 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("report_incident", "DEVIATION REPORT", 5),
     ("report_incident", "NEAR MISS", 4),
     ("report_incident", "CIM", 3),
+    ("report_incident", "REPORT WANT", 2),
+    ("report_incident", "REPORT HAPPENED", 3),
     ("annual_report", "ANNUAL_REPORT", 6),
     ("annual_report", "ANNUAL REPORT", 6),
     ("help", "HELP", 3),
     ("help", "WHAT CAN YOU", 3),
     ("help", "HOW USE", 3),
-    ("help", "WHAT YOU DO", 1),
+    ("help", "CAN ASK", 3),
+    ("help", "HOW WORK", 3),
+    ("help", "WHAT YOU DO", 2.5),
 )
 """Scoring rules. Besides the keyword concepts, `understand` adds PERIOD (a period was named), CLEAN (no
 unrecognised words), SECTION and FLOOR (one was named)."""
@@ -456,6 +494,9 @@ def _lexicon_entries() -> Iterable[tuple[str, Iterable[str], Iterable[str]]]:
             yield w, (), (lang,)
     for w in periods.PERIOD_WORDS:
         yield w, ("PERIODWORD",), ()
+    for lang, words in PERIOD_LANGUAGE.items():
+        for w in words:
+            yield w, ("PERIODWORD",), (lang,)
 
 
 def _compile_rules() -> tuple[tuple[str, frozenset[str], float], ...]:
@@ -618,7 +659,7 @@ def _next_twelve_months(today: dt.date) -> Period:
 def _locale(tokens: Sequence[str], matches: Sequence[_Match | None], text: str) -> str:
     votes = {"nb": 0.0, "en": 0.0}
     if any(c in text for c in "æøåÆØÅ"):
-        votes["nb"] += 2
+        votes["nb"] += 1.5
     for tok, m in zip(tokens, matches, strict=True):
         if m is None or tok in _SHARED:
             continue
@@ -663,8 +704,10 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
     period = periods.parse_period_tokens(corrected, today)
     if period is not None:
         concepts.add("PERIOD")
+    # Words not understood: not in the lexicon, not a name, or only a misspelt filler word.
     unknown_words = [t for i, (t, m) in enumerate(zip(tokens, matches, strict=True))
-                     if m is None and i not in used and t.isalpha() and len(t) >= 3]
+                     if i not in used and t.isalpha() and len(t) >= 3
+                     and (m is None or (m.distance > 0 and not m.concepts))]
     if not unknown_words:
         concepts.add("CLEAN")
 

@@ -28,7 +28,8 @@ Rules for resolving what the words mean (`today` is the reference day):
   current week counts as this year's); with a past marker it is the most recent one.
 * A day ("1. desember", "1.12", "15 march") is its next occurrence (today counts), or the last one when
   looking back.
-* "de neste 30 dagene", "next two weeks", "kommende 3 måneder" run from today; "de siste 30 dagene", "past
+* "de neste 30 dagene", "next two weeks", "kommende 3 måneder" run from today (without a number: 7 days,
+  4 weeks or 3 months); "de siste 30 dagene", "past
   two weeks" end today; "resten av måneden"/"rest of the year" run from today to the period's end.
 * "fra mars til mai", "from Q1 to Q2", "1.12-15.12" join two periods; "innen 1. desember", "by March",
   "until next week" run from today to that period's end; "siden 1. oktober"/"since October" from that
@@ -173,9 +174,13 @@ def fold(text: str) -> str:
     return _SKELETON.sub(lambda m: _SKELETON_MAP[m.group(0)], s)
 
 
+_BEFORE_NB = re.compile(r"\bf(?:ø|oe|Ø|OE|Oe)r\b")
+
+
 def tokenize(text: str) -> list[str]:
-    """The folded words, numbers and dates of `text`, in order (punctuation dropped)."""
-    return _TOKEN.findall(fold(text))
+    """The folded words, numbers and dates of `text`, in order (punctuation dropped). Bokmål "før" (before)
+    would fold to "for"; it becomes "before" so the two stay apart."""
+    return _TOKEN.findall(fold(_BEFORE_NB.sub("before", text)))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -200,6 +205,10 @@ for _unit, _words in {
 }.items():
     for _w in _words:
         UNIT_WORDS[fold(_w).rstrip(".")] = _unit
+
+# Plural units after "neste"/"coming" without a number, and how many they stand for.
+PLURAL_UNITS = {fold(w): n for w, n in (("dagene", 7), ("dager", 7), ("days", 7), ("ukene", 4), ("uker", 4),
+                                        ("weeks", 4), ("månedene", 3), ("måneder", 3), ("months", 3))}
 
 # Definite forms that on their own mean "the current one" ("i måneden", "uka", "årets").
 DEFINITE_THIS = _f("måneden", "månedens", "uka", "uken", "ukas", "ukens", "kvartalet", "kvartalets", "året",
@@ -275,7 +284,8 @@ PAST_MARKERS = _f("ble", "var", "gjorde", "skjedde", "hadde", "fikk", "forfalt",
 PERIOD_WORDS: frozenset[str] = frozenset(
     THIS | NEXT | LAST | UNIT_WORDS.keys() | DEFINITE_THIS | MONTH_NAMES.keys()
     | {w for w in NUMBER_WORDS if len(w) > 2} | {w for w in ORDINALS if w.isalpha()} | TODAY | TOMORROW
-    | YESTERDAY | LAST_YEAR | REST | _f("kvartal", "morgen", "fjor", "resten", "innen", "siden", "since", "until")
+    | YESTERDAY | LAST_YEAR | REST | BEFORE
+    | _f("kvartal", "morgen", "fjor", "resten", "innen", "siden", "since", "until")
 )
 """Every (folded) word the parser knows; hms.nlu spell-corrects message words against these."""
 
@@ -438,7 +448,12 @@ class _Parser:
             return None
         n = self.number(i + 1)
         unit = UNIT_WORDS.get(self.tok(i + 2))
-        if n is None or unit is None or not 0 < n <= 1000:
+        if n is None:  # "de kommende ukene", "the coming weeks": a few of them
+            unit = UNIT_WORDS.get(self.tok(i + 1))
+            if unit is None or self.tok(i + 1) not in PLURAL_UNITS:
+                return None
+            return _Mention(i, i + 2, self.span(unit, PLURAL_UNITS[self.tok(i + 1)], forward=w in NEXT))
+        if unit is None or not 0 < n <= 1000:
             return None
         return _Mention(i, i + 3, self.span(unit, n, forward=w in NEXT))
 

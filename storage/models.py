@@ -231,3 +231,15 @@ class ProcessedActivity(SQLModel, table=True):
     __tablename__ = "processed_activity"
     activity_key: str = Field(max_length=500, primary_key=True)
     received_at: dt.datetime = _ts(index=True)
+
+
+class ChannelThread(SQLModel, table=True):
+    """A thread the bot started in a channel (e.g. one per quarter for fire rounds), to reply into."""
+
+    __tablename__ = "channel_thread"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=200, unique=True)
+    teams_channel_id: str = Field(max_length=400)
+    conversation_id: str = Field(max_length=500)
+    activity_id: str | None = Field(default=None, max_length=200)
+    created_at: dt.datetime = _ts()

@@ -8,6 +8,7 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -287,3 +288,111 @@ async def remember_teams_user(session: AsyncSession, email: str, teams_user_id: 
         person.entra_object_id = aad_object_id
     person.updated_at = now
     await session.commit()
+
+
+# -- the outbox -----------------------------------------------------------------------------------------------
+
+
+async def enqueue(session: AsyncSession, rows: list[dict[str, object]], now: dt.datetime) -> int:
+    """Insert outbox messages; a row whose dedupe_key exists already is skipped. Returns how many were new.
+    Commits."""
+    if not rows:
+        return 0
+    table = m.OutboxMessage.__table__
+    dialect = session.bind.dialect.name if session.bind else "sqlite"
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    values = [{"status": "pending", "attempts": 0, "not_before": now, "created_at": now, **r} for r in rows]
+    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
+        table.c.id)
+    new = len((await session.exec(stmt)).all())  # type: ignore[call-overload]
+    await session.commit()
+    return new
+
+
+async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
+                       ) -> list[m.OutboxMessage]:
+    """Claim up to `limit` due messages for this sender until now + lease. Safe with several replicas:
+    on PostgreSQL rows are locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer. Commits."""
+    stmt = (select(m.OutboxMessage)
+            .where(col(m.OutboxMessage.status).in_(["pending", "retry"]), m.OutboxMessage.not_before <= now,
+                   (col(m.OutboxMessage.claimed_until).is_(None)) | (col(m.OutboxMessage.claimed_until) < now))
+            .order_by(col(m.OutboxMessage.not_before), col(m.OutboxMessage.id)).limit(limit))
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list((await session.exec(stmt)).all())
+    for row in rows:
+        row.claimed_until = now + lease
+    await session.commit()
+    return rows
+
+
+async def outbox_counts(session: AsyncSession) -> dict[str, int]:
+    rows = (await session.exec(select(m.OutboxMessage.status, sa.func.count()).group_by(
+        m.OutboxMessage.status))).all()
+    return {status: int(n) for status, n in rows}
+
+
+# -- rounds: answers, completion, findings, measures ----------------------------------------------------------
+
+
+async def occurrence_row(session: AsyncSession, key: str) -> m.Occurrence | None:
+    return (await session.exec(select(m.Occurrence).where(m.Occurrence.key == key))).first()
+
+
+async def latest_answers(session: AsyncSession, occurrence_id: int, *, submission_id: str | None = None,
+                         final: bool | None = None) -> dict[str, m.ChecklistAnswer]:
+    """The newest answer per item of an occurrence (optionally of one submission, drafts or finals only)."""
+    stmt = select(m.ChecklistAnswer).where(m.ChecklistAnswer.occurrence_id == occurrence_id)
+    if submission_id is not None:
+        stmt = stmt.where(m.ChecklistAnswer.submission_id == submission_id)
+    if final is not None:
+        stmt = stmt.where(m.ChecklistAnswer.is_draft == (not final))
+    rows = (await session.exec(stmt.order_by(col(m.ChecklistAnswer.id)))).all()
+    return {r.item_key: r for r in rows}
+
+
+async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime) -> bool:
+    """Mark an occurrence done unless someone else did first (an atomic compare-and-set; no commit)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        sa.update(m.Occurrence).where(m.Occurrence.id == row.id, col(m.Occurrence.completed_at).is_(None))
+        .values(completed_at=at, completed_by=by))
+    return bool(result.rowcount == 1)
+
+
+async def measure_with_context(session: AsyncSession, measure_id: int
+                               ) -> tuple[m.Measure, m.Finding, m.Occurrence] | None:
+    stmt = (select(m.Measure, m.Finding, m.Occurrence)
+            .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+            .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
+            .where(m.Measure.id == measure_id))
+    row = (await session.exec(stmt)).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
+async def open_measures(session: AsyncSession) -> list[tuple[m.Measure, m.Finding, m.Occurrence]]:
+    stmt = (select(m.Measure, m.Finding, m.Occurrence)
+            .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+            .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
+            .where(m.Measure.status != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id)))
+    return [(a, b, c) for a, b, c in (await session.exec(stmt)).all()]
+
+
+async def measure_events(session: AsyncSession, measure_id: int) -> list[m.MeasureEvent]:
+    stmt = select(m.MeasureEvent).where(m.MeasureEvent.measure_id == measure_id).order_by(col(m.MeasureEvent.id))
+    return list((await session.exec(stmt)).all())
+
+
+async def reacted_occurrences(session: AsyncSession, keys: list[str]) -> set[str]:
+    """Occurrences someone has started (a draft or an answer exists)."""
+    if not keys:
+        return set()
+    stmt = (select(m.Occurrence.key).join(m.ChecklistAnswer, col(m.ChecklistAnswer.occurrence_id) == col(
+        m.Occurrence.id)).where(col(m.Occurrence.key).in_(keys)).distinct())
+    return set((await session.exec(stmt)).all())
+
+
+async def away_people(session: AsyncSession) -> set[str]:
+    return set((await session.exec(select(m.Person.email).where(m.Person.away == True))).all())  # noqa: E712

@@ -322,8 +322,10 @@ async def test_invoke_returns_the_body_the_bot_set(peer: BfPeer, db_path: Path, 
         text = await response.text()
         assert response.status == 200, text
         assert response.content_type == "application/json"
-        assert json.loads(text) == {"statusCode": 200, "type": "application/vnd.microsoft.activity.message",
-                                    "value": t("nb-NO", "help.short")}
+        answer = json.loads(text)
+        assert (answer["statusCode"], answer["type"]) == (200, "application/vnd.microsoft.card.adaptive")
+        # an unsigned payload is refused with a card saying so, and nothing is stored
+        assert answer["value"]["body"][0]["text"] == t("nb-NO", "card.tampered")
     assert peer.sent_activities() == []
 
 

@@ -11,7 +11,8 @@ from sqlmodel import select
 from bot.turns import HmsBot, clean_text
 from hms.clock import FixedClock
 from hms.config import HmsConfig
-from storage import db, models as m
+from storage import db
+from storage import models as m
 from tests.conftest import oslo
 
 TENANT = "9f1c1c1c-1111-4111-8111-111111111111"
@@ -25,6 +26,7 @@ class FakeTurn:
         self.activity = activity
         self.sent: list[dict[str, Any]] = []
         self.invoke: tuple[int, Any] | None = None
+        self.updated: list[tuple[str, dict[str, Any]]] = []
         self._members = members or {}
         self._channels = channels or []
         self._team = team or []
@@ -32,6 +34,9 @@ class FakeTurn:
     async def send(self, activity: dict[str, Any]) -> str:
         self.sent.append(activity)
         return f"act-{len(self.sent)}"
+
+    async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
+        self.updated.append((activity_id, activity))
 
     def respond(self, status: int, body: Any = None) -> None:
         self.invoke = (status, body)
@@ -100,7 +105,7 @@ def texts(message: dict[str, Any]) -> str:
 async def bot(db_url: str, khm: HmsConfig) -> AsyncIterator[HmsBot]:
     engine = db.create_engine(db_url)
     b = HmsBot(config=khm, engine=engine, clock=FixedClock(oslo(2026, 11, 26, 10)), tenant_id=TENANT,
-               bot_id=BOT, proactive=FakeProactive())
+               bot_id=BOT, card_key=b"test-key", proactive=FakeProactive())
     await b.start()
     yield b
     await engine.dispose()
