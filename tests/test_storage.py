@@ -11,8 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms.config import HmsConfig, parse_config
 from hms.wheel import find_occurrence
-from storage import db, repo
-from storage import models as m
+from storage import db, models as m, repo
 from tests.conftest import oslo
 
 

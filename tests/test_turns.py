@@ -11,8 +11,7 @@ from sqlmodel import select
 from bot.turns import HmsBot, clean_text
 from hms.clock import FixedClock
 from hms.config import HmsConfig
-from storage import db
-from storage import models as m
+from storage import db, models as m
 from tests.conftest import oslo
 
 TENANT = "9f1c1c1c-1111-4111-8111-111111111111"

@@ -1,0 +1,287 @@
+"""Rounds in the chat, on SQLite and PostgreSQL: the checklist card, pages and drafts, submission, findings and
+measures, and every kind of bad submission, each with the card it gets and proof that nothing was lost."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.answers import Answerer
+from bot.rounds import Rounds
+from cards.actions import CardAction
+from hms.config import HmsConfig
+from hms.i18n import t
+from hms.wheel import find_occurrence
+from storage import db, models as m, repo
+from tests.conftest import oslo
+
+KEY = b"test-key"
+FATIMA = "fatima.ali@khm.uio.no"
+NOW = oslo(2026, 11, 26, 10)
+OCC = "fire_round:2026-Q4:hm-1"
+
+
+@pytest.fixture
+async def s(db_url: str, khm: HmsConfig) -> AsyncIterator[AsyncSession]:
+    engine = db.create_engine(db_url)
+    async with db.session_factory(engine)() as session:
+        await repo.import_org(session, khm, NOW)
+        yield session
+    await engine.dispose()
+
+
+@pytest.fixture
+def rounds(khm: HmsConfig) -> Rounds:
+    return Rounds(khm, KEY)
+
+
+def texts(card: dict[str, Any]) -> str:
+    out: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if node.get("type") == "TextBlock":
+                out.append(node["text"])
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk(card)
+    return "\n".join(out)
+
+
+def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {a["verb"]: a for a in card.get("actions", []) if a.get("type") == "Action.Execute"}
+
+
+def press(card: dict[str, Any], verb: str, inputs: dict[str, str]) -> dict[str, Any]:
+    """What Teams sends for an Action.Execute: the action's data merged with the card's inputs."""
+    data = dict(actions(card)[verb]["data"])
+    data.update(inputs)
+    return {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"}
+
+
+def answers_all(khm: HmsConfig, deviations: dict[str, str] | None = None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in khm.checklist("fire_round").items:
+        if deviations and item.key in deviations:
+            out[f"a:{item.key}"] = "avvik"
+            out[f"c:{item.key}"] = deviations[item.key]
+        else:
+            out[f"a:{item.key}"] = "ok"
+    return out
+
+
+def page_inputs(values: dict[str, str], keys: list[str]) -> dict[str, str]:
+    return {k: v for k, v in values.items() if k[2:] in keys}
+
+
+async def start(s: AsyncSession, khm: HmsConfig, rounds: Rounds, email: str = FATIMA) -> dict[str, Any]:
+    answer = await Answerer(khm, rounds).answer(s, "start brannvernrunde", email, NOW, "nb-NO")
+    return answer.activity["attachments"][0]["content"]
+
+
+async def count(s: AsyncSession, model: type) -> int:
+    return len((await s.exec(select(model))).all())
+
+
+async def submit_full(s: AsyncSession, khm: HmsConfig, rounds: Rounds, deviations: dict[str, str] | None = None,
+                      email: str = FATIMA) -> tuple[dict[str, Any], dict[str, Any]]:
+    card = await start(s, khm, rounds)
+    values = answers_all(khm, deviations)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    page2 = (await rounds.handle(s, email, press(card, "round.page", page_inputs(values, keys[:9])), NOW,
+                                 "nb-NO")).card
+    result = await rounds.handle(s, email, press(page2, "round.submit", page_inputs(values, keys[9:])), NOW, "nb-NO")
+    assert result.outcome == "submitted", texts(result.card)
+    return page2, result.card
+
+
+async def test_start_opens_the_paged_checklist(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    assert card["version"] == "1.5" and len(json.dumps(card).encode()) < 40_000
+    assert "Side 1 av 2" in texts(card) and "Historisk museum, 1. etasje" in texts(card)
+    choice_sets = [b for c in card["body"] if c["type"] == "Container" for b in c["items"]
+                   if b["type"] == "Input.ChoiceSet"]
+    assert len(choice_sets) == 9 and all(c["isRequired"] for c in choice_sets)
+    assert [c["value"] for c in choice_sets[0]["choices"]] == ["ok", "avvik", "ikke_relevant"]
+    nxt = actions(card)["round.page"]
+    assert nxt["fallback"]["type"] == "Action.Submit" and nxt["data"]["hms"]["page"] == 2
+
+
+async def test_submit_with_deviations_makes_findings_measures_and_outbox(s: AsyncSession, khm: HmsConfig,
+                                                                        rounds: Rounds) -> None:
+    _, done = await submit_full(s, khm, rounds, {"fire_doors": "Branndør til trapp B står på kile",
+                                                 "extinguishers": "Apparat ved heis mangler plombe"})
+    body = texts(done)
+    assert "Levert av Fatima Ali 26. november 10:00 – 2 avvik" in body
+    assert "Branndør til trapp B står på kile" in body and "actions" not in done
+    finals = (await s.exec(select(m.ChecklistAnswer).where(m.ChecklistAnswer.is_draft == False))).all()  # noqa: E712
+    assert len(finals) == 18 and {a.submitted_by for a in finals} == {FATIMA}
+    measures = (await s.exec(select(m.Measure))).all()
+    assert len(measures) == 2
+    assert {x.owner_email for x in measures} == {"jonas.eide@khm.uio.no"}  # leader of the floor's section
+    assert {x.deadline.isoformat() for x in measures} == {"2026-12-26"}
+    events = (await s.exec(select(m.MeasureEvent))).all()
+    assert [e.status for e in events] == ["open", "open"]
+    row = await repo.occurrence_row(s, OCC)
+    assert row is not None and row.completed_by == FATIMA and row.completed_at == NOW
+    outbox = {o.kind: o for o in (await s.exec(select(m.OutboxMessage))).all()}
+    assert set(outbox) == {"documentation", "lamu_summary", "measure"}
+    assert await count(s, m.OutboxMessage) == 4
+    assert outbox["documentation"].recipient_email == "hanne.solberg@khm.uio.no"
+    lamu = json.loads(outbox["lamu_summary"].payload)
+    assert lamu["target"] == {"kind": "lamu", "thread": "fire_round:2026-Q4",
+                              "thread_title": "Brannvernrunde 2026-Q4"}
+    assert lamu["activity"]["mention"]["email"] == "jonas.eide@khm.uio.no"
+
+
+async def test_draft_survives_a_lost_connection(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    values = answers_all(khm, {"exit_signs": "Skilt over dør 104 lyser ikke"})
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    await rounds.handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
+    # the phone loses the card; asking again gives a card pre-filled from the draft
+    again = await start(s, khm, rounds)
+    prefilled = {b["id"]: b.get("value") for c in again["body"] if c["type"] == "Container" for b in c["items"]
+                 if b["type"].startswith("Input.")}
+    assert prefilled["a:exit_signs"] == "avvik" and prefilled["c:exit_signs"] == "Skilt over dør 104 lyser ikke"
+    assert prefilled["a:escape_routes"] == "ok"
+    assert (await repo.occurrence_row(s, OCC)).completed_at is None
+
+
+async def test_deviation_without_comment_is_refused_and_kept_as_draft(s: AsyncSession, khm: HmsConfig,
+                                                                      rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    values = answers_all(khm)
+    values["a:fire_doors"] = "avvik"
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    result = await rounds.handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
+    assert result.outcome == "invalid"
+    assert t("nb", "checklist.comment_required") in texts(result.card) and "Side 1 av 2" in texts(result.card)
+    assert (await repo.occurrence_row(s, OCC)).completed_at is None
+    drafts = await repo.latest_answers(s, (await repo.occurrence_row(s, OCC)).id)
+    assert drafts["fire_doors"].answer == "avvik"  # nothing typed is lost
+
+
+async def test_same_card_submitted_twice(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    page2, _ = await submit_full(s, khm, rounds)
+    before = (await count(s, m.ChecklistAnswer), await count(s, m.OutboxMessage))
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    again = await rounds.handle(s, FATIMA, press(page2, "round.submit", page_inputs(answers_all(khm), keys[9:])),
+                                NOW, "nb-NO")
+    assert again.outcome == "duplicate" and t("nb", "card.already_submitted") in texts(again.card)
+    assert (await count(s, m.ChecklistAnswer), await count(s, m.OutboxMessage)) == before
+
+
+async def test_round_completed_by_someone_else(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    deputy_card = await start(s, khm, rounds, "lars.bakke@khm.uio.no")
+    await submit_full(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    late = await rounds.handle(s, "lars.bakke@khm.uio.no",
+                               press(deputy_card, "round.page", page_inputs(answers_all(khm), keys[:9])), NOW, "nb-NO")
+    assert late.outcome == "completed_by_other"
+    assert "allerede levert av Fatima Ali 26. november 10:00" in texts(late.card)
+    assert (await repo.occurrence_row(s, OCC)).completed_by == FATIMA
+
+
+async def test_wrong_person(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    result = await rounds.handle(s, "eirik.haugen@khm.uio.no", press(card, "round.page", answers_all(khm)), NOW,
+                                 "nb-NO")
+    assert result.outcome == "not_allowed" and "Fatima Ali" in texts(result.card)
+    assert await count(s, m.ChecklistAnswer) == 0
+
+
+async def test_section_leader_and_adviser_may_submit(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    occ = find_occurrence(khm, OCC)
+    assert rounds.may_act(occ, "jonas.eide@khm.uio.no") and rounds.may_act(occ, "hanne.solberg@khm.uio.no")
+    assert rounds.may_act(occ, "lars.bakke@khm.uio.no") and not rounds.may_act(occ, "siri.holm@khm.uio.no")
+
+
+async def test_card_from_an_older_template_version(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    old = CardAction("round.submit", OCC, "old-card", "fire_round", 0, page=2).pack(KEY)
+    value = {"action": {"verb": "round.submit", "data": {**old, **answers_all(khm)}}}
+    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    assert result.outcome == "template_changed" and t("nb", "card.template_changed") in texts(result.card)
+    assert actions(result.card)["round.page"]["data"]["hms"]["tplv"] == 1
+    assert (await repo.occurrence_row(s, OCC)).completed_at is None
+    assert len(await repo.latest_answers(s, (await repo.occurrence_row(s, OCC)).id)) == 18  # kept as draft
+
+
+@pytest.mark.parametrize("value", [
+    None, "x", {}, {"action": {"data": {}}}, {"action": {"data": {"hms": {"verb": "round.submit"}}}},
+    {"hms": {"verb": "round.submit", "ref": OCC, "nonce": "n", "sig": "0" * 32, "v": 1}},
+])
+async def test_malformed_payloads_refused(s: AsyncSession, rounds: Rounds, value: Any) -> None:
+    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    assert result.outcome == "tampered" and t("nb", "card.tampered") in texts(result.card)
+    assert await count(s, m.ChecklistAnswer) == 0 and await count(s, m.Occurrence) == 0
+
+
+async def test_tampered_payload_refused(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    value = press(card, "round.page", answers_all(khm))
+    value["action"]["data"]["hms"]["ref"] = "fire_round:2026-Q4:hm-2"  # someone edits the payload
+    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    assert result.outcome == "tampered"
+    assert await count(s, m.ChecklistAnswer) == 0
+
+
+async def test_unknown_user_pressing_a_card(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    result = await rounds.handle(s, None, press(card, "round.page", answers_all(khm)), NOW, "en-US")
+    assert result.outcome == "unknown_user" and "I don't know you" in texts(result.card)
+    assert await count(s, m.ChecklistAnswer) == 0
+
+
+async def test_measure_ticket_and_close(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    await submit_full(s, khm, rounds, {"fire_doors": "Dør står på kile"})
+    [(measure, finding, occ_row)] = await repo.open_measures(s)
+    card = rounds.measure_card(measure, finding, occ_row, "nb-NO")
+    show = {a["title"]: a for a in card["actions"] if a["type"] == "Action.ShowCard"}
+    ticket_action = show["Registrer saksnummer"]["card"]["actions"][0]
+    close_action = show["Lukk tiltaket"]["card"]["actions"][0]
+    urls = [a["url"] for a in card["actions"] if a["type"] == "Action.OpenUrl"]
+    assert urls == [khm.links["si_fra"].url]
+
+    def value(action: dict[str, Any], **inputs: str) -> dict[str, Any]:
+        return {"action": {"verb": action["verb"], "data": {**action["data"], **inputs}}}
+
+    assert (await rounds.handle(s, "fatima.ali@khm.uio.no", value(close_action, note="fikset"), NOW,
+                                "nb-NO")).outcome == "not_allowed"
+    saved = await rounds.handle(s, "jonas.eide@khm.uio.no", value(ticket_action, ticket="EA-4711"), NOW, "nb-NO")
+    assert saved.outcome == "ticket" and "EA-4711" in texts(saved.card)
+    empty = await rounds.handle(s, "jonas.eide@khm.uio.no", value(close_action, note="  "), NOW, "nb-NO")
+    assert empty.outcome == "invalid"
+    later = oslo(2026, 12, 3, 14, 30)
+    closed = await rounds.handle(s, "jonas.eide@khm.uio.no", value(close_action, note="Kile fjernet, dør justert"),
+                                 later, "nb-NO")
+    assert closed.outcome == "closed" and "Lukket av Jonas Eide 3. desember 14:30" in texts(closed.card)
+    again = await rounds.handle(s, "hanne.solberg@khm.uio.no", value(close_action, note="x"), later, "nb-NO")
+    assert again.outcome == "already_closed" and "Kile fjernet" in texts(again.card)
+    history = [(e.status, e.actor_email) for e in await repo.measure_events(s, measure.id)]
+    assert history == [("open", FATIMA), ("open", "jonas.eide@khm.uio.no"), ("closed", "jonas.eide@khm.uio.no")]
+    assert await repo.open_measures(s) == []
+
+
+async def test_task_without_checklist_marked_done(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    occ = find_occurrence(khm, "annual_report:2026:samling")
+    card = rounds.occurrence_card(occ, "nb-NO", nonce="n1")
+    action = actions(card)["task.done"]
+    bad = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+                              {"action": {"verb": "task.done", "data": {**action["data"], "link": "ftp://x"}}}, NOW,
+                              "nb-NO")
+    assert bad.outcome == "invalid" and (await repo.occurrence_row(s, occ.key)).completed_at is None
+    done = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no", {"action": {"verb": "task.done", "data": {
+        **action["data"], "note": "Sendt til HMSB", "link": "https://uio.no/rapport.pdf"}}}, NOW, "nb-NO")
+    assert done.outcome == "done" and "Utført av Tor Arne Nilsen 26. november 10:00" in texts(done.card)
+    [event] = await repo.occurrence_events(s, [occ.key])
+    assert (event.note, event.link) == ("Sendt til HMSB", "https://uio.no/rapport.pdf")
