@@ -20,6 +20,9 @@ from bot.settings import Settings
 from bot.turns import HmsBot
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
+from scheduler import planner
+from scheduler.delivery import Delivery
+from scheduler.jobs import build_scheduler
 from storage import db
 
 log = logging.getLogger("hms.http")
@@ -27,6 +30,7 @@ log = logging.getLogger("hms.http")
 SETTINGS = web.AppKey("settings", Settings)
 BOT = web.AppKey("bot", HmsBot)
 GATEWAY = web.AppKey("gateway", TeamsGateway)
+DELIVERY = web.AppKey("delivery", Delivery)
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,9 @@ class Runtime:
     dev: bool = False
     dev_bot_id: str = ""
     dev_tenant_id: str = ""
+    scheduler: bool = True
+    plan_every: float = 300.0
+    deliver_every: float = 5.0
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -139,9 +146,22 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
+    delivery = Delivery(bot.sessions, gateway, clock, config)
+    app[DELIVERY] = delivery
+
+    async def plan() -> None:
+        async with bot.sessions() as s:
+            await planner.plan(s, config, bot.rounds, clock.now())
+
     async def lifecycle(_app: web.Application) -> Any:
         await bot.start()
+        scheduler = build_scheduler(plan, delivery.drain, plan_every=runtime.plan_every,
+                                    deliver_every=runtime.deliver_every) if runtime.scheduler else None
+        if scheduler:
+            scheduler.start()
         yield
+        if scheduler:
+            scheduler.shutdown(wait=False)
         await gateway.close()
         await engine.dispose()
 

@@ -54,6 +54,8 @@ from botframework.connector.auth import (
 )
 from msrest.authentication import Authentication
 
+from bot.ports import Coordinates, DeliveryError
+
 log = logging.getLogger("hms.gateway")
 
 BOT_FRAMEWORK_SCOPE = "https://api.botframework.com"
@@ -61,15 +63,6 @@ BOT_FRAMEWORK_SCOPE = "https://api.botframework.com"
 
 class Unauthorized(Exception):
     """The request's token is missing, forged, expired or for another bot."""
-
-
-class DeliveryError(Exception):
-    """The connector refused an outbound call; `status` is its HTTP status (0 when unreachable)."""
-
-    def __init__(self, status: int, message: str, retry_after: float | None = None):
-        super().__init__(f"{status}: {message}")
-        self.status = status
-        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -292,18 +285,6 @@ class Turn:
 
 
 TurnHandler = Callable[[Turn], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class Coordinates:
-    """Where to reach a conversation: the plain columns stored for it."""
-
-    conversation_id: str
-    service_url: str
-    tenant_id: str | None = None
-    conversation_type: str | None = None
-    channel_id: str = "msteams"
-    bot_id: str | None = None
 
 
 class TeamsGateway:

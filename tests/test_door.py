@@ -80,7 +80,8 @@ def auth_settings(peer: BfPeer, db_path: Path, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def door(settings: Settings, khm: HmsConfig) -> AsyncIterator[TestClient]:
-    app = create_app(settings, config=khm, clock=FixedClock(oslo(2026, 11, 26, 10)))
+    # the scheduler is off here: these tests count every message the bot sends
+    app = create_app(settings, config=khm, clock=FixedClock(oslo(2026, 11, 26, 10)), runtime=Runtime(scheduler=False))
     async with TestClient(TestServer(app, host="127.0.0.1")) as client:
         yield client
 
@@ -400,7 +401,8 @@ async def test_local_mode_proactive_calls_use_the_dev_bot_id(peer: BfPeer, db_pa
     settings = Settings(app_id="", app_password="", app_tenant_id="", database_url=f"sqlite:///{db_path}",
                         openid_metadata_url=None, token_issuer=None, token_endpoint=None)
     app = create_app(settings, config=khm, clock=FixedClock(oslo(2026, 11, 26, 10)),
-                     runtime=Runtime(dev=True, dev_bot_id="28:local-bot", dev_tenant_id=TENANT))
+                     runtime=Runtime(dev=True, dev_bot_id="28:local-bot", dev_tenant_id=TENANT,
+                                     scheduler=False))
     gateway = app[GATEWAY]
     try:
         conversation_id = await gateway.create_personal_conversation(peer.service_url, TENANT, "29:user")

@@ -1,0 +1,272 @@
+"""The delivery loop: send what the outbox holds, within Teams' limits, and record what happened.
+
+- A message is in the database before it is sent and marked sent (with the Teams activity id) after. The one
+  window for a duplicate is a crash between Teams accepting a message and our mark: on restart that message is
+  claimed again once its lease has run out and is sent a second time. Nothing else can send twice.
+- Limits: at most one message a second per conversation, and an app-wide rate (default 20/s) per process.
+- 429, 412, 502, 504 (and an unreachable connector) are retried with exponential backoff and jitter, honouring
+  Retry-After; after `max_attempts` a message is dead and the adviser can see it.
+- 403 (bot removed or blocked) and 404 (conversation gone) mark the conversation inactive and tell the adviser
+  whose messages cannot be delivered.
+- Claims are leases: with several replicas on PostgreSQL, rows are claimed with FOR UPDATE SKIP LOCKED.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.ports import Coordinates, DeliveryError
+from cards.common import message
+from cards.notices import NoticeView, notice
+from hms.clock import Clock
+from hms.config import HmsConfig
+from hms.i18n import t
+from storage import models as m, repo
+
+log = logging.getLogger("hms.delivery")
+
+RETRYABLE = {0, 412, 429, 500, 502, 503, 504}
+GONE = {403, 404}
+
+
+class Sender(Protocol):
+    async def send_to(self, coords: Coordinates, activity: dict[str, Any]) -> str | None: ...
+
+    async def send_to_channel(self, service_url: str, tenant_id: str | None, teams_channel_id: str,
+                              activity: dict[str, Any]) -> tuple[str, str | None]: ...
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    waiting: int = 0
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket for the app-wide rate, and a minimum spacing per conversation."""
+
+    rate: float = 20.0
+    per_conversation: float = 1.0
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    _tokens: float = field(default=0.0, init=False)
+    _stamp: float | None = field(default=None, init=False)
+    _last: dict[str, float] = field(default_factory=dict, init=False)
+
+    async def acquire(self, conversation: str) -> None:
+        now = self.monotonic()
+        if self._stamp is None:
+            self._stamp, self._tokens = now, self.rate
+        self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+        wait = 0.0
+        if self._tokens < 1:
+            wait = (1 - self._tokens) / self.rate
+        last = self._last.get(conversation)
+        if last is not None:
+            wait = max(wait, last + self.per_conversation - now)
+        if wait > 0:
+            await self.sleep(wait)
+            now = self.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+        self._tokens -= 1
+        self._last[conversation] = self.monotonic()
+
+
+class Delivery:
+    """Claims due outbox messages and sends them."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], sender: Sender, clock: Clock,
+                 config: HmsConfig, *, limiter: RateLimiter | None = None, max_attempts: int = 6,
+                 base_backoff: float = 2.0, max_backoff: float = 3600.0, batch: int = 50,
+                 lease: dt.timedelta = dt.timedelta(seconds=120), jitter: Callable[[], float] = random.random):
+        self.sessions = sessions
+        self.sender = sender
+        self.clock = clock
+        self.config = config
+        self.limiter = limiter or RateLimiter()
+        self.max_attempts = max_attempts
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self.batch = batch
+        self.lease = lease
+        self.jitter = jitter
+
+    async def run_once(self) -> DeliveryReport:
+        """Send one batch of due messages."""
+        report = DeliveryReport()
+        async with self.sessions() as s:
+            claimed = await repo.claim_outbox(s, self.clock.now(), self.batch, self.lease)
+            for msg in claimed:
+                await self._deliver(s, msg, report)
+        return report
+
+    async def drain(self, rounds: int = 1000) -> DeliveryReport:
+        """Run batches until nothing due is left (bounded)."""
+        total = DeliveryReport()
+        for _ in range(rounds):
+            report = await self.run_once()
+            for name in ("sent", "retried", "dead", "waiting"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            if not (report.sent or report.retried or report.dead or report.waiting):
+                break
+        return total
+
+    async def _deliver(self, s: AsyncSession, msg: m.OutboxMessage, report: DeliveryReport) -> None:
+        payload = json.loads(msg.payload)
+        target, activity = payload["target"], payload["activity"]
+        if target.get("kind") == "lamu":
+            await self._deliver_to_channel(s, msg, target, activity, report)
+            return
+        email = target.get("email") or ""
+        ref = await repo.personal_conversation(s, email)
+        if ref is None:
+            await self._no_conversation(s, msg, email, report)
+            return
+        await self.limiter.acquire(ref.conversation_id)
+        try:
+            activity_id = await self.sender.send_to(_coords(ref), _without_mention(activity))
+        except DeliveryError as exc:
+            await self._failed(s, msg, exc, ref, email, report)
+            return
+        await self._sent(s, msg, activity_id, report)
+
+    async def _deliver_to_channel(self, s: AsyncSession, msg: m.OutboxMessage, target: dict[str, Any],
+                                  activity: dict[str, Any], report: DeliveryReport) -> None:
+        channel = (await s.exec(select(m.ConversationRef).where(
+            m.ConversationRef.conversation_type == "channel", m.ConversationRef.active == True)  # noqa: E712
+            .order_by(col(m.ConversationRef.updated_at).desc()))).first()
+        if channel is None or not channel.teams_channel_id:
+            await self._no_conversation(s, msg, None, report)
+            return
+        activity = await self._with_mention(s, activity)
+        thread = (await s.exec(select(m.ChannelThread).where(m.ChannelThread.key == target["thread"]))).first()
+        try:
+            await self.limiter.acquire(channel.teams_channel_id)
+            if thread is None:
+                root = message(notice(NoticeView(target.get("thread_title") or target["thread"], ())),
+                               target.get("thread_title") or target["thread"])
+                conversation_id, root_id = await self.sender.send_to_channel(
+                    channel.service_url, channel.tenant_id, channel.teams_channel_id, root)
+                thread = m.ChannelThread(key=target["thread"], teams_channel_id=channel.teams_channel_id,
+                                         conversation_id=conversation_id, activity_id=root_id,
+                                         created_at=self.clock.now())
+                s.add(thread)
+                await s.commit()
+                await self.limiter.acquire(channel.teams_channel_id)
+            coords = Coordinates(thread.conversation_id, channel.service_url, channel.tenant_id, "channel",
+                                 channel.channel_id, channel.bot_id)
+            activity_id = await self.sender.send_to(coords, activity)
+        except DeliveryError as exc:
+            await self._failed(s, msg, exc, channel, None, report)
+            return
+        await self._sent(s, msg, activity_id, report)
+
+    async def _with_mention(self, s: AsyncSession, activity: dict[str, Any]) -> dict[str, Any]:
+        """Turn our mention marker into a Teams mention when the person's Teams id is known."""
+        mention = activity.get("mention")
+        activity = _without_mention(activity)
+        if not mention:
+            return activity
+        person = await repo.person_by_email(s, mention["email"])
+        name = mention["name"]
+        content = activity["attachments"][0]["content"]
+        if person and person.teams_user_id:
+            content.setdefault("msteams", {})["entities"] = [{
+                "type": "mention", "text": f"<at>{name}</at>", "mentioned": {"id": person.teams_user_id, "name": name}}]
+        else:
+            activity = json.loads(json.dumps(activity).replace(f"<at>{name}</at>", name))
+        return activity
+
+    async def _sent(self, s: AsyncSession, msg: m.OutboxMessage, activity_id: str | None,
+                    report: DeliveryReport) -> None:
+        msg.status, msg.activity_id, msg.sent_at, msg.claimed_until = "sent", activity_id, self.clock.now(), None
+        msg.attempts += 1
+        await s.commit()
+        report.sent += 1
+
+    async def _failed(self, s: AsyncSession, msg: m.OutboxMessage, exc: DeliveryError, ref: m.ConversationRef,
+                      email: str | None, report: DeliveryReport) -> None:
+        now = self.clock.now()
+        msg.attempts += 1
+        msg.last_error = f"HTTP {exc.status}" + (f" (Retry-After {exc.retry_after}s)" if exc.retry_after else "")
+        msg.claimed_until = None
+        if exc.status in GONE:
+            ref.active, ref.updated_at = False, now
+            msg.status = "dead"
+            report.dead += 1
+            await s.commit()
+            log.warning("conversation gone (HTTP %s): marked inactive", exc.status)
+            await self._tell_adviser(s, email, msg)
+            return
+        if exc.status in RETRYABLE and msg.attempts < self.max_attempts:
+            delay = min(self.max_backoff, self.base_backoff * 2 ** (msg.attempts - 1))
+            delay = max(delay * (0.5 + self.jitter()), exc.retry_after or 0.0)
+            msg.status, msg.not_before = "retry", now + dt.timedelta(seconds=delay)
+            report.retried += 1
+            await s.commit()
+            return
+        msg.status = "dead"
+        report.dead += 1
+        await s.commit()
+        log.warning("message dead after %d attempt(s): %s", msg.attempts, msg.last_error)
+        await self._tell_adviser(s, email, msg)
+
+    async def _no_conversation(self, s: AsyncSession, msg: m.OutboxMessage, email: str | None,
+                               report: DeliveryReport) -> None:
+        """Nobody to send to yet (the bot is not installed for them): wait, and tell the adviser once."""
+        msg.attempts += 1
+        msg.claimed_until = None
+        msg.last_error = "no conversation with the recipient"
+        if msg.attempts >= self.max_attempts:
+            msg.status = "dead"
+            report.dead += 1
+        else:
+            msg.status = "retry"
+            msg.not_before = self.clock.now() + dt.timedelta(hours=6)
+            report.waiting += 1
+        await s.commit()
+        if msg.attempts == 1:
+            await self._tell_adviser(s, email, msg)
+
+    async def _tell_adviser(self, s: AsyncSession, email: str | None, msg: m.OutboxMessage) -> None:
+        adviser = self.config.roles.hmsb_adviser
+        if email == adviser or msg.kind == "undeliverable":
+            return
+        locale = self.config.unit.locale
+        person = self.config.person(email) if email else None
+        who = person.name if person else (email or self.config.roles.lamu.channel_name)
+        summary = json.loads(msg.payload)["activity"].get("summary", msg.kind)
+        text = t(locale, "undeliverable", who=who, summary=summary)
+        activity = message(notice(NoticeView(text, (), "Attention")), text)
+        day = self.clock.now().astimezone(self.config.tz).date().isoformat()
+        await repo.enqueue(s, [{"dedupe_key": f"undeliverable|{email or 'lamu'}|{day}"[:300], "kind": "undeliverable",
+                                "recipient_email": adviser,
+                                "payload": json.dumps({"target": {"kind": "person", "email": adviser},
+                                                       "activity": activity}, ensure_ascii=False)}],
+                           self.clock.now())
+
+
+def _coords(ref: m.ConversationRef) -> Coordinates:
+    return Coordinates(ref.conversation_id, ref.service_url, ref.tenant_id, ref.conversation_type, ref.channel_id,
+                       ref.bot_id)
+
+
+def _without_mention(activity: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in activity.items() if k != "mention"}

@@ -1,0 +1,119 @@
+"""The planning tick: ask the wheel and the database what should be sent now, and write it to the outbox.
+
+Idempotent: every message has a unique key (item, step, recipient), so a second tick, a restart, a clock jump
+or a second replica plans nothing twice. After downtime the reminder chain catches up with one message (see
+hms.policy). The work grows with what is open around today, never with the years of history: only
+occurrences whose window touches [today - 60 days, today + the longest prompt lead] are looked at.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.rounds import Rounds, outbox_row, person_target
+from hms import policy as pol, wheel
+from hms.config import HmsConfig
+from hms.i18n import format_date, t
+from hms.workdays import WorkCalendar
+from storage import models as m, repo
+
+log = logging.getLogger("hms.planner")
+
+LOOK_BACK_DAYS = 60
+GROUP_ROLES = {"management_group", "lamu"}
+
+
+@dataclass(frozen=True)
+class PlanReport:
+    considered: int
+    planned: int
+
+
+async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datetime) -> PlanReport:
+    """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now` to the outbox."""
+    today = wheel.local_date(now, config)
+    ahead = max(config.policy(task).first_prompt_days_before for task in config.tasks) + 1
+    start, end = today - dt.timedelta(days=LOOK_BACK_DAYS), today + dt.timedelta(days=ahead)
+    occurrences = wheel.occurrences(config, start, end)
+    done = await repo.completions(s, start, end)
+    away = await repo.away_people(s)
+    reacted = await repo.reacted_occurrences(s, [o.key for o in occurrences])
+    locales = await _locales(s)
+    cal = WorkCalendar(config.tz)
+    adviser = config.roles.hmsb_adviser
+
+    wanted: list[tuple[str, str, str, object]] = []  # (dedupe key, kind, recipient, what to render)
+    for occ in occurrences:
+        task = config.task(occ.task)
+        if occ.key in done or task is None:
+            continue
+        assignees = occ.assignees[:1] if task.responsible in GROUP_ROLES else occ.assignees
+        item = pol.Item(occ.key, occ.window_start, occ.due, assignees, occ.deputy,
+                        section_leader=occ.accountable[0] if occ.accountable and task.scope == "floor" else None,
+                        adviser=adviser, assignee_away=any(a in away for a in assignees))
+        for step in pol.due_steps(pol.steps(item, config.policy(task), cal), now):
+            if step.kind == "deputy" and occ.key in reacted:
+                continue
+            wanted += [(step.dedupe_key(occ.key, to), step.kind, to, (occ, step)) for to in step.to]
+    for measure, finding, occ_row in await repo.open_measures(s):
+        section = config.section(occ_row.section_key) if occ_row.section_key else None
+        item = pol.Item(f"measure:{measure.id}", measure.created_at.astimezone(config.tz).date(), measure.deadline,
+                        (measure.owner_email,), None,
+                        section_leader=section.leader if section else None, adviser=adviser,
+                        assignee_away=measure.owner_email in away)
+        for step in pol.due_steps(pol.steps(item, config.reminders, cal, prompt=False), now):
+            wanted += [(step.dedupe_key(item.key, to), step.kind, to, (measure, finding, occ_row, step))
+                       for to in step.to]
+
+    existing = await _existing_keys(s, [w[0] for w in wanted])
+    rows = []
+    for key, kind, to, what in wanted:
+        if key in existing:
+            continue
+        locale = locales.get(to) or config.unit.locale
+        if len(what) == 2:  # an occurrence step
+            occ, step = what
+            activity = (rounds.escalation_activity(occ, locale) if step.kind == "escalation"
+                        else rounds.prompt_activity(occ, step.name, step.kind, locale))
+        else:
+            measure, finding, occ_row, step = what
+            activity = _measure_message(config, rounds, measure, finding, occ_row, step, locale)
+        rows.append(outbox_row(key, kind, person_target(to), activity))
+    planned = await repo.enqueue(s, rows, now)
+    if planned:
+        log.info("planned %d message(s)", planned)
+    return PlanReport(considered=len(wanted), planned=planned)
+
+
+def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding,
+                     occ_row: m.Occurrence, step: pol.Step, locale: str) -> dict[str, object]:
+    due = format_date(measure.deadline, locale)
+    if step.kind == "escalation":
+        owner = config.person(measure.owner_email)
+        text = t(locale, "prompt.measure_escalation", item=finding.description[:80], due=due,
+                 who=owner.name if owner else measure.owner_email)
+    elif step.kind == "overdue":
+        text = t(locale, "prompt.measure_overdue", due=due)
+    else:
+        text = t(locale, "prompt.measure_reminder", due=due)
+    return rounds.measure_activity(measure, finding, occ_row, locale, text)
+
+
+async def _existing_keys(s: AsyncSession, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(keys), 500):
+        chunk = keys[i:i + 500]
+        stmt = select(m.OutboxMessage.dedupe_key).where(col(m.OutboxMessage.dedupe_key).in_(chunk))
+        found |= set((await s.exec(stmt)).all())
+    return found
+
+
+async def _locales(s: AsyncSession) -> dict[str, str]:
+    stmt = select(m.ConversationRef.person_email, m.ConversationRef.locale).where(
+        m.ConversationRef.conversation_type == "personal", m.ConversationRef.active == True)  # noqa: E712
+    return {email: locale for email, locale in (await s.exec(stmt)).all() if email and locale}
