@@ -189,6 +189,9 @@ class _PooledConnectorFactory(ConnectorFactory):  # type: ignore[misc]
             if client is None:
                 creds = await self._credentials.create_credentials(self._app_id, key[1], "", False)
                 client = ConnectorClient(creds, base_url=service_url)
+                # no hidden retries inside msrest: the outbox owns retries, backoff and Retry-After
+                client.config.retry_policy.retries = 0
+                client.config.retry_policy.policy.status_forcelist = []
                 await client.__aenter__()  # opens the HTTP session once; it stays open for reuse
                 self._clients[key] = client
         return client

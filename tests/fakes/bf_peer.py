@@ -78,6 +78,11 @@ class BfPeer:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     calls: list[ConnectorCall] = field(default_factory=list)
     connector_connections: set[tuple[str, int]] = field(default_factory=set)
+    # fault injection for delivery tests: every Nth activity POST answers 429; these conversations answer 403
+    throttle_every: int = 0
+    retry_after: str = "1"
+    forbidden_conversations: set[str] = field(default_factory=set)
+    rejected: list[tuple[int, str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -170,7 +175,17 @@ class BfPeer:
         return web.json_response({"id": "a:new", "activityId": f"sent-{next(self._ids)}"})
 
     async def _activity(self, request: web.Request) -> web.Response:
-        self._record(request, await request.json())
+        body = await request.json()
+        cid = request.match_info.get("cid")
+        self._posts = getattr(self, "_posts", 0) + 1
+        if cid in self.forbidden_conversations:
+            self.rejected.append((403, cid))
+            return web.json_response({"error": {"code": "BotDisabledByAdmin"}}, status=403)
+        if self.throttle_every and self._posts % self.throttle_every == 0:
+            self.rejected.append((429, cid))
+            return web.json_response({"error": {"code": "Throttled"}}, status=429,
+                                     headers={"Retry-After": self.retry_after})
+        self._record(request, body)
         return web.json_response({"id": f"sent-{next(self._ids)}"})
 
     async def _member(self, request: web.Request) -> web.Response:
