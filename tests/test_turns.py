@@ -265,3 +265,37 @@ def test_clean_text_strips_mentions() -> None:
     assert clean_text("<at>HMS-hjulet</at> hva forfaller  denne måneden?") == "hva forfaller denne måneden?"
     assert clean_text("<p>status</p>") == "status"
 
+
+
+async def test_round_started_in_chat_and_submitted_with_action_execute(bot: HmsBot, khm: HmsConfig) -> None:
+    start = FakeTurn(activity(text="start brannvernrunde"))
+    await bot.on_turn(start)
+    form = start.sent[-1]["attachments"][0]["content"]
+    assert "Brannvernrunde" in texts(start.sent[-1]) and "Side 1 av 2" in texts(start.sent[-1])
+    answers = {f"a:{i.key}": "ok" for i in khm.checklist("fire_round").items}
+    page = next(a for a in form["actions"] if a["verb"] == "round.page")
+    first = FakeTurn(activity("invoke", id="i1", name="adaptiveCard/action",
+                              value={"action": {"type": "Action.Execute", "verb": "round.page",
+                                                "data": {**page["data"], **answers}}}))
+    await bot.on_turn(first)
+    status, body = first.invoke
+    assert status == 200 and body["type"] == "application/vnd.microsoft.card.adaptive"
+    submit = next(a for a in body["value"]["actions"] if a["verb"] == "round.submit")
+    done = FakeTurn(activity("invoke", id="i2", name="adaptiveCard/action",
+                             value={"action": {"type": "Action.Execute", "verb": "round.submit",
+                                               "data": {**submit["data"], **answers}}}))
+    await bot.on_turn(done)
+    card = done.invoke[1]["value"]
+    assert "Levert av Fatima Ali 26. november 10:00 – ingen avvik" in texts({"attachments": [{"content": card}]})
+    assert "actions" not in card  # read-only
+
+
+async def test_action_submit_fallback_updates_the_pressed_card(bot: HmsBot, khm: HmsConfig) -> None:
+    start = FakeTurn(activity(text="start brannvernrunde"))
+    await bot.on_turn(start)
+    form = start.sent[-1]["attachments"][0]["content"]
+    page = next(a for a in form["actions"] if a["verb"] == "round.page")
+    submit = FakeTurn(activity(id="s1", value={**page["fallback"]["data"], "a:escape_routes": "ok"},
+                               replyToId="card-1"))
+    await bot.on_turn(submit)
+    assert submit.sent == [] and submit.updated[0][0] == "card-1"
