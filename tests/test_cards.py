@@ -1,0 +1,102 @@
+"""Golden files pin each card's JSON (set UPDATE_GOLDEN=1 to rewrite them after a deliberate change), and every
+card stays inside Adaptive Cards 1.5 and Teams' size limit."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cards.actions import BadAction, CardAction, unpack
+from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
+from cards.due_list import DueGroup, DueRow, DueView, due_card
+from cards.help import help_card
+from cards.incident import incident_card
+from cards.measure import MeasureView, measure_card
+from cards.status import StatusLine, StatusView, status_card
+from cards.task_done import TaskView, task_card
+from cards.unknown_user import UnknownUserView, unknown_user_card
+from cards.welcome import WelcomeView, welcome_card
+
+GOLDEN = Path(__file__).parent / "golden"
+KEY = b"golden"
+
+
+def data(verb: str, page: int) -> dict[str, Any]:
+    return CardAction(verb, "fire_round:2027-Q1:hm-1", "n1", "fire_round", 1, page).pack(KEY)
+
+
+ITEMS = tuple(ChecklistItemView(f"i{n}", f"Punkt {n}") for n in range(1, 12))
+CHECKLIST = ChecklistView("Brannvernrunde", "Historisk museum, 1. etasje", "Frist 31. mars", ITEMS,
+                          (("ok", "OK"), ("avvik", "Avvik"), ("ikke_relevant", "Ikke relevant")), frozenset({"avvik"}),
+                          page=2, values={"i10": "avvik"}, comments={"i10": "Skilt mangler"},
+                          errors={"i11": "Svar mangler."}, notice="Påminnelse")
+
+CASES: dict[str, Any] = {
+    "welcome_nb": lambda: welcome_card(WelcomeView("Fatima", "Kulturhistorisk museum",
+                                                   ("etasjekontakt for 1. etasje",), ("Brannvernrunden",)), "nb"),
+    "unknown_user_en": lambda: unknown_user_card(UnknownUserView("Museum of Cultural History", "Hanne Solberg",
+                                                                 "hanne.solberg@khm.uio.no"), "en"),
+    "help_nb": lambda: help_card("nb"),
+    "due_nb": lambda: due_card(DueView("Frister – november 2026", (DueGroup("Desember 2026", (
+        DueRow("1. desember", "HMS-årsrapport", "Administrasjonsseksjonen", "Marianne Berg", "open"),)),),
+        "Ingenting", "Viser hele enheten."), "nb"),
+    "incident_en": lambda: incident_card("https://uio-cim.no/x", "https://si-fra.example/", "en"),
+    "status_nb": lambda: status_card(StatusView("Status 2027", StatusLine("", 3, 2, 1, 4),
+                                                (StatusLine("Adm", 1, 1, 0, 1),), 2, 5, 1), "nb"),
+    "checklist_page2_nb": lambda: checklist_card(CHECKLIST, "nb", data),
+    "submitted_nb": lambda: submitted_card(SubmittedView("Brannvernrunde", "1. etasje", "Levert av Fatima Ali "
+                                                         "3. mars 09:12 – 1 avvik",
+                                                         (("Punkt 1", "OK", "", False),
+                                                          ("Punkt 2", "Avvik", "Dør på kile", True))), "nb"),
+    "task_nb": lambda: task_card(TaskView("HMS-årsrapport", "Adm", "Frist 1. desember"), "nb",
+                                 CardAction("task.done", "annual_report:2027:adm", "n").pack(KEY)),
+    "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
+                                                   "EA-1", "https://si-fra.example/"), "nb",
+                                       CardAction("measure.close", "1", "n").pack(KEY),
+                                       CardAction("measure.ticket", "1", "n").pack(KEY)),
+}
+
+
+def content(result: dict[str, Any]) -> dict[str, Any]:
+    return result["attachments"][0]["content"] if result.get("type") == "message" else result
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_golden(name: str) -> None:
+    rendered = CASES[name]()
+    path = GOLDEN / f"{name}.json"
+    text = json.dumps(rendered, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        path.write_text(text, encoding="utf-8")
+    assert path.exists(), f"no golden file for {name}: run with UPDATE_GOLDEN=1 and review it"
+    assert text == path.read_text(encoding="utf-8"), f"{name} changed; rerun with UPDATE_GOLDEN=1 if intended"
+    card = content(rendered)
+    assert card["version"] == "1.5" and card["type"] == "AdaptiveCard"
+    assert len(json.dumps(card).encode()) < 40_000
+
+
+def test_full_fire_round_stays_small_on_every_page() -> None:
+    items = tuple(ChecklistItemView(f"i{n}", "Rømningsveier (korridorer, trapper) er frie for hindringer " * 2)
+                  for n in range(18))
+    for page in (1, 2):
+        view = ChecklistView("Brannvernrunde", "x", "y", items, (("ok", "OK"), ("avvik", "Avvik")),
+                             frozenset({"avvik"}), page=page)
+        assert len(json.dumps(checklist_card(view, "nb", data)).encode()) < 40_000
+
+
+def test_payload_signature() -> None:
+    packed = CardAction("round.submit", "k", "n", "fire_round", 1, 2).pack(KEY)
+    assert unpack(packed, KEY).page == 2
+    with pytest.raises(BadAction):
+        unpack(packed, b"other key")
+    forged = json.loads(json.dumps(packed))
+    forged["hms"]["page"] = 1
+    with pytest.raises(BadAction):
+        unpack(forged, KEY)
+    unknown = CardAction("round.delete", "k", "n").pack(KEY)
+    with pytest.raises(BadAction, match="unknown verb"):
+        unpack(unknown, KEY)
