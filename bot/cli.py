@@ -228,6 +228,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_local(args: argparse.Namespace) -> int:
+    from bot import logs, usecases
+    from bot.local import prepare, run_local
+    from hms.clock import OffsetClock
+
+    settings = _settings()
+    logs.configure(settings.log_level)
+    config = _config(args.config, settings)
+    usecases.prepare_database(settings.database_url)
+    if not settings.database_url.startswith("sqlite"):
+        print("note: local mode on a non-SQLite DATABASE_URL", file=sys.stderr)
+    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
+    settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
+    print(f"LOCAL MODE: authentication is off; the bot listens on http://127.0.0.1:{args.port}/api/messages "
+          "(loopback only)", file=sys.stderr)
+    mock_path = prepare(config, Path(args.workdir), args.as_)
+    try:
+        asyncio.run(run_local(settings, config, clock=clock, bot_port=args.port, playground_port=args.playground_port,
+                              mock_path=mock_path, current=args.as_))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     from bot import usecases
 
@@ -336,6 +360,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tenant-id", help="local mode: accept only this tenant")
     serve.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     serve.set_defaults(func=cmd_serve)
+
+    local = sub.add_parser("local", help="run the bot with the Agents Playground (a local Teams) on loopback")
+    local.add_argument("--now", help="start the bot's clock at this instant (ISO)")
+    local.add_argument("--as", dest="as_", metavar="EMAIL", help="chat as this person (default: a floor contact)")
+    local.add_argument("--port", type=int, default=3978, help="the bot's port (default 3978)")
+    local.add_argument("--playground-port", type=int, default=56150, help="the Playground's port (default 56150)")
+    local.add_argument("--workdir", default="var/local", help="where the mock data and logs go")
+    local.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    local.set_defaults(func=cmd_local)
 
     ask = sub.add_parser("ask", help="ask the bot a question from the terminal ('-' reads one per line)")
     ask.add_argument("text")

@@ -24,10 +24,12 @@ from hms import i18n
 from hms.clock import Clock
 from hms.config import HmsConfig
 from hms.i18n import t
+from hms.nlu import text_language
 from storage import db, repo
 
 log = logging.getLogger("hms.turns")
 
+LOCALES = {"nb": "nb-NO", "en": "en-US"}
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -158,6 +160,8 @@ class HmsBot:
             await turn.send(reply)
             return
         text = clean_text(str(act.get("text") or ""))
+        # answer in the language of the question; words that fit both languages follow the Teams locale
+        locale = LOCALES.get(text_language(text) or "", locale)
         if fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
             await turn.send(self._welcome(email, locale))
         if not text:

@@ -656,7 +656,21 @@ def _next_twelve_months(today: dt.date) -> Period:
     return Period(today, end - dt.timedelta(days=1))
 
 
+def text_language(text: str) -> str | None:
+    """"nb" or "en" when the words say which language a message is in; None when they fit both ("status")."""
+    tokens = tokenize(text.strip())
+    votes = _votes(tokens, [_LEXICON.exact(t) or _LEXICON.match(t) for t in tokens], text)
+    if votes["nb"] == votes["en"]:
+        return None
+    return "en" if votes["en"] > votes["nb"] else "nb"
+
+
 def _locale(tokens: Sequence[str], matches: Sequence[_Match | None], text: str) -> str:
+    votes = _votes(tokens, matches, text)
+    return "en" if votes["en"] > votes["nb"] else "nb"
+
+
+def _votes(tokens: Sequence[str], matches: Sequence[_Match | None], text: str) -> dict[str, float]:
     votes = {"nb": 0.0, "en": 0.0}
     if any(c in text for c in "æøåÆØÅ"):
         votes["nb"] += 1.5
@@ -666,7 +680,7 @@ def _locale(tokens: Sequence[str], matches: Sequence[_Match | None], text: str) 
         langs = frozenset().union(*(t.langs for t in m.terms))
         if len(langs) == 1:
             votes[next(iter(langs))] += 1 if m.distance == 0 else 0.5
-    return "en" if votes["en"] > votes["nb"] else "nb"
+    return votes
 
 
 def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding, dict[str, Any]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import col, select
@@ -198,19 +199,21 @@ async def occurrence_events(session: AsyncSession, keys: Iterable[str]) -> list[
 # -- inbound activities and conversation references -----------------------------------------------------------
 
 
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
 async def mark_processed(session: AsyncSession, key: str, now: dt.datetime) -> bool:
     """Record an inbound activity id; False when it was already handled (a retry). Commits."""
     table = m.ProcessedActivity.__table__
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        insert = pg_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        insert = sqlite_insert  # type: ignore[assignment]
-    stmt = (insert(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
+    stmt = (_insert(session)(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
             .returning(table.c.activity_key))
     inserted = (await session.exec(stmt)).first()  # type: ignore[call-overload]
     await session.commit()
@@ -230,14 +233,19 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
     unknown = set(fields) - set(CONVERSATION_FIELDS)
     if unknown:
         raise TypeError(f"unknown conversation fields: {sorted(unknown)}")
-    row = (await session.exec(select(m.ConversationRef).where(
-        m.ConversationRef.conversation_id == conversation_id))).first()
-    fresh = row is None or not row.active
+    stmt = select(m.ConversationRef).where(m.ConversationRef.conversation_id == conversation_id)
+    row = (await session.exec(stmt)).first()
+    fresh = row is not None and not row.active
     if row is None:
-        row = m.ConversationRef(conversation_id=conversation_id, conversation_type=fields.get("conversation_type")
-                                or "personal", service_url=fields.get("service_url") or "", created_at=now,
-                                updated_at=now)
-        session.add(row)
+        # Teams sends installationUpdate and conversationUpdate at once: insert-if-absent, then read the winner
+        table = m.ConversationRef.__table__
+        created = (await session.exec(_insert(session)(table).values(  # type: ignore[call-overload]
+            conversation_id=conversation_id, conversation_type=fields.get("conversation_type") or "personal",
+            service_url=fields.get("service_url") or "", channel_id=fields.get("channel_id") or "msteams",
+            active=True, created_at=now, updated_at=now,
+        ).on_conflict_do_nothing(index_elements=["conversation_id"]).returning(table.c.id))).first()
+        fresh = created is not None
+        row = (await session.exec(stmt.execution_options(populate_existing=True))).one()
     for key, value in fields.items():
         if value is not None and getattr(row, key) != value:
             setattr(row, key, value)
@@ -299,13 +307,8 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, object]], now: dt.
     if not rows:
         return 0
     table = m.OutboxMessage.__table__
-    dialect = session.bind.dialect.name if session.bind else "sqlite"
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     values = [{"status": "pending", "attempts": 0, "not_before": now, "created_at": now, **r} for r in rows]
-    stmt = insert(table).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
+    stmt = _insert(session)(table).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
         table.c.id)
     new = len((await session.exec(stmt)).all())  # type: ignore[call-overload]
     await session.commit()

@@ -183,6 +183,15 @@ async def test_english_locale_answers_in_english(bot: HmsBot) -> None:
     assert "Deadlines – December 2026" in texts(turn.sent[-1])
 
 
+async def test_norwegian_question_in_an_english_teams_gets_norwegian(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="hva forfaller denne måneden?", locale="en-US"))
+    await bot.on_turn(turn)
+    assert "Frister – november 2026" in texts(turn.sent[-1])
+    ambiguous = FakeTurn(activity(id="2", text="status", locale="en-US"))
+    await bot.on_turn(ambiguous)
+    assert "Status 2026" in texts(ambiguous.sent[-1]) and "done" in texts(ambiguous.sent[-1])
+
+
 async def test_nonsense_gets_short_help_never_silence(bot: HmsBot) -> None:
     turn = FakeTurn(activity(text="blåbærsyltetøy"))
     await bot.on_turn(turn)
@@ -299,3 +308,13 @@ async def test_action_submit_fallback_updates_the_pressed_card(bot: HmsBot, khm:
                                replyToId="card-1"))
     await bot.on_turn(submit)
     assert submit.sent == [] and submit.updated[0][0] == "card-1"
+
+
+async def test_simultaneous_install_events_greet_once(bot: HmsBot) -> None:
+    import asyncio
+
+    a = FakeTurn(activity("installationUpdate", id="x1", action="add"))
+    b = FakeTurn(activity("conversationUpdate", id="x2", membersAdded=[{"id": BOT}, {"id": "29:fatima"}]))
+    await asyncio.gather(bot.on_turn(a), bot.on_turn(b))
+    assert len(a.sent) + len(b.sent) == 1
+    assert len(await refs(bot)) == 1
