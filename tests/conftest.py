@@ -23,6 +23,14 @@ from hms.config import DEFAULT_CONFIG_PATH, HmsConfig, load_config
 from storage import db
 
 OSLO = ZoneInfo("Europe/Oslo")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test runs with the loopback-only network guard (tests/netguard.py)."""
+    from tests import netguard
+
+    netguard.install()
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
