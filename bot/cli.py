@@ -305,6 +305,42 @@ def render_card_text(activity: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    from bot import usecases
+
+    settings = _settings()
+    try:
+        rows = asyncio.run(usecases.outbox_listing(settings.database_url, args.status, args.limit))
+    except usecases.DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+        return 0
+    for r in rows:
+        print(f"{r['status']:<8} {r['kind']:<14} {r['recipient'] or 'LAMU':<32} tries {r['attempts']}  "
+              f"{r['last_error'] or ''}  [{r['key']}]")
+    if not rows:
+        print(f"no {args.status} messages")
+    return 0
+
+
+def cmd_person_away(args: argparse.Namespace) -> int:
+    from bot import usecases
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    if config.person(args.email) is None:
+        raise CliError(f"{args.email} is not a person in the organisation file")
+    try:
+        asyncio.run(usecases.set_away(settings.database_url, config, args.email, not args.back,
+                                      SystemClock().now()))
+    except usecases.DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    state = "back" if args.back else "away: prompts go to the deputy"
+    print(f"{args.email.lower()} is {state}")
+    return 0
+
+
 def cmd_manifest(args: argparse.Namespace) -> int:
     from bot.manifest import build_package
 
@@ -378,6 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ask.set_defaults(func=cmd_ask)
+
+    out = sub.add_parser("outbox", help="messages that are waiting, failed or dead (for the HMSB adviser)")
+    out.add_argument("--status", default="dead", choices=("dead", "retry", "pending", "sent"))
+    out.add_argument("--limit", type=int, default=100)
+    out.add_argument("--json", action="store_true")
+    out.set_defaults(func=cmd_outbox)
+
+    person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
+    away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")
+    away.add_argument("email")
+    away.add_argument("--back", action="store_true")
+    away.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    away.set_defaults(func=cmd_person_away)
 
     man = sub.add_parser("manifest", help="build the Teams app package an admin uploads")
     man.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (a GUID)")

@@ -122,3 +122,39 @@ async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now
             return [await answerer.answer(session, q, email, now, locale) for q in questions]
     finally:
         await engine.dispose()
+
+
+async def outbox_listing(url: str, status: str, limit: int) -> list[dict[str, Any]]:
+    """Outbox messages in one state, newest first (what the adviser checks for undelivered prompts)."""
+    from sqlmodel import col, select
+
+    from storage import models as m
+
+    prepare_database(url)
+    engine = db.create_engine(url)
+    try:
+        async with db.session_factory(engine)() as session:
+            rows = (await session.exec(select(m.OutboxMessage).where(m.OutboxMessage.status == status)
+                                       .order_by(col(m.OutboxMessage.id).desc()).limit(limit))).all()
+    finally:
+        await engine.dispose()
+    return [{"key": r.dedupe_key, "kind": r.kind, "recipient": r.recipient_email, "status": r.status,
+             "attempts": r.attempts, "last_error": r.last_error, "created_at": r.created_at.isoformat(),
+             "sent_at": r.sent_at.isoformat() if r.sent_at else None} for r in rows]
+
+
+async def set_away(url: str, config: HmsConfig, email: str, away: bool, now: dt.datetime) -> None:
+    """Mark a person away (prompts go to their deputy) or back."""
+    prepare_database(url)
+    engine = db.create_engine(url)
+    try:
+        async with db.session_factory(engine)() as session:
+            person = await repo.person_by_email(session, email)
+            if person is None:
+                await repo.import_org(session, config, now)
+                person = await repo.person_by_email(session, email)
+            assert person is not None
+            person.away, person.updated_at = away, now
+            await session.commit()
+    finally:
+        await engine.dispose()

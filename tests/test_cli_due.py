@@ -125,3 +125,23 @@ def test_broken_config_refused(sqlite_env: str, tmp_path: Path, khm_text: str,
     assert main(["due", "--config", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "bad.yaml" in err and "unknown time zone" in err
+
+
+def test_person_away_and_outbox_listing(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["person", "away", "Fatima.Ali@khm.uio.no"]) == 0
+    assert "away" in capsys.readouterr().out
+
+    async def away() -> bool:
+        engine = db.create_engine(sqlite_env)
+        async with db.session_factory(engine)() as s:
+            person = await repo.person_by_email(s, "fatima.ali@khm.uio.no")
+        await engine.dispose()
+        return bool(person and person.away)
+
+    assert asyncio.run(away()) is True
+    assert main(["person", "away", "fatima.ali@khm.uio.no", "--back"]) == 0
+    assert asyncio.run(away()) is False
+    assert main(["person", "away", "nobody@khm.uio.no"]) == 2
+    capsys.readouterr()
+    assert main(["outbox", "--status", "dead", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
