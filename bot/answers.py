@@ -84,6 +84,7 @@ class Answerer:
         self.config = config
         self.rounds = rounds
         self.vocab = vocabulary(config)
+        self.cache = wheel.OccurrenceCache(config)
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
         return understand(text_value, wheel.local_date(now, self.config), self.vocab)
@@ -110,7 +111,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         period = u.period or periods.month(today.year, today.month)
         vis = visibility(self.config, email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now) if vis.sees(i.occurrence)]
+        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
         title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
@@ -122,7 +123,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         period = periods.Period(today - dt.timedelta(days=366), today)
         vis = visibility(self.config, email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now)
+        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
                  if i.status == "overdue" and vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
@@ -133,7 +134,7 @@ class Answerer:
                         locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         period = u.period or periods.Period(today - dt.timedelta(days=366), today + dt.timedelta(days=61))
-        items = [i for i in await usecases.due_items(s, self.config, period, now)
+        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
                  if i.status != "done" and (email in i.occurrence.assignees or email == i.occurrence.deputy)]
         if not u.period:  # past items only when they are still not done
             items = [i for i in items if i.occurrence.due >= today or i.status == "overdue"]
@@ -146,7 +147,7 @@ class Answerer:
         lang = i18n.lang(locale)
         period = periods.year_of(today)
         vis = visibility(self.config, email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now)
+        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
                  if vis.sees(i.occurrence) and i.occurrence.due.year == today.year]
         section = self.config.section(u.section) if u.section else None
         if section:
@@ -192,7 +193,7 @@ class Answerer:
         lang = i18n.lang(locale)
         task = self.config.task("annual_report")
         year = today.year
-        items = await usecases.due_items(s, self.config, periods.year_of(today), now)
+        items = await usecases.due_items(s, self.config, periods.year_of(today), now, self.cache)
         vis = visibility(self.config, email)
         lines = []
         for sec in self.config.sections:
@@ -214,7 +215,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
         task_key = ROUND_TASKS.get(u.round or "fire", "fire_round")
-        items = [i for i in await usecases.due_items(s, self.config, periods.day(today), now)
+        items = [i for i in await usecases.due_items(s, self.config, periods.day(today), now, self.cache)
                  if i.occurrence.task == task_key]
         mine = [i for i in items if self.rounds.may_act(i.occurrence, email)]
         if u.floor:

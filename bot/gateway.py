@@ -19,13 +19,16 @@ It also holds our fixes for the final, archived botbuilder-python release (4.17.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
+import aiohttp
 import requests
 from botbuilder.core import CloudAdapterBase, InvokeResponse, TurnContext
 from botbuilder.core.teams import TeamsInfo
@@ -34,9 +37,7 @@ from botbuilder.schema import (
     Activity,
     ActivityTypes,
     ChannelAccount,
-    ConversationAccount,
     ConversationParameters,
-    ConversationReference,
 )
 from botbuilder.schema.teams import ChannelInfo, TeamsChannelData, TenantInfo
 from botframework.connector import Channels
@@ -123,6 +124,12 @@ class CachedClientCredentials(Authentication):  # type: ignore[misc]
                 self.fetches += 1
             return self._token
 
+    async def token(self) -> str:
+        """The cached token, fetched in a worker thread when it is missing or about to expire."""
+        if self._token and time.monotonic() <= self._expires:
+            return self._token
+        return await asyncio.to_thread(self.get_access_token)
+
     def signed_session(self, session: requests.Session | None = None) -> requests.Session:
         session = session or requests.Session()
         session.headers["Authorization"] = f"Bearer {self.get_access_token()}"
@@ -150,13 +157,20 @@ class _CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
             return MicrosoftAppCredentials.empty()
         if app_id != self._cfg.app_id:
             raise Unauthorized("credentials asked for another app id")
-        scope = oauth_scope or BOT_FRAMEWORK_SCOPE
+        return self.for_scope(oauth_scope)
+
+
+    def for_scope(self, scope: str | None) -> CachedClientCredentials | None:
+        """The app's credentials for an audience, or None when auth is off (local mode)."""
+        if not self._cfg.app_id:
+            return None
+        scope = scope or BOT_FRAMEWORK_SCOPE
         creds = self._cache.get(scope)
         if creds is None:
-            creds = CachedClientCredentials(self._cfg.app_id, self._cfg.app_password,
-                                            token_endpoint(self._cfg), scope)
+            creds = CachedClientCredentials(self._cfg.app_id, self._cfg.app_password, token_endpoint(self._cfg),
+                                            scope)
             self._cache[scope] = creds
-        return creds
+        return creds  # type: ignore[return-value]
 
 
 def token_endpoint(cfg: GatewayConfig) -> str:
@@ -237,6 +251,64 @@ class _PooledAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
         return await self._inner.authenticate_channel_request(auth_header)
 
 
+# -- the fast path for sending activities ----------------------------------------------------------------------
+
+
+class _FastConnector:
+    """Posts activities with one kept-alive aiohttp session and plain JSON.
+
+    The stock path (msrest over `requests` in a thread pool, msrest's model serializer, a deep copy per
+    activity) costs about 2.5 ms of CPU per message; this costs a fraction of that. Used for replies in a turn
+    and for proactive messages; conversation creation and TeamsInfo keep botbuilder's client.
+    """
+
+    def __init__(self, credentials: _CredentialFactory):
+        self._credentials = credentials
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=30, connect=10),
+                connector=aiohttp.TCPConnector(limit=100, limit_per_host=50, keepalive_timeout=60))
+        return self._session
+
+    async def post(self, service_url: str, conversation_id: str, activity: dict[str, Any], *,
+                   reply_to: str | None = None, audience: str | None = None) -> str | None:
+        url = f"{service_url.rstrip('/')}/v3/conversations/{quote(conversation_id, safe='')}/activities"
+        if reply_to:
+            url += f"/{quote(reply_to, safe='')}"
+        headers = {"Content-Type": "application/json"}
+        creds = self._credentials.for_scope(audience)
+        if creds is not None:
+            headers["Authorization"] = f"Bearer {await creds.token()}"
+        try:
+            async with self._http().post(url, data=json.dumps(activity, ensure_ascii=False).encode(),
+                                         headers=headers) as response:
+                if response.status >= 400:
+                    raise DeliveryError(response.status, response.reason or "refused",
+                                        _retry_after(response.headers.get("Retry-After")))
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(0, type(exc).__name__) from None
+        try:
+            body = json.loads(text) if text else {}
+        except ValueError:
+            body = {}
+        return body.get("id") if isinstance(body, dict) else None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value else None
+    except ValueError:
+        return None
+
+
 # -- the turn port -------------------------------------------------------------------------------------------
 
 
@@ -250,9 +322,17 @@ class Turn:
         self.invoke_response: tuple[int, Any] | None = None
 
     async def send(self, activity: dict[str, Any]) -> str | None:
-        """Send an activity (message, typing, ...) to this conversation; returns its id."""
-        response = await self._context.send_activity(Activity().deserialize(activity))
-        return response.id if response else None
+        """Send an activity (message, typing, ...) to this conversation as a reply; returns its id."""
+        act = self.activity
+        conversation = act.get("conversation") or {}
+        reply = {**activity, "channelId": act.get("channelId"), "serviceUrl": act.get("serviceUrl"),
+                 "conversation": conversation, "from": act.get("recipient"), "recipient": act.get("from"),
+                 "replyToId": act.get("id")}
+        if act.get("locale") and "locale" not in activity:
+            reply["locale"] = act["locale"]
+        audience = self._context.turn_state.get(CloudAdapterBase.BOT_OAUTH_SCOPE_KEY)
+        return await self._gateway.fast.post(str(act.get("serviceUrl")), str(conversation.get("id")), reply,
+                                             reply_to=act.get("id"), audience=audience)
 
     async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
         """Replace an earlier bot message (e.g. a card) in this conversation."""
@@ -290,6 +370,14 @@ class Turn:
 TurnHandler = Callable[[Turn], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class _Authenticated:
+    """A validated request: botbuilder's result and the activity parsed once."""
+
+    result: AuthenticateRequestResult
+    activity: Activity
+
+
 class TeamsGateway:
     """Bot Framework in and out: authenticate and run inbound turns, send proactive messages."""
 
@@ -297,6 +385,7 @@ class TeamsGateway:
         self.cfg = cfg
         self._credentials = _CredentialFactory(cfg)
         self._connectors = _PooledConnectorFactory(self._credentials, cfg.app_id)
+        self.fast = _FastConnector(self._credentials)
         if cfg.openid_metadata_url or cfg.token_issuer or cfg.token_endpoint:
             inner = BotFrameworkAuthenticationFactory.create(
                 to_channel_from_bot_login_url=token_endpoint(cfg),
@@ -317,6 +406,7 @@ class TeamsGateway:
 
     async def close(self) -> None:
         await self._connectors.close()
+        await self.fast.close()
 
     @staticmethod
     async def _on_turn_error(context: TurnContext, error: Exception) -> None:
@@ -328,13 +418,13 @@ class TeamsGateway:
         auth = self.adapter.bot_framework_authentication
         header = auth_header if self.cfg.auth_enabled else None
         try:
-            return await auth.authenticate_request(activity, header)
+            return _Authenticated(await auth.authenticate_request(activity, header), activity)
         except Exception as exc:  # noqa: BLE001 - every validation failure, whatever its type, is a 401
             raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
 
     async def run(self, authenticated: Any, body: dict[str, Any], handler: TurnHandler) -> tuple[int, Any]:
         """Run one authenticated turn through the adapter; returns the HTTP status and JSON body to answer."""
-        activity = Activity().deserialize(body)
+        activity = authenticated.activity
         turn_box: list[Turn] = []
 
         async def logic(context: TurnContext) -> None:
@@ -342,7 +432,7 @@ class TeamsGateway:
             turn_box.append(turn)
             await handler(turn)
 
-        invoke = await self.adapter.process_activity(authenticated, activity, logic)
+        invoke = await self.adapter.process_activity(authenticated.result, activity, logic)
         if invoke is None:
             return 200, None
         payload = invoke.body
@@ -352,28 +442,13 @@ class TeamsGateway:
 
     # -- proactive ----------------------------------------------------------------------------------------
 
-    def _reference(self, coords: Coordinates) -> ConversationReference:
-        return ConversationReference(
-            channel_id=coords.channel_id or Channels.ms_teams,
-            service_url=coords.service_url,
-            conversation=ConversationAccount(id=coords.conversation_id, tenant_id=coords.tenant_id,
-                                             conversation_type=coords.conversation_type),
-            bot=ChannelAccount(id=coords.bot_id or self.cfg.bot_id),
-        )
-
     async def send_to(self, coords: Coordinates, activity: dict[str, Any]) -> str | None:
         """Send an activity to a stored conversation; raises DeliveryError with the connector's status."""
-        sent: list[str | None] = []
-
-        async def callback(context: TurnContext) -> None:
-            response = await context.send_activity(Activity().deserialize(activity))
-            sent.append(response.id if response else None)
-
-        try:
-            await self.adapter.continue_conversation(self._reference(coords), callback, self.cfg.bot_id)
-        except Exception as exc:  # noqa: BLE001 - translated into our error with the HTTP status
-            raise _delivery_error(exc) from None
-        return sent[0] if sent else None
+        message = {**activity, "channelId": coords.channel_id or Channels.ms_teams, "serviceUrl": coords.service_url,
+                   "from": {"id": coords.bot_id or self.cfg.bot_id},
+                   "conversation": {"id": coords.conversation_id, "tenantId": coords.tenant_id,
+                                    "conversationType": coords.conversation_type}}
+        return await self.fast.post(coords.service_url, coords.conversation_id, message)
 
     async def create_personal_conversation(self, service_url: str, tenant_id: str | None, user_id: str,
                                            activity: dict[str, Any] | None = None) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
+import time
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -88,6 +90,21 @@ def clean_text(text: str) -> str:
     return " ".join(_TAGS.sub(" ", _MENTION.sub(" ", text)).split())
 
 
+KNOWN_TTL_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the bot last stored for a conversation."""
+
+    conversation_id: str
+    conversation_type: str
+    person_email: str | None
+    locale: str | None
+    signature: tuple[tuple[str, Any], ...]
+    stamp: float
+
+
 class HmsBot:
     """Handles every inbound activity for one organisation."""
 
@@ -102,6 +119,7 @@ class HmsBot:
         self.proactive = proactive
         self.rounds = Rounds(config, card_key)
         self.answerer = Answerer(config, self.rounds)
+        self._known: dict[str, Known] = {}
 
     async def start(self) -> None:
         """Bring the organisation tables in line with the config file (idempotent)."""
@@ -123,10 +141,11 @@ class HmsBot:
                 if act.get("type") == "invoke":
                     turn.respond(200, None)
                 return
-            ref, fresh = await repo.upsert_conversation(s, **self._coordinates(act), now=now)
+            ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)
             if email and ref.person_email != email and ref.conversation_type == "personal":
                 await repo.upsert_conversation(s, ref.conversation_id, now, person_email=email)
+                self._known.pop(ref.conversation_id, None)
             locale = locale_of(act) or ref.locale or self.config.unit.locale
             kind = act.get("type")
             if kind == "message":
@@ -137,6 +156,25 @@ class HmsBot:
                 await self._on_invoke(s, turn, email, locale, now)
             else:
                 log.info("ignored activity of type %s", kind)
+
+    async def _refresh_conversation(self, s: Any, act: dict[str, Any], now: dt.datetime) -> tuple[Known, bool]:
+        """Store the conversation's coordinates when they are new or changed (the service URL can change).
+
+        Unchanged coordinates seen in the last few minutes are not written again: a chat turn then costs one
+        database write (the retry record) instead of two.
+        """
+        coords = self._coordinates(act)
+        key = coords.pop("conversation_id")
+        signature = tuple(sorted((k, v) for k, v in coords.items() if v is not None))
+        known = self._known.get(key)
+        if known and known.signature == signature and time.monotonic() - known.stamp < KNOWN_TTL_SECONDS:
+            return known, False
+        row, fresh = await repo.upsert_conversation(s, key, now, **coords)
+        known = Known(key, row.conversation_type, row.person_email, row.locale, signature, time.monotonic())
+        if len(self._known) >= 10_000:
+            self._known.clear()
+        self._known[key] = known
+        return known, fresh
 
     # -- routing -------------------------------------------------------------------------------------------
 
@@ -168,6 +206,7 @@ class HmsBot:
             await turn.send(help_card(locale))
             return
         answer = await self.answerer.answer(s, text, email, now, locale)
+        await s.commit()  # release the database connection before the network call
         log.info("answered", extra={"intent": answer.understanding.intent})
         await turn.send(answer.activity)
 
@@ -181,6 +220,7 @@ class HmsBot:
         conversation_id = str(_get(act, "conversation", "id"))
         if bot_id in removed or action.startswith("remove"):
             await repo.deactivate_conversation(s, conversation_id, now)
+            self._known.pop(conversation_id, None)
             log.info("uninstalled from a %s conversation", _get(act, "conversation", "conversationType"))
             return
         installed = bot_id in added or action.startswith("add")
@@ -224,6 +264,7 @@ class HmsBot:
         known = await repo.person_by_teams_id(s, teams_id)
         if known and known.active and self.config.person(known.email):
             return known.email
+        await s.commit()  # no connection held during the network call
         member = await turn.member(teams_id)
         for key in ("email", "userPrincipalName"):
             value = (member or {}).get(key)

@@ -54,10 +54,11 @@ def filter_items(config: HmsConfig, items: list[wheel.DueItem], *, section: str 
     return out
 
 
-async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.datetime) -> list[wheel.DueItem]:
+async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.datetime,
+                    cache: wheel.OccurrenceCache | None = None) -> list[wheel.DueItem]:
     """Every occurrence touching the period with its status from stored completions."""
     done = await repo.completions(session, period.start, period.end)
-    return wheel.due_items(config, period.start, period.end, now, done)
+    return wheel.due_items(config, period.start, period.end, now, done, cache)
 
 
 async def due_from_database(url: str, config: HmsConfig, period: Period, now: dt.datetime, *,

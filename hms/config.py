@@ -11,6 +11,7 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -321,22 +322,39 @@ class HmsConfig(_Strict):
         return ZoneInfo(self.unit.timezone)
 
     def person(self, email: str) -> Person | None:
-        return self._people_by_email().get(email.lower())
+        return self._people_by_email.get(email.lower())
 
+    @cached_property
     def _people_by_email(self) -> dict[str, Person]:
         return {p.email: p for p in self.people}
 
-    def section(self, key: str) -> Section | None:
-        return next((s for s in self.sections if s.key == key), None)
+    @cached_property
+    def _sections_by_key(self) -> dict[str, Section]:
+        return {s.key: s for s in self.sections}
 
-    def floors(self) -> list[Floor]:
+    @cached_property
+    def _floors(self) -> list[Floor]:
         return [f for b in self.buildings for f in b.floors]
 
+    @cached_property
+    def _floors_by_key(self) -> dict[str, Floor]:
+        return {f.key: f for f in self._floors}
+
+    @cached_property
+    def _tasks_by_key(self) -> dict[str, Task]:
+        return {t.key: t for t in self.tasks}
+
+    def section(self, key: str) -> Section | None:
+        return self._sections_by_key.get(key)
+
+    def floors(self) -> list[Floor]:
+        return list(self._floors)
+
     def floor(self, key: str) -> Floor | None:
-        return next((f for f in self.floors() if f.key == key), None)
+        return self._floors_by_key.get(key)
 
     def task(self, key: str) -> Task | None:
-        return next((t for t in self.tasks if t.key == key), None)
+        return self._tasks_by_key.get(key)
 
     def policy(self, task: Task) -> ReminderPolicy:
         """The reminder policy of a task: the unit's defaults with the task's overrides."""

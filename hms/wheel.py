@@ -108,13 +108,30 @@ def due_items(
     end: dt.date,
     now: dt.datetime,
     completions: Mapping[str, Completion],
+    cache: OccurrenceCache | None = None,
 ) -> list[DueItem]:
     """Occurrences touching the period, each with its status as of `now`."""
     today = local_date(now, config)
-    return [
-        DueItem(o, status_of(o, today, completions.get(o.key)), completions.get(o.key))
-        for o in occurrences(config, start, end)
-    ]
+    found = cache.get(start, end) if cache is not None else occurrences(config, start, end)
+    return [DueItem(o, status_of(o, today, completions.get(o.key)), completions.get(o.key)) for o in found]
+
+
+class OccurrenceCache:
+    """Occurrences per period for one config. They depend on nothing else, so they can be kept; bounded."""
+
+    def __init__(self, config: HmsConfig, size: int = 64):
+        self.config = config
+        self.size = size
+        self._periods: dict[tuple[dt.date, dt.date], tuple[Occurrence, ...]] = {}
+
+    def get(self, start: dt.date, end: dt.date) -> tuple[Occurrence, ...]:
+        key = (start, end)
+        found = self._periods.get(key)
+        if found is None:
+            if len(self._periods) >= self.size:
+                self._periods.pop(next(iter(self._periods)))
+            found = self._periods[key] = tuple(occurrences(self.config, start, end))
+        return found
 
 
 def find_occurrence(config: HmsConfig, key: str) -> Occurrence | None:

@@ -149,9 +149,7 @@ class Delivery:
 
     async def _deliver_to_channel(self, s: AsyncSession, msg: m.OutboxMessage, target: dict[str, Any],
                                   activity: dict[str, Any], report: DeliveryReport) -> None:
-        channel = (await s.exec(select(m.ConversationRef).where(
-            m.ConversationRef.conversation_type == "channel", m.ConversationRef.active == True)  # noqa: E712
-            .order_by(col(m.ConversationRef.updated_at).desc()))).first()
+        channel = await self._lamu_channel(s)
         if channel is None or not channel.teams_channel_id:
             await self._no_conversation(s, msg, None, report)
             return
@@ -177,6 +175,27 @@ class Delivery:
             await self._failed(s, msg, exc, channel, None, report)
             return
         await self._sent(s, msg, activity_id, report)
+
+    async def _lamu_channel(self, s: AsyncSession) -> m.ConversationRef | None:
+        """The LAMU channel among the channel conversations the bot knows: the configured channel id; else the
+        channel found by name when the bot was added to the team (a channel root that is not the team's General
+        channel); else the General channel; else the channel last heard from. Never just "the channel last heard
+        from" first: a mention in any channel thread, or the team install itself, must not divert the summaries."""
+        rows = [r for r in (await s.exec(select(m.ConversationRef).where(
+            m.ConversationRef.conversation_type == "channel", m.ConversationRef.active == True)  # noqa: E712
+            .order_by(col(m.ConversationRef.updated_at).desc(), col(m.ConversationRef.id).desc()))).all()
+            if r.teams_channel_id]
+        wanted = (self.config.roles.lamu.channel_id or "").lower()
+
+        def rank(r: m.ConversationRef) -> int:
+            channel_id = str(r.teams_channel_id)
+            if wanted and channel_id.lower() == wanted:
+                return 0
+            if r.conversation_id == channel_id:
+                return 1 if channel_id != r.team_id else 2
+            return 3
+
+        return min(rows, key=rank, default=None)  # min keeps the first (newest) of equal rank
 
     async def _with_mention(self, s: AsyncSession, activity: dict[str, Any]) -> dict[str, Any]:
         """Turn our mention marker into a Teams mention when the person's Teams id is known."""
