@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -244,6 +245,11 @@ def cmd_local(args: argparse.Namespace) -> int:
     print(f"LOCAL MODE: authentication is off; the bot listens on http://127.0.0.1:{args.port}/api/messages "
           "(loopback only)", file=sys.stderr)
     mock_path = prepare(config, Path(args.workdir), args.as_)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # so the Playground is stopped in run_local's cleanup, not left behind
+
+    signal.signal(signal.SIGTERM, stop)
     try:
         asyncio.run(run_local(settings, config, clock=clock, bot_port=args.port, playground_port=args.playground_port,
                               mock_path=mock_path, current=args.as_))

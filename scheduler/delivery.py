@@ -139,6 +139,7 @@ class Delivery:
         if ref is None:
             await self._no_conversation(s, msg, email, report)
             return
+        await s.commit()  # hold no database connection while waiting for the rate limit or the network
         await self.limiter.acquire(ref.conversation_id)
         try:
             activity_id = await self.sender.send_to(_coords(ref), _without_mention(activity))
@@ -155,6 +156,7 @@ class Delivery:
             return
         activity = await self._with_mention(s, activity)
         thread = (await s.exec(select(m.ChannelThread).where(m.ChannelThread.key == target["thread"]))).first()
+        await s.commit()  # hold no database connection while waiting for the rate limit or the network
         try:
             await self.limiter.acquire(channel.teams_channel_id)
             if thread is None:

@@ -1,0 +1,197 @@
+"""End to end through the real Microsoft 365 Agents Playground (local Teams emulator): install, questions, an
+unknown user, and a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder.
+
+The bot runs in-process on 127.0.0.1 with a FixedClock and no scheduler; the Playground runs behind its loopback
+guard (bot/playground.py). See tests/e2e_support.py and docs/playground-api.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import shutil
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot import local, playground
+from hms.config import HmsConfig
+from hms.workdays import WorkCalendar
+from storage import models as m
+from tests.conftest import oslo
+from tests.e2e_support import E2E, Frame, cards_of, eventually, frame_text, input_ids, press, running, texts
+
+
+def _unavailable() -> str | None:
+    if shutil.which("node") is None:
+        return "node is not installed: the Microsoft 365 Agents Playground cannot run"
+    try:
+        playground.ensure_installed()
+    except (playground.PlaygroundError, OSError) as exc:
+        return f"the Microsoft 365 Agents Playground is not installed and could not be installed: {exc}"
+    return None
+
+
+_REASON = _unavailable()
+if _REASON:
+    pytest.skip(_REASON, allow_module_level=True)
+
+pytestmark = pytest.mark.e2e
+
+NOW = oslo(2027, 3, 10, 9, 0)
+QUESTION = "hva forfaller denne måneden?"
+
+
+@pytest.fixture
+async def env(tmp_path: Path, khm: HmsConfig) -> AsyncIterator[E2E]:
+    async with running(tmp_path, khm, NOW) as e:
+        yield e
+
+
+FATIMA = "fatima.ali@khm.uio.no"
+HANNE = "hanne.solberg@khm.uio.no"
+JONAS = "jonas.eide@khm.uio.no"
+OTHER_FLOORS = ("underetasjen", "2. etasje", "3. etasje", "Økern", "basement", "2nd floor", "3rd floor")
+
+
+def created_in(conversation_id: str, *needles: str) -> Callable[[Frame], bool]:
+    """A chat-stream frame: a new bot message in `conversation_id` whose text holds every needle."""
+    def match(f: Frame) -> bool:
+        if f.get("action") != "createMessage" or f.get("actionConversationId") != conversation_id:
+            return False
+        shown = frame_text(f)
+        return all(n in shown for n in needles)
+    return match
+
+
+def bot_sent_to(conversation_id: str, *needles: str) -> Callable[[Frame], bool]:
+    """A log-stream frame: the bot (User Application) sent a message into `conversation_id` holding every needle."""
+    def match(f: Frame) -> bool:
+        log = f.get("log") or {}
+        if log.get("activityName") != "message" or log.get("from") != "User Application" \
+                or log.get("conversationId") != conversation_id:
+            return False
+        shown = texts((log.get("request") or {}).get("body"))
+        return all(n in shown for n in needles)
+    return match
+
+
+async def test_install_in_personal_chat_sends_the_welcome(env: E2E) -> None:
+    """The Playground's Teams locale is always en-US, so the welcome is in English (the Norwegian one,
+    "Hei, Fatima!" / "etasjekontakt for Historisk museum, 1. etasje", is what an nb-NO client gets)."""
+    await env.install(env.personal_chat)
+    frame = await env.wait_for(created_in(env.personal_chat, "Hi, Fatima!"))
+    shown = frame_text(frame)
+    assert "floor contact for Historical Museum, 1st floor" in shown, shown
+    assert frame["message"]["from"]["id"] == local.BOT["id"]
+    await env.settle()
+    welcomes = env.matching(created_in(env.personal_chat, "Fatima!"))
+    assert len(welcomes) == 1, "installationUpdate and conversationUpdate must greet once"
+    refs = await env.rows(m.ConversationRef, m.ConversationRef.conversation_id == env.personal_chat)
+    assert [(r.conversation_type, r.person_email, r.locale) for r in refs] == [("personal", FATIMA, "en-US")]
+
+
+async def test_due_this_month_answers_in_norwegian_for_her_floor_only(env: E2E) -> None:
+    await env.say(QUESTION)
+    frame = await env.wait_for(created_in(env.personal_chat, "Frister – mars 2027"))
+    shown = frame_text(frame)
+    assert "31. mars" in shown and "Brannvernrunde" in shown and "Historisk museum, 1. etasje" in shown, shown
+    assert not any(other in shown for other in OTHER_FLOORS), shown
+    # the first message in a chat the bot did not know yet is greeted, in the language of the question
+    assert env.matching(created_in(env.personal_chat, "Hei, Fatima!"))
+
+
+async def test_unknown_user_is_refused_with_the_advisers_name(env: E2E) -> None:
+    guest = env.user("Gjest Gjestesen")
+    await env.custom(env.personal_chat, type="message", text=QUESTION, textFormat="plain",
+                     **{"from": {"id": guest["id"], "name": guest["name"], "aadObjectId": guest["aadObjectId"]}})
+    frame = await env.wait_for(created_in(env.personal_chat, "Hanne Solberg"))
+    shown = frame_text(frame)
+    assert HANNE in shown and re.search(r"Jeg kjenner deg ikke ennå|I don't know you yet", shown), shown
+    await env.settle()
+    assert not env.matching(created_in(env.personal_chat, "Frister")), "an unknown user must see no deadlines"
+    assert not env.matching(created_in(env.personal_chat, "Brannvernrunde"))
+
+
+async def test_fire_round_end_to_end(env: E2E, khm: HmsConfig) -> None:
+    # installed in the personal chat and in the LAMU team
+    await env.install(env.personal_chat)
+    await env.wait_for(created_in(env.personal_chat, "Fatima!"))
+    await env.install(env.team_id)
+
+    async def team_learned() -> dict[str, m.ConversationRef] | None:
+        refs = {r.conversation_id: r for r in await env.rows(m.ConversationRef)}
+        people = {r.person_email for r in refs.values() if r.conversation_type == "personal"}
+        return refs if local.LAMU_CHANNEL_ID in refs and {HANNE, JONAS} <= people else None
+
+    refs = await eventually(team_learned, 10, "LAMU channel and personal chats learned from the team install")
+    lamu = refs[local.LAMU_CHANNEL_ID]
+    assert (lamu.conversation_type, lamu.teams_channel_id, lamu.team_id, lamu.active) == (
+        "channel", local.LAMU_CHANNEL_ID, local.TEAM_ID, True)
+    dm = {r.person_email: r.conversation_id for r in refs.values() if r.conversation_type == "personal"}
+    assert dm[FATIMA] == env.personal_chat and dm[HANNE].endswith("@test.user") and dm[JONAS].endswith("@test.user")
+
+    # 10 March 09:00: the planner prompts the fire round; Fatima gets the checklist in her chat
+    env.set_clock(NOW)
+    planned = await env.plan()
+    assert planned.planned >= 1
+    await env.drain()
+    prompt = await env.wait_for(lambda f: created_in(env.personal_chat)(f) and bool(
+        re.search(r"Page 1 of 2|Side 1 av 2", frame_text(f))))
+    card = cards_of(prompt)[0]
+    assert re.search(r"Historical Museum, 1st floor|Historisk museum, 1\. etasje", texts(card))
+    fields = [i for i in input_ids(card) if i.startswith("a:")]
+    assert len(fields) == 9
+    deviation = fields[0][2:]
+    page1 = {f: "ok" for f in fields} | {f"a:{deviation}": "avvik", f"c:{deviation}": "Kasser i trapp B"}
+    reply_to = prompt["message"]["messageId"]
+
+    answer = await env.invoke(reply_to, press(card, "round.page", page1))
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+    page2 = answer["value"]
+    assert re.search(r"Page 2 of 2|Side 2 av 2", texts(page2)), texts(page2)
+    fields2 = [i for i in input_ids(page2) if i.startswith("a:")]
+    assert len(fields2) == 9 and not set(fields2) & set(fields)
+
+    answer = await env.invoke(reply_to, press(page2, "round.submit", {f: "ok" for f in fields2}))
+    done = answer["value"]
+    assert re.search(r"(Levert av|Submitted by) Fatima Ali .+ – 1 (avvik|deviation)", texts(done)), texts(done)
+    assert "actions" not in done and "Kasser i trapp B" in texts(done)
+
+    # the measure exists, owned by the leader of the floor's section
+    measures = await env.rows(m.Measure)
+    assert [(x.owner_email, x.status) for x in measures] == [(JONAS, "open")]
+    measure = measures[0]
+    assert measure.deadline == dt.date(2027, 4, 9)
+
+    # the outbox: the LAMU summary (a new thread in the LAMU channel), the adviser's copy, the owner's card
+    env.chat.frames.clear()
+    await env.drain()
+    root = await env.wait_for(created_in(local.LAMU_CHANNEL_ID, "Brannvernrunde 2027-Q1"))
+    thread = root["message"].get("postConversationId") or f"{local.LAMU_CHANNEL_ID};messageid=" \
+                                                           f"{root['message']['messageId']}"
+    summary = await env.wait_for(created_in(thread, "Historisk museum, 1. etasje", "Fatima Ali", "1 avvik"))
+    assert "Jonas Eide" in frame_text(summary)
+    assert not env.matching(lambda f: str(f.get("actionConversationId", "")).startswith(local.TEAM_ID)), \
+        "nothing may go to the General channel"
+    await env.wait_for(bot_sent_to(dm[HANNE], "Levert av Fatima Ali", "1 avvik", "Kasser i trapp B"), stream="log")
+    await env.wait_for(bot_sent_to(dm[JONAS], "Kasser i trapp B"), stream="log")
+    outbox = {o.dedupe_key: o for o in await env.rows(m.OutboxMessage)}
+    for key in ("fire_round:2027-Q1:hm-1|lamu-summary", f"fire_round:2027-Q1:hm-1|documentation|{HANNE}",
+                f"measure:{measure.id}|created|{JONAS}"):
+        assert outbox[key].status == "sent" and outbox[key].activity_id, (key, outbox[key])
+    assert json.loads(outbox[f"fire_round:2027-Q1:hm-1|documentation|{HANNE}"].payload)["target"]["email"] == HANNE
+
+    # 7 working days before the measure's deadline: the owner is reminded
+    cal = WorkCalendar(khm.tz)
+    reminder_at = cal.at(cal.add_working_days(measure.deadline, -7), dt.time(9, 0))
+    assert reminder_at == oslo(2027, 3, 31, 9, 0)  # Easter 2027 (25, 26 and 29 March) is skipped
+    env.clock.advance(reminder_at - env.clock.now())
+    await env.plan()
+    await env.drain()
+    key = f"measure:{measure.id}|reminder-7|{JONAS}"
+    rows = await env.rows(m.OutboxMessage, m.OutboxMessage.dedupe_key == key)
+    assert [(r.status, bool(r.activity_id)) for r in rows] == [("sent", True)], rows
+    await env.wait_for(bot_sent_to(dm[JONAS], "Påminnelse", "9. april"), stream="log")
