@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     openid_metadata_url: str | None = Field(None, validation_alias=_env("HMS_OPENID_METADATA_URL"))
     token_issuer: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ISSUER"))
     token_endpoint: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ENDPOINT"))
+    scheduler: bool = Field(True, validation_alias=_env("HMS_SCHEDULER"))
     card_secret: SecretStr | None = Field(None, validation_alias=_env("HMS_CARD_SECRET"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -31,9 +32,14 @@ def build_scheduler(plan: Callable[[], Awaitable[object]], deliver: Callable[[],
 
 def _guarded(job_id: str, func: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[None]]:
     async def run() -> None:
+        started = time.perf_counter()
         try:
-            await func()
+            result = await func()
         except Exception:
             log.exception("job %s failed; it runs again at the next tick", job_id)
+            return
+        elapsed = time.perf_counter() - started
+        if elapsed > 1.0:
+            log.warning("job %s took %.1f s: %s", job_id, elapsed, result)
 
     return run
