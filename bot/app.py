@@ -155,8 +155,10 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
 
     async def lifecycle(_app: web.Application) -> Any:
         await bot.start()
-        scheduler = build_scheduler(plan, delivery.drain, plan_every=runtime.plan_every,
-                                    deliver_every=runtime.deliver_every) if runtime.scheduler and settings.scheduler else None
+        scheduler = None
+        if runtime.scheduler and settings.scheduler:
+            scheduler = build_scheduler(plan, delivery.drain, plan_every=runtime.plan_every,
+                                        deliver_every=runtime.deliver_every)
         if scheduler:
             scheduler.start()
         yield

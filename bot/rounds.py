@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.usecases import scope_name
 from cards.actions import BadAction, CardAction, inputs, unpack
 from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
-from cards.common import message
+from cards.common import message, text
 from cards.measure import MeasureView, measure_card
 from cards.notices import NoticeView, notice
 from cards.task_done import TaskView, task_card
@@ -102,9 +102,13 @@ class Rounds:
                         notice_text: str | None) -> ChecklistView:
         lang = i18n.lang(locale)
         items = tuple(ChecklistItemView(i.key, i.text.get(lang)) for i in checklist.items)
+        due_line = t(locale, "round.due_line", due=format_date(occ.due, locale))
+        if occ.participants:
+            due_line += " · " + t(locale, "checklist.participants",
+                                  names=", ".join(self._name(e) for e in occ.participants))
         view = ChecklistView(
             title=self._task_title(occ, locale), where=scope_name(self.config, occ, locale),
-            due_line=t(locale, "round.due_line", due=format_date(occ.due, locale)), items=items,
+            due_line=due_line, items=items,
             answers=tuple((a.key, a.label.get(lang)) for a in checklist.answers),
             deviation_answers=frozenset(a.key for a in checklist.answers if a.is_deviation),
             page=1, values=values, comments=comments, errors=errors, notice=notice_text)
@@ -175,6 +179,8 @@ class Rounds:
         occ = wheel.find_occurrence(self.config, action.ref)
         if occ is None:
             return ActionResult(notice(NoticeView(t(locale, "card.unknown"), ())), "unknown")
+        if action.verb == "round.confirm":
+            return await self._confirm(s, occ, email, now, locale)
         if not self.may_act(occ, email):
             who = ", ".join(self._name(e) for e in occ.assignees)
             return ActionResult(notice(NoticeView(t(locale, "card.not_allowed", who=who), ())), "not_allowed")
@@ -184,6 +190,22 @@ class Rounds:
         if action.verb == "task.done":
             return await self._task_done(s, occ, row, email, values, now, locale)
         return await self._round_action(s, occ, row, action, email, values, now, locale)
+
+    async def _confirm(self, s: AsyncSession, occ: wheel.Occurrence, email: str, now: dt.datetime,
+                       locale: str) -> ActionResult:
+        """A participant (the safety representative on a safety round) confirms they took part; once."""
+        if email not in occ.participants:
+            return ActionResult(notice(NoticeView(t(locale, "confirm.not_participant"), ())), "not_allowed")
+        row = await repo.occurrence_row(s, occ.key)
+        if row is None or row.completed_at is None:
+            return ActionResult(notice(NoticeView(t(locale, "confirm.not_submitted"), ())), "not_submitted")
+        events = await repo.occurrence_events(s, [occ.key])
+        done = [e for e in events if e.kind == "confirmed" and e.actor_email == email]
+        if not done:
+            s.add(m.OccurrenceEvent(occurrence_id=row.id, kind="confirmed", actor_email=email, at=now))
+            await s.commit()
+        card = await self.result_card(s, occ, row, locale)
+        return ActionResult(card, "already_confirmed" if done else "confirmed")
 
     async def _already_done(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, action: CardAction,
                             locale: str) -> ActionResult:
@@ -223,6 +245,10 @@ class Rounds:
         count = sum(r[3] for r in rows)
         headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
                     t(locale, "checklist.headline_none", who=who, when=when))
+        confirmed = [e for e in await repo.occurrence_events(s, [occ.key]) if e.kind == "confirmed"]
+        for event in confirmed:
+            headline += "\n\n" + t(locale, "confirm.done", who=self._name(event.actor_email),
+                                    when=self._when(event.at, locale))
         return submitted_card(SubmittedView(self._task_title(occ, locale), scope_name(self.config, occ, locale),
                                             headline, tuple(rows), notice_text), locale)
 
@@ -354,11 +380,25 @@ class Rounds:
                                                     person_target(adviser), message(doc, title))]
         rows.append(outbox_row(f"{occ.key}|lamu-summary", "lamu_summary",
                                self._lamu_target(occ), self._summary(occ, row, len(measures), locale)))
+        for participant in occ.participants:
+            rows.append(outbox_row(f"{occ.key}|confirm|{participant}", "confirm", person_target(participant),
+                                   self._confirm_activity(occ, row, doc, locale)))
         for measure, finding in measures:
             rows.append(outbox_row(f"measure:{measure.id}|created|{measure.owner_email}", "measure",
                                    person_target(measure.owner_email),
                                    self.measure_activity(measure, finding, row, locale, t(locale, "measure.new"))))
         await repo.enqueue(s, rows, now)
+
+    def _confirm_activity(self, occ: wheel.Occurrence, row: m.Occurrence, doc: dict[str, Any],
+                          locale: str) -> dict[str, Any]:
+        ask = t(locale, "confirm.ask", who=self._name(row.completed_by), task=self._task_title(occ, locale),
+                where=scope_name(self.config, occ, locale))
+        data = CardAction("round.confirm", occ.key, nonce_for(occ.key, "confirm")).pack(self.secret)
+        card = {**doc, "body": [*doc["body"], text(ask, color="Accent")],
+                "actions": [{"type": "Action.Execute", "title": t(locale, "confirm.button"), "verb": "round.confirm",
+                             "data": data, "fallback": {"type": "Action.Submit", "title": t(locale, "confirm.button"),
+                                                        "data": data}}]}
+        return message(card, ask)
 
     def _lamu_target(self, occ: wheel.Occurrence) -> dict[str, Any]:
         locale = self.config.unit.locale

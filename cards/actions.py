@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 PAYLOAD_VERSION = 1
-VERBS = frozenset({"round.open", "round.page", "round.submit", "task.done", "measure.close", "measure.ticket"})
+VERBS = frozenset({"round.open", "round.page", "round.submit", "round.confirm", "task.done", "measure.close",
+                   "measure.ticket"})
 
 
 class BadAction(Exception):

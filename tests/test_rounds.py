@@ -285,3 +285,37 @@ async def test_task_without_checklist_marked_done(s: AsyncSession, khm: HmsConfi
     assert done.outcome == "done" and "Utført av Tor Arne Nilsen 26. november 10:00" in texts(done.card)
     [event] = await repo.occurrence_events(s, [occ.key])
     assert (event.note, event.link) == ("Sendt til HMSB", "https://uio.no/rapport.pdf")
+
+
+async def test_safety_round_participant_confirms(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    now = oslo(2027, 6, 10, 10)
+    occ = find_occurrence(khm, "vernerunde:2027:samling")
+    card = rounds.occurrence_card(occ, "nb-NO", nonce="vr1")
+    assert "Deltar: Erik Dahl" in texts(card)  # the safety representative is named on the form
+    values = {f"a:{i.key}": "ok" for i in khm.checklist("vernerunde").items}
+    values["a:chemicals"], values["c:chemicals"] = "ma_forbedres", "Stoffkartoteket er ikke oppdatert"
+    keys = [i.key for i in khm.checklist("vernerunde").items]
+    page2 = (await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+                                 press(card, "round.page", page_inputs(values, keys[:9])), now, "nb-NO")).card
+    done = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+                               press(page2, "round.submit", page_inputs(values, keys[9:])), now, "nb-NO")
+    assert done.outcome == "submitted" and "1 avvik" in texts(done.card)
+    [ask] = (await s.exec(select(m.OutboxMessage).where(m.OutboxMessage.kind == "confirm"))).all()
+    assert ask.recipient_email == "erik.dahl@khm.uio.no"
+    confirm_card = json.loads(ask.payload)["activity"]["attachments"][0]["content"]
+    assert "Du står som deltaker" in texts(confirm_card)
+    other = await rounds.handle(s, "kari.moe@khm.uio.no", press(confirm_card, "round.confirm", {}), now, "nb-NO")
+    assert other.outcome == "not_allowed"
+    later = oslo(2027, 6, 11, 8, 30)
+    ok = await rounds.handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
+    assert ok.outcome == "confirmed" and "Deltakelse bekreftet av Erik Dahl 11. juni 08:30" in texts(ok.card)
+    again = await rounds.handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
+    assert again.outcome == "already_confirmed"
+    events = [e.kind for e in await repo.occurrence_events(s, [occ.key])]
+    assert events.count("confirmed") == 1
+
+
+async def test_confirm_before_submission_is_refused(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    data = CardAction("round.confirm", "vernerunde:2027:samling", "x").pack(KEY)
+    result = await rounds.handle(s, "erik.dahl@khm.uio.no", {"action": {"data": data}}, NOW, "nb-NO")
+    assert result.outcome == "not_submitted" and await count(s, m.OccurrenceEvent) == 0
