@@ -28,24 +28,26 @@ def _split(url: str) -> tuple[str, str]:
     return scheme.split("+")[0], rest
 
 
+_DRIVERS = {"sync": {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"},
+            "async": {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}}
+
+
+def _with_driver(url: str, mode: str) -> str:
+    kind, rest = _split(url)
+    kind = "postgresql" if kind == "postgres" else kind
+    if kind not in _DRIVERS[mode]:
+        raise ValueError(f"unsupported database {kind!r}: use sqlite or postgresql")
+    return f"{_DRIVERS[mode][kind]}://{rest}"
+
+
 def sync_url(url: str) -> str:
     """The URL with the driver used for migrations and one-off commands."""
-    kind, rest = _split(url)
-    if kind == "sqlite":
-        return f"sqlite://{rest}"
-    if kind in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    raise ValueError(f"unsupported database {kind!r}: use sqlite or postgresql")
+    return _with_driver(url, "sync")
 
 
 def async_url(url: str) -> str:
     """The URL with the asyncio driver the bot uses."""
-    kind, rest = _split(url)
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite://{rest}"
-    if kind in ("postgresql", "postgres"):
-        return f"postgresql+psycopg://{rest}"
-    raise ValueError(f"unsupported database {kind!r}: use sqlite or postgresql")
+    return _with_driver(url, "async")
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

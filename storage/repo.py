@@ -58,41 +58,22 @@ async def import_org(session: AsyncSession, config: HmsConfig, now: dt.datetime)
     report = ImportReport()
 
     people = {p.email: p for p in (await session.exec(select(m.Person))).all()}
-    wanted = {p.email: p for p in config.people}
-    for email, src in wanted.items():
-        row = people.get(email)
-        values = {"name": src.name, "entra_object_id": src.entra_object_id, "title": src.title, "demo": src.demo}
-        if row is None:
-            session.add(m.Person(email=email, updated_at=now, **values))
-            report.created.append(f"person {email}")
-            continue
-        if not row.active:
-            row.active = True
-            report.reactivated.append(f"person {email}")
-        if any(getattr(row, k) != v for k, v in values.items()):
-            for k, v in values.items():
-                setattr(row, k, v)
-            report.updated.append(f"person {email}")
-        row.updated_at = now
-    for email, row in people.items():
-        if email not in wanted and row.active:
-            row.active = False
-            row.updated_at = now
-            report.deactivated.append(f"person {email}")
+    wanted_people: dict[str, dict[str, Any]] = {}
+    for p in config.people:
+        values: dict[str, Any] = {"name": p.name, "title": p.title, "demo": p.demo}
+        if p.entra_object_id:  # an id learned from Teams is kept when the file has none
+            values["entra_object_id"] = p.entra_object_id
+        wanted_people[p.email] = values
+    _sync_rows(session, m.Person, "email", people, wanted_people, now, report, "person")
 
     sections = {s.key: s for s in (await session.exec(select(m.Section))).all()}
-    for src in config.sections:
-        values = {"name_nb": src.name.nb, "name_en": src.name.en}
-        _upsert_keyed(session, m.Section, sections.get(src.key), src.key, values, now, report, "section")
-    _deactivate_missing(sections, {s.key for s in config.sections}, now, report, "section")
+    _sync_rows(session, m.Section, "key", sections,
+               {s.key: {"name_nb": s.name.nb, "name_en": s.name.en} for s in config.sections}, now, report, "section")
 
     floors = {f.key: f for f in (await session.exec(select(m.Floor))).all()}
-    for b in config.buildings:
-        for src in b.floors:
-            values = {"name_nb": src.name.nb, "name_en": src.name.en, "building_key": b.key,
-                      "section_key": src.section}
-            _upsert_keyed(session, m.Floor, floors.get(src.key), src.key, values, now, report, "floor")
-    _deactivate_missing(floors, {f.key for f in config.floors()}, now, report, "floor")
+    _sync_rows(session, m.Floor, "key", floors,
+               {f.key: {"name_nb": f.name.nb, "name_en": f.name.en, "building_key": b.key, "section_key": f.section}
+                for b in config.buildings for f in b.floors}, now, report, "floor")
 
     assignments = {(a.role, a.scope_key, a.person_email): a
                    for a in (await session.exec(select(m.RoleAssignment))).all()}
@@ -114,26 +95,25 @@ async def import_org(session: AsyncSession, config: HmsConfig, now: dt.datetime)
     return report
 
 
-def _upsert_keyed(session: AsyncSession, model: type[m.Section] | type[m.Floor], row: m.Section | m.Floor | None,
-                  key: str, values: dict[str, str], now: dt.datetime, report: ImportReport, label: str) -> None:
-    if row is None:
-        session.add(model(key=key, updated_at=now, **values))
-        report.created.append(f"{label} {key}")
-        return
-    if not row.active:
-        row.active = True
-        report.reactivated.append(f"{label} {key}")
-    if any(getattr(row, k) != v for k, v in values.items()):
-        for k, v in values.items():
-            setattr(row, k, v)
-        report.updated.append(f"{label} {key}")
-    row.updated_at = now
-
-
-def _deactivate_missing(rows: dict[str, m.Section] | dict[str, m.Floor], keep: set[str], now: dt.datetime,
-                        report: ImportReport, label: str) -> None:
+def _sync_rows(session: AsyncSession, model: Any, key_field: str, rows: dict[str, Any],
+               wanted: dict[str, dict[str, Any]], now: dt.datetime, report: ImportReport, label: str) -> None:
+    """Create, update, reactivate and deactivate rows of one table so they match `wanted` (never delete)."""
+    for key, values in wanted.items():
+        row = rows.get(key)
+        if row is None:
+            session.add(model(**{key_field: key}, updated_at=now, **values))
+            report.created.append(f"{label} {key}")
+            continue
+        if not row.active:
+            row.active = True
+            report.reactivated.append(f"{label} {key}")
+        if any(getattr(row, k) != v for k, v in values.items()):
+            for k, v in values.items():
+                setattr(row, k, v)
+            report.updated.append(f"{label} {key}")
+        row.updated_at = now
     for key, row in rows.items():
-        if key not in keep and row.active:
+        if key not in wanted and row.active:
             row.active = False
             row.updated_at = now
             report.deactivated.append(f"{label} {key}")

@@ -40,6 +40,7 @@ from hms.config import HmsConfig
 from scheduler import planner
 from scheduler.delivery import Delivery, DeliveryReport, RateLimiter
 from storage import db
+from tests.cardtext import texts
 
 Frame = dict[str, Any]
 Predicate = Callable[[Frame], bool]
@@ -67,26 +68,6 @@ def cards_of(frame: Frame) -> list[dict[str, Any]]:
     message = frame.get("message") or {}
     return [a["content"] for a in message.get("attachments") or []
             if isinstance(a, dict) and a.get("contentType") == CARD and isinstance(a.get("content"), dict)]
-
-
-def texts(node: Any) -> str:
-    """Every TextBlock text and FactSet fact of a card (or any JSON), one per line."""
-    out: list[str] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, dict):
-            if n.get("type") == "TextBlock" and isinstance(n.get("text"), str):
-                out.append(n["text"])
-            if n.get("type") == "FactSet":
-                out.extend(f"{f.get('title')}: {f.get('value')}" for f in n.get("facts") or [])
-            for v in n.values():
-                walk(v)
-        elif isinstance(n, list):
-            for v in n:
-                walk(v)
-
-    walk(node)
-    return "\n".join(out)
 
 
 def frame_text(frame: Frame) -> str:

@@ -18,6 +18,7 @@ from hms.config import HmsConfig
 from hms.i18n import t
 from hms.wheel import find_occurrence
 from storage import db, models as m, repo
+from tests.cardtext import texts
 from tests.conftest import oslo
 
 KEY = b"test-key"
@@ -38,23 +39,6 @@ async def s(db_url: str, khm: HmsConfig) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def rounds(khm: HmsConfig) -> Rounds:
     return Rounds(khm, KEY)
-
-
-def texts(card: dict[str, Any]) -> str:
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                out.append(node["text"])
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(card)
-    return "\n".join(out)
 
 
 def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:

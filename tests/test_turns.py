@@ -12,6 +12,7 @@ from bot.turns import HmsBot, clean_text
 from hms.clock import FixedClock
 from hms.config import HmsConfig
 from storage import db, models as m
+from tests.cardtext import texts
 from tests.conftest import oslo
 
 TENANT = "9f1c1c1c-1111-4111-8111-111111111111"
@@ -78,26 +79,6 @@ def activity(kind: str = "message", *, id: str = "1", text: str | None = None, a
         act["text"] = text
     act.update(extra)
     return act
-
-
-def texts(message: dict[str, Any]) -> str:
-    """Every text of a card message, joined, for assertions."""
-    out: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "TextBlock":
-                out.append(node["text"])
-            if node.get("type") == "FactSet":
-                out.extend(f"{f['title']}: {f['value']}" for f in node["facts"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message.get("attachments"))
-    return "\n".join(out)
 
 
 @pytest.fixture
