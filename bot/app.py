@@ -146,11 +146,15 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
-    delivery = Delivery(bot.sessions, gateway, clock, config)
+    # The scheduler's jobs get their own engine (on SQLite: their own connection), so a batch of deliveries
+    # never queues behind, or starves, the chat turns that share the turns' connection.
+    jobs_engine = db.create_engine(settings.database_url)
+    jobs_sessions = db.session_factory(jobs_engine)
+    delivery = Delivery(jobs_sessions, gateway, clock, config)
     app[DELIVERY] = delivery
 
     async def plan() -> None:
-        async with bot.sessions() as s:
+        async with jobs_sessions() as s:
             await planner.plan(s, config, bot.rounds, clock.now())
 
     async def lifecycle(_app: web.Application) -> Any:
@@ -166,6 +170,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
             scheduler.shutdown(wait=False)
         await gateway.close()
         await engine.dispose()
+        await jobs_engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)
     return app

@@ -109,12 +109,26 @@ class Delivery:
         self.jitter = jitter
 
     async def run_once(self) -> DeliveryReport:
-        """Send one batch of due messages."""
+        """Send one batch of due messages (the database work for a batch is a handful of statements)."""
         report = DeliveryReport()
         async with self.sessions() as s:
             claimed = await repo.claim_outbox(s, self.clock.now(), self.batch, self.lease)
+            targets = {msg.id: json.loads(msg.payload) for msg in claimed}
+            emails = {p["target"].get("email") for p in targets.values() if p["target"].get("kind") == "person"}
+            refs = await repo.personal_conversations(s, {e for e in emails if e})
+            await s.commit()  # hold no database connection while sending
+            waiting = [msg for msg in claimed if targets[msg.id]["target"].get("kind") == "person"
+                       and targets[msg.id]["target"].get("email") not in refs]
+            if waiting:
+                await self._no_conversation(s, waiting, report)
             for msg in claimed:
-                await self._deliver(s, msg, report)
+                if msg in waiting:
+                    continue
+                target, activity = targets[msg.id]["target"], targets[msg.id]["activity"]
+                if target.get("kind") == "lamu":
+                    await self._deliver_to_channel(s, msg, target, activity, report)
+                else:
+                    await self._deliver(s, msg, refs[target["email"]], target["email"], activity, report)
         return report
 
     async def drain(self, rounds: int = 1000) -> DeliveryReport:
@@ -128,18 +142,8 @@ class Delivery:
                 break
         return total
 
-    async def _deliver(self, s: AsyncSession, msg: m.OutboxMessage, report: DeliveryReport) -> None:
-        payload = json.loads(msg.payload)
-        target, activity = payload["target"], payload["activity"]
-        if target.get("kind") == "lamu":
-            await self._deliver_to_channel(s, msg, target, activity, report)
-            return
-        email = target.get("email") or ""
-        ref = await repo.personal_conversation(s, email)
-        if ref is None:
-            await self._no_conversation(s, msg, email, report)
-            return
-        await s.commit()  # hold no database connection while waiting for the rate limit or the network
+    async def _deliver(self, s: AsyncSession, msg: m.OutboxMessage, ref: m.ConversationRef, email: str,
+                       activity: dict[str, Any], report: DeliveryReport) -> None:
         await self.limiter.acquire(ref.conversation_id)
         try:
             activity_id = await self.sender.send_to(_coords(ref), _without_mention(activity))
@@ -152,7 +156,7 @@ class Delivery:
                                   activity: dict[str, Any], report: DeliveryReport) -> None:
         channel = await self._lamu_channel(s)
         if channel is None or not channel.teams_channel_id:
-            await self._no_conversation(s, msg, None, report)
+            await self._no_conversation(s, [msg], report)
             return
         activity = await self._with_mention(s, activity)
         thread = (await s.exec(select(m.ChannelThread).where(m.ChannelThread.key == target["thread"]))).first()
@@ -249,27 +253,35 @@ class Delivery:
         log.warning("message dead after %d attempt(s): %s", msg.attempts, msg.last_error)
         await self._tell_adviser(s, email, msg)
 
-    async def _no_conversation(self, s: AsyncSession, msg: m.OutboxMessage, email: str | None,
-                               report: DeliveryReport) -> None:
+    async def _no_conversation(self, s: AsyncSession, msgs: list[m.OutboxMessage], report: DeliveryReport) -> None:
         """Nobody to send to yet (the bot is not installed for them): wait, and tell the adviser once."""
-        msg.attempts += 1
-        msg.claimed_until = None
-        msg.last_error = "no conversation with the recipient"
-        if msg.attempts >= self.max_attempts:
-            msg.status = "dead"
-            report.dead += 1
-        else:
-            msg.status = "retry"
-            msg.not_before = self.clock.now() + dt.timedelta(hours=6)
-            report.waiting += 1
+        notices = []
+        for msg in msgs:
+            msg.attempts += 1
+            msg.claimed_until = None
+            msg.last_error = "no conversation with the recipient"
+            if msg.attempts >= self.max_attempts:
+                msg.status = "dead"
+                report.dead += 1
+            else:
+                msg.status = "retry"
+                msg.not_before = self.clock.now() + dt.timedelta(hours=6)
+                report.waiting += 1
+            if msg.attempts == 1:
+                notices.append(self._adviser_notice(msg.recipient_email, msg))
         await s.commit()
-        if msg.attempts == 1:
-            await self._tell_adviser(s, email, msg)
+        await repo.enqueue(s, [n for n in notices if n], self.clock.now())
 
     async def _tell_adviser(self, s: AsyncSession, email: str | None, msg: m.OutboxMessage) -> None:
+        notice_row = self._adviser_notice(email, msg)
+        if notice_row:
+            await repo.enqueue(s, [notice_row], self.clock.now())
+
+    def _adviser_notice(self, email: str | None, msg: m.OutboxMessage) -> dict[str, object] | None:
+        """The outbox row telling the adviser that someone cannot be reached (at most one a person a day)."""
         adviser = self.config.roles.hmsb_adviser
         if email == adviser or msg.kind == "undeliverable":
-            return
+            return None
         locale = self.config.unit.locale
         person = self.config.person(email) if email else None
         who = person.name if person else (email or self.config.roles.lamu.channel_name)
@@ -277,11 +289,10 @@ class Delivery:
         text = t(locale, "undeliverable", who=who, summary=summary)
         activity = message(notice(NoticeView(text, (), "Attention")), text)
         day = self.clock.now().astimezone(self.config.tz).date().isoformat()
-        await repo.enqueue(s, [{"dedupe_key": f"undeliverable|{email or 'lamu'}|{day}"[:300], "kind": "undeliverable",
-                                "recipient_email": adviser,
-                                "payload": json.dumps({"target": {"kind": "person", "email": adviser},
-                                                       "activity": activity}, ensure_ascii=False)}],
-                           self.clock.now())
+        return {"dedupe_key": f"undeliverable|{email or 'lamu'}|{day}"[:300], "kind": "undeliverable",
+                "recipient_email": adviser,
+                "payload": json.dumps({"target": {"kind": "person", "email": adviser}, "activity": activity},
+                                      ensure_ascii=False)}
 
 
 def _coords(ref: m.ConversationRef) -> Coordinates:

@@ -255,6 +255,17 @@ async def personal_conversation(session: AsyncSession, email: str) -> m.Conversa
     return (await session.exec(stmt)).first()
 
 
+async def personal_conversations(session: AsyncSession, emails: set[str]) -> dict[str, m.ConversationRef]:
+    """The active 1:1 chat of each person (the most recently refreshed when there are several), in one query."""
+    if not emails:
+        return {}
+    stmt = (select(m.ConversationRef).where(col(m.ConversationRef.person_email).in_(sorted(emails)),
+                                            m.ConversationRef.conversation_type == "personal",
+                                            m.ConversationRef.active == True)  # noqa: E712
+            .order_by(col(m.ConversationRef.updated_at)))
+    return {r.person_email: r for r in (await session.exec(stmt)).all() if r.person_email}
+
+
 async def channel_conversation(session: AsyncSession, teams_channel_id: str) -> m.ConversationRef | None:
     stmt = select(m.ConversationRef).where(m.ConversationRef.teams_channel_id == teams_channel_id,
                                            m.ConversationRef.conversation_type == "channel")
