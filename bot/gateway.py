@@ -461,17 +461,8 @@ class TeamsGateway:
             channel_data=TeamsChannelData(tenant=TenantInfo(id=tenant_id)) if tenant_id else None,
             activity=Activity().deserialize(activity) if activity else None,
         )
-        created: list[str] = []
-
-        async def callback(context: TurnContext) -> None:
-            created.append(context.activity.conversation.id)
-
-        try:
-            await self.adapter.create_conversation(self.cfg.bot_id, callback, params, Channels.ms_teams,
-                                                   service_url, None)
-        except Exception as exc:  # noqa: BLE001
-            raise _delivery_error(exc) from None
-        return created[0]
+        conversation_id, _ = await self._create_conversation(service_url, params)
+        return conversation_id
 
     async def send_to_channel(self, service_url: str, tenant_id: str | None, teams_channel_id: str,
                               activity: dict[str, Any]) -> tuple[str, str | None]:
@@ -484,6 +475,11 @@ class TeamsGateway:
                                           tenant=TenantInfo(id=tenant_id) if tenant_id else None),
             activity=Activity().deserialize(activity),
         )
+        return await self._create_conversation(service_url, params)
+
+    async def _create_conversation(self, service_url: str, params: ConversationParameters) -> tuple[str, str | None]:
+        """CloudAdapter.create_conversation with the bot id it needs even when auth is off (local mode);
+        returns (conversation id, id of the first activity)."""
         out: list[tuple[str, str | None]] = []
 
         async def callback(context: TurnContext) -> None:
@@ -492,7 +488,7 @@ class TeamsGateway:
         try:
             await self.adapter.create_conversation(self.cfg.bot_id, callback, params, Channels.ms_teams,
                                                    service_url, None)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:  # noqa: BLE001 - translated into our error with the HTTP status
             raise _delivery_error(exc) from None
         return out[0]
 

@@ -66,7 +66,7 @@ def prepare(config: HmsConfig, workdir: Path, current: str | None = None) -> Pat
     """Install the Playground if needed and write its mock data; returns the mock-data file."""
     playground.ensure_installed()
     workdir.mkdir(parents=True, exist_ok=True)
-    return playground.write_mock_config(workdir / "playground.yml", **_write_args(mock_config(config, current)))
+    return playground.write_document(workdir / "playground.yml", mock_config(config, current))
 
 
 async def run_local(settings: Settings, config: HmsConfig, *, clock: Clock | None, bot_port: int,
@@ -91,9 +91,3 @@ async def run_local(settings: Settings, config: HmsConfig, *, clock: Clock | Non
             playground.stop(proc)
         await runner.cleanup()
 
-
-def _write_args(doc: dict[str, Any]) -> dict[str, Any]:
-    """build_mock_config's keyword arguments back from a built document (write_mock_config takes them)."""
-    return {"current_user": doc["currentUser"], "users": doc["users"], "tenant_id": doc["tenantId"],
-            "bot": doc["bot"], "personal_chat_id": doc["personalChat"]["id"], "group_chat": doc["groupChat"],
-            "team": doc["team"]}

@@ -328,7 +328,7 @@ async def running(tmp_path: Path, config: HmsConfig, now: dt.datetime, *,
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
         workdir = tmp_path / "playground"
         mock = local.mock_config(config)
-        mock_path = playground.write_mock_config(workdir / "playground.yml", **local._write_args(mock))
+        mock_path = playground.write_document(workdir / "playground.yml", mock)
         t1 = time.perf_counter()
         proc = playground.start(f"http://127.0.0.1:{bot_port}/api/messages", port=pg_port, config_path=mock_path,
                                 env={"TZ": "Europe/Oslo"}, service_url=f"http://127.0.0.1:{pg_port}/_connector")
