@@ -151,8 +151,9 @@ class Target:
     env: dict[str, str] = field(default_factory=dict)
 
 
-def targets(tmp: Path) -> dict[str, Target]:
+def targets(tmp: Path, database_url: str | None = None) -> dict[str, Target]:
     py = sys.executable
+    db_url = database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
     hms_bot = str(Path(py).parent / "hms-bot")
     return {
         "bare": Target("bare", "bare aiohttp", lambda port: [py, "-m", "bench.bare", "--port", str(port)],
@@ -162,7 +163,7 @@ def targets(tmp: Path) -> dict[str, Target]:
         "ours": Target("ours", "HMS-hjulet (due card + DB)",
                        lambda port: [hms_bot, "serve", "--dev", "--port", str(port)],
                        "/readyz", frister_check, QUESTION, greets_new_conversations=True,
-                       env={"DATABASE_URL": f"sqlite:///{tmp / 'bench.sqlite3'}", "LOG_LEVEL": "WARNING"}),
+                       env={"DATABASE_URL": db_url, "LOG_LEVEL": "WARNING"}),
     }
 
 
@@ -471,7 +472,11 @@ async def measure_all(args: argparse.Namespace) -> list[dict[str, Any]]:
     try:
         with tempfile.TemporaryDirectory(prefix="hms-bench-") as tmpdir:
             tmp = Path(tmpdir)
-            all_targets = targets(tmp)
+            if args.database_url:
+                from storage import db
+
+                db.upgrade(args.database_url)  # PostgreSQL must be migrated before `serve` starts
+            all_targets = targets(tmp, args.database_url)
             limit = aiohttp.TCPConnector(limit=args.concurrency + 5, limit_per_host=args.concurrency + 5)
             async with aiohttp.ClientSession(connector=limit) as session:
                 for name in args.targets:
@@ -509,6 +514,8 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="give up on a target's load after this long (default 60)")
     parser.add_argument("--json", help="write the numbers to this file")
+    parser.add_argument("--database-url", help="our bot's database (default: a fresh SQLite file); e.g. "
+                        "postgresql://postgres@127.0.0.1:5432/hms_bench (it is migrated first)")
     parser.add_argument("--timeline", action="store_true",
                         help="with --json: also write [sent at s, latency ms] for every measured turn")
     parser.add_argument("--check-goals", action="store_true", help="exit 3 when the goals are not met")
