@@ -482,7 +482,7 @@ PERIODLESS = frozenset({"start_round", "report_incident", "help", "unknown"})
 
 def _lexicon_entries() -> Iterable[tuple[str, Iterable[str], Iterable[str]]]:
     for concept, (nb, en) in CONCEPTS.items():
-        concepts = (concept,) if concept else ()
+        concepts: tuple[str, ...] = (concept,) if concept else ()
         if concept in ("FIRE_ROUND", "SAFETY_ROUND"):
             concepts = (concept, "ROUND")
         for w in nb:

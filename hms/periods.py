@@ -421,6 +421,7 @@ class _Parser:
         if not w[:1].isdigit() or w.isdigit():
             return None
         parts = [int(p) for p in re.split(r"[./-]", w) if p]
+        y: int | None
         if "-" in w and len(parts) == 3:
             y, m, d = parts
         elif len(parts) >= 2:
