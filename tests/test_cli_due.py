@@ -145,3 +145,49 @@ def test_person_away_and_outbox_listing(sqlite_env: str, capsys: pytest.CaptureF
     capsys.readouterr()
     assert main(["outbox", "--status", "dead", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+def test_serve_refuses_without_an_app_id(sqlite_env: str, monkeypatch: pytest.MonkeyPatch,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("MicrosoftAppId", "MicrosoftAppPassword", "MicrosoftAppTenantId"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "MicrosoftAppId is not set" in err and "hms-bot serve --dev" in err
+    monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("MicrosoftAppPassword", "secret")
+    assert main(["serve"]) == 2
+    assert "MicrosoftAppTenantId is required" in capsys.readouterr().err
+    assert main(["serve", "--now", "2027-03-10T08:55"]) == 2
+    assert "--now is only for local mode" in capsys.readouterr().err
+
+
+def test_manifest_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import zipfile
+
+    out = tmp_path / "app.zip"
+    assert main(["manifest", "--app-id", "11111111-2222-3333-4444-555555555555", "--out", str(out)]) == 0
+    assert set(zipfile.ZipFile(out).namelist()) == {"manifest.json", "color.png", "outline.png", "en.json"}
+    assert main(["manifest", "--app-id", "not-a-guid"]) == 2
+    assert "GUID" in capsys.readouterr().err
+
+
+def test_ask_one_question_and_stdin_lines(sqlite_env: str, monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    assert main(["ask", "hva forfaller denne måneden?", "--now", "2027-03-10T09:00", "--json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["intent"], answer["period"], answer["as"]) == (
+        "due", {"start": "2027-03-01", "end": "2027-03-31"}, "hanne.solberg@khm.uio.no")
+    assert answer["answer"]["count"] >= 5  # the adviser sees every floor's fire round
+    monkeypatch.setattr("sys.stdin", io.StringIO("mine oppgaver\n\nstart brannvernrunde 2. etasje\nwhat's overdue?\n"))
+    assert main(["ask", "-", "--json", "--as", "eirik.haugen@khm.uio.no", "--now", "2027-03-10T09:00"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["intent"] for x in lines] == ["my_tasks", "start_round", "overdue"]
+    assert lines[1]["round"] == "fire" and lines[1]["floor"] == "hm-2"
+    assert lines[1]["answer"]["occurrence"] == "fire_round:2027-Q1:hm-2"
+    assert main(["ask", "status", "--as", "nobody@example.org"]) == 2
+    capsys.readouterr()
+    assert main(["ask", "help", "--locale", "en"]) == 0
+    assert "Here is what I can help with" in capsys.readouterr().out
