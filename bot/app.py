@@ -134,7 +134,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         token_endpoint=settings.token_endpoint,
     ))
     engine = db.create_engine(settings.database_url)
-    bot = HmsBot(config=config, engine=engine, clock=clock,
+    # answers only read: on SQLite they get their own read-only connections, beside the single writer
+    read_engine = db.create_engine(settings.database_url, readers=4) if engine.dialect.name == "sqlite" else engine
+    bot = HmsBot(config=config, engine=engine, read_engine=read_engine, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
                  card_key=settings.card_key(), proactive=gateway)
 
@@ -170,6 +172,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
             scheduler.shutdown(wait=False)
         await gateway.close()
         await engine.dispose()
+        await read_engine.dispose()
         await jobs_engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)

@@ -109,10 +109,12 @@ class HmsBot:
     """Handles every inbound activity for one organisation."""
 
     def __init__(self, *, config: HmsConfig, engine: AsyncEngine, clock: Clock, tenant_id: str | None,
-                 bot_id: str, card_key: bytes, proactive: Proactive | None = None):
+                 bot_id: str, card_key: bytes, proactive: Proactive | None = None,
+                 read_engine: AsyncEngine | None = None):
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
+        self.read_sessions = db.session_factory(read_engine or engine)
         self.clock = clock
         self.tenant_id = tenant_id
         self.bot_id = bot_id
@@ -205,8 +207,9 @@ class HmsBot:
         if not text:
             await turn.send(help_card(locale))
             return
-        answer = await self.answerer.answer(s, text, email, now, locale)
-        await s.commit()  # release the database connection before the network call
+        await s.commit()  # the writer's connection is not needed for answering
+        async with self.read_sessions() as reader:
+            answer = await self.answerer.answer(reader, text, email, now, locale)
         log.info("answered", extra={"intent": answer.understanding.intent})
         await turn.send(answer.activity)
 

@@ -58,19 +58,30 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """An async engine for `url`; SQLite gets foreign keys, WAL and a busy timeout."""
+def create_engine(url: str, *, readers: int = 0) -> AsyncEngine:
+    """An async engine for `url`; SQLite gets foreign keys, WAL and a busy timeout.
+
+    SQLite has one writer: a writing engine keeps one connection per process, so work queues in the process
+    instead of fighting over the file lock (measured: p99 at 50 concurrent users fell from about 2 s to well
+    under 1 s). With `readers` > 0 it is a read-only engine of that many connections instead; in WAL mode they
+    read in parallel with the writer. On PostgreSQL both are an ordinary pool.
+    """
     kwargs: dict[str, Any] = {}
     if url.startswith("postgres"):
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     else:
-        # SQLite has one writer: one connection per process queues work fairly instead of fighting over the
-        # file lock (measured: p99 at 50 concurrent users fell from about 2 s to well under 1 s).
-        kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
+        kwargs.update(pool_size=max(1, readers), max_overflow=0, pool_timeout=60)
     engine = create_async_engine(async_url(url), **kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_readonly if readers else _sqlite_pragmas)
     return engine
+
+
+def _sqlite_readonly(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")
+    cursor.close()
 
 
 def create_sync_engine(url: str, **kwargs: Any) -> sa.Engine:
