@@ -314,6 +314,7 @@ class HmsConfig(_Strict):
     checklists: list[Checklist] = Field(default_factory=list)
     reminders: ReminderPolicy = Field(default_factory=ReminderPolicy)
     measures: MeasureDefaults = Field(default_factory=MeasureDefaults)
+    weekly_digest: bool = True
     tasks: list[Task] = Field(min_length=1)
 
     # -- look-ups -------------------------------------------------------------------------------------------

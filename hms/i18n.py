@@ -152,6 +152,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "confirm.done": "Deltakelse bekreftet av {who} {when}.",
         "confirm.not_participant": "Bare deltakerne på runden kan bekrefte den. Ingenting ble lagret.",
         "confirm.not_submitted": "Runden er ikke levert ennå, så det er ingenting å bekrefte.",
+        "digest.title": "HMS-status uke {week}",
+        "digest.measures": "Åpne tiltak: {count}, av dem {overdue} på overtid",
+        "digest.undelivered": "{count} meldinger er ikke levert (se «hms-bot outbox»)",
+        "digest.overdue": "Forsinket",
+        "digest.due_soon": "Frister de neste 14 dagene",
         "error.generic": "Noe gikk galt hos meg. Prøv igjen om litt; vedvarer det, si fra til HMSB-rådgiver.",
     },
     "en": {
@@ -293,6 +298,11 @@ CATALOG: dict[str, dict[str, str]] = {
         "confirm.done": "Participation confirmed by {who} {when}.",
         "confirm.not_participant": "Only the round's participants can confirm it. Nothing was stored.",
         "confirm.not_submitted": "The round has not been submitted yet, so there is nothing to confirm.",
+        "digest.title": "HMS status week {week}",
+        "digest.measures": "Open measures: {count}, {overdue} of them overdue",
+        "digest.undelivered": "{count} messages are not delivered (see \"hms-bot outbox\")",
+        "digest.overdue": "Overdue",
+        "digest.due_soon": "Due in the next 14 days",
         "error.generic": "Something went wrong on my side. Please try again shortly; if it persists, tell the HMS adviser.",
     },
 }

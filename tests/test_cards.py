@@ -12,6 +12,7 @@ import pytest
 
 from cards.actions import BadAction, CardAction, unpack
 from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
+from cards.digest import DigestView, digest_card
 from cards.due_list import DueGroup, DueRow, DueView, due_card
 from cards.help import help_card
 from cards.incident import incident_card
@@ -54,6 +55,9 @@ CASES: dict[str, Any] = {
                                                           ("Punkt 2", "Avvik", "Dør på kile", True))), "nb"),
     "task_nb": lambda: task_card(TaskView("HMS-årsrapport", "Adm", "Frist 1. desember"), "nb",
                                  CardAction("task.done", "annual_report:2027:adm", "n").pack(KEY)),
+    "digest_nb": lambda: digest_card(DigestView("14", (3, 18, 6, 24), ("Brannvernrunde – 1. etasje (31. mars 2027, "
+                                                                     "Fatima Ali)",), ("HMS-årsrapport – Adm",),
+                                                2, 1, 3), "nb"),
     "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
                                                    "EA-1", "https://si-fra.example/"), "nb",
                                        CardAction("measure.close", "1", "n").pack(KEY),

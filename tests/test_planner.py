@@ -131,3 +131,29 @@ async def test_cost_is_bounded_by_what_is_open(s: AsyncSession, khm: HmsConfig, 
     near = await plan(s, khm, rounds, oslo(2027, 3, 10, 9))
     far = await plan(s, khm, rounds, oslo(2045, 3, 10, 9))  # twenty years later: same amount of work
     assert abs(near.considered - far.considered) <= 10
+
+
+def digests(rows: list[m.OutboxMessage]) -> list[str]:
+    return [r.dedupe_key for r in rows if r.kind == "digest"]
+
+
+async def test_weekly_digest_for_the_adviser(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    await plan(s, khm, rounds, oslo(2027, 4, 5, 8, 59))  # Monday, before nine
+    assert digests(await outbox(s)) == []
+    await plan(s, khm, rounds, oslo(2027, 4, 5, 9, 0))
+    await plan(s, khm, rounds, oslo(2027, 4, 7, 12, 0))  # later that week: not again
+    rows = await outbox(s)
+    assert digests(rows) == ["digest|2027-W14|hanne.solberg@khm.uio.no"]
+    digest = next(r for r in rows if r.kind == "digest")
+    body = json.loads(digest.payload)["activity"]["attachments"][0]["content"]
+    text = "\n".join(b.get("text", "") for b in body["body"])
+    assert "HMS-status uke 14" in text
+    assert "Brannvernrunde – Historisk museum, 1. etasje (31. mars 2027, Fatima Ali)" in text  # Q1 is overdue
+    assert digest.recipient_email == "hanne.solberg@khm.uio.no"
+
+
+async def test_digest_waits_for_the_first_working_day(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    await plan(s, khm, rounds, oslo(2027, 3, 29, 10))  # Easter Monday
+    assert digests(await outbox(s)) == []
+    await plan(s, khm, rounds, oslo(2027, 3, 30, 9))
+    assert digests(await outbox(s)) == ["digest|2027-W13|hanne.solberg@khm.uio.no"]
