@@ -330,6 +330,35 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import csv
+
+    from bot import usecases
+
+    settings = _settings()
+    if args.date_to < args.date_from:
+        raise CliError("--to is before --from")
+    try:
+        data = asyncio.run(usecases.export_records(settings.database_url, args.date_from, args.date_to))
+    except usecases.DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    out = Path(args.out)
+    if args.csv:
+        out.mkdir(parents=True, exist_ok=True)
+        for table in ("rounds", "answers", "findings", "measures"):
+            rows = [{k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()}
+                    for r in data[table]]
+            with (out / f"{table}.csv").open("w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
+                writer.writeheader()
+                writer.writerows(rows)
+    else:
+        out.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    counts = ", ".join(f"{len(data[k])} {k}" for k in ("rounds", "answers", "findings", "measures"))
+    print(f"wrote {out}: {counts}")
+    return 0
+
+
 def cmd_person_away(args: argparse.Namespace) -> int:
     from bot import usecases
 
@@ -426,6 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--limit", type=int, default=100)
     out.add_argument("--json", action="store_true")
     out.set_defaults(func=cmd_outbox)
+
+    exp = sub.add_parser("export", help="every round, answer, finding and measure in a period (for inspections)")
+    exp.add_argument("--from", dest="date_from", type=_date, required=True, help="YYYY-MM-DD (deadlines from)")
+    exp.add_argument("--to", dest="date_to", type=_date, required=True, help="YYYY-MM-DD (deadlines to)")
+    exp.add_argument("--out", required=True, help="a JSON file, or a folder with --csv")
+    exp.add_argument("--csv", action="store_true", help="write rounds.csv, answers.csv, findings.csv, measures.csv")
+    exp.set_defaults(func=cmd_export)
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
     away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")

@@ -159,3 +159,15 @@ async def set_away(url: str, config: HmsConfig, email: str, away: bool, now: dt.
             await session.commit()
     finally:
         await engine.dispose()
+
+
+async def export_records(url: str, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """What an inspector asks for: every round, answer, finding and measure (with who and when) in a period."""
+    prepare_database(url)
+    engine = db.create_engine(url)
+    try:
+        async with db.session_factory(engine)() as session:
+            data = await repo.records(session, start, end)
+    finally:
+        await engine.dispose()
+    return {"period": {"start": start.isoformat(), "end": end.isoformat()}, **data}

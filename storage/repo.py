@@ -390,3 +390,51 @@ async def reacted_occurrences(session: AsyncSession, keys: list[str]) -> set[str
 
 async def away_people(session: AsyncSession) -> set[str]:
     return set((await session.exec(select(m.Person.email).where(m.Person.away == True))).all())  # noqa: E712
+
+
+# -- export for inspectors ------------------------------------------------------------------------------------
+
+
+async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, list[dict[str, Any]]]:
+    """Everything on record for occurrences due in [start, end]: rounds and their events, final answers,
+    findings, and measures with their status history. Plain dicts, times as ISO strings."""
+    occurrences = list((await session.exec(select(m.Occurrence).where(
+        m.Occurrence.due >= start, m.Occurrence.due <= end).order_by(col(m.Occurrence.due), col(m.Occurrence.key))
+    )).all())
+    ids = [o.id for o in occurrences]
+    by_id = {o.id: o.key for o in occurrences}
+    if not ids:
+        return {"rounds": [], "answers": [], "findings": [], "measures": []}
+    events = (await session.exec(select(m.OccurrenceEvent).where(col(m.OccurrenceEvent.occurrence_id).in_(ids))
+                                 .order_by(col(m.OccurrenceEvent.id)))).all()
+    answers = (await session.exec(select(m.ChecklistAnswer).where(
+        col(m.ChecklistAnswer.occurrence_id).in_(ids), m.ChecklistAnswer.is_draft == False)  # noqa: E712
+        .order_by(col(m.ChecklistAnswer.id)))).all()
+    findings = list((await session.exec(select(m.Finding).where(col(m.Finding.occurrence_id).in_(ids))
+                                        .order_by(col(m.Finding.id)))).all())
+    finding_ids = [f.id for f in findings]
+    measures = list(await session.exec(select(m.Measure).where(col(m.Measure.finding_id).in_(finding_ids))
+                                        .order_by(col(m.Measure.id)))) if finding_ids else []
+    history = (await session.exec(select(m.MeasureEvent).where(
+        col(m.MeasureEvent.measure_id).in_([x.id for x in measures])).order_by(col(m.MeasureEvent.id)))).all() \
+        if measures else []
+
+    def iso(value: Any) -> Any:
+        return value.isoformat() if isinstance(value, dt.date | dt.datetime) else value
+
+    return {
+        "rounds": [{"occurrence": o.key, "task": o.task_key, "cycle": o.cycle, "section": o.section_key,
+                    "floor": o.floor_key, "window_start": iso(o.window_start), "due": iso(o.due),
+                    "completed_at": iso(o.completed_at), "completed_by": o.completed_by,
+                    "events": [{"kind": e.kind, "by": e.actor_email, "at": iso(e.at), "note": e.note, "link": e.link}
+                               for e in events if e.occurrence_id == o.id]} for o in occurrences],
+        "answers": [{"occurrence": by_id[a.occurrence_id], "submission": a.submission_id, "template": a.template_key,
+                     "template_version": a.template_version, "item": a.item_key, "answer": a.answer,
+                     "comment": a.comment, "by": a.submitted_by, "at": iso(a.submitted_at)} for a in answers],
+        "findings": [{"id": f.id, "occurrence": by_id[f.occurrence_id], "item": f.item_key,
+                      "description": f.description, "by": f.created_by, "at": iso(f.created_at)} for f in findings],
+        "measures": [{"id": x.id, "finding": x.finding_id, "owner": x.owner_email, "deadline": iso(x.deadline),
+                      "status": x.status, "external_ticket": x.external_ticket, "created_at": iso(x.created_at),
+                      "history": [{"status": h.status, "by": h.actor_email, "at": iso(h.at), "note": h.note}
+                                  for h in history if h.measure_id == x.id]} for x in measures],
+    }

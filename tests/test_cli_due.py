@@ -191,3 +191,13 @@ def test_ask_one_question_and_stdin_lines(sqlite_env: str, monkeypatch: pytest.M
     capsys.readouterr()
     assert main(["ask", "help", "--locale", "en"]) == 0
     assert "Here is what I can help with" in capsys.readouterr().out
+
+
+def test_export_command(sqlite_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "records.json"
+    assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())["period"] == {"start": "2027-01-01", "end": "2027-12-31"}
+    folder = tmp_path / "csv"
+    assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(folder), "--csv"]) == 0
+    assert sorted(p.name for p in folder.iterdir()) == ["answers.csv", "findings.csv", "measures.csv", "rounds.csv"]
+    assert main(["export", "--from", "2027-02-01", "--to", "2027-01-01", "--out", str(out)]) == 2

@@ -3,6 +3,7 @@ measures, and every kind of bad submission, each with the card it gets and proof
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -303,3 +304,23 @@ async def test_confirm_before_submission_is_refused(s: AsyncSession, khm: HmsCon
     data = CardAction("round.confirm", "vernerunde:2027:samling", "x").pack(KEY)
     result = await rounds.handle(s, "erik.dahl@khm.uio.no", {"action": {"data": data}}, NOW, "nb-NO")
     assert result.outcome == "not_submitted" and await count(s, m.OccurrenceEvent) == 0
+
+
+async def test_records_export_for_a_period(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    await submit_full(s, khm, rounds, {"fire_doors": "Dør på kile"})
+    [(measure, finding, occ_row)] = await repo.open_measures(s)
+    close = next(a for a in rounds.measure_card(measure, finding, occ_row, "nb-NO")["actions"]
+                 if a["type"] == "Action.ShowCard" and a["title"] == "Lukk tiltaket")["card"]["actions"][0]
+    await rounds.handle(s, "jonas.eide@khm.uio.no", {"action": {"data": {**close["data"], "note": "Fikset"}}},
+                        oslo(2026, 12, 1, 9), "nb-NO")
+    data = await repo.records(s, dt.date(2026, 10, 1), dt.date(2026, 12, 31))
+    [round_] = data["rounds"]
+    assert (round_["occurrence"], round_["completed_by"]) == (OCC, FATIMA)
+    assert round_["events"][0]["kind"] == "completed"
+    assert len(data["answers"]) == 18 and {a["by"] for a in data["answers"]} == {FATIMA}
+    assert [f["description"] for f in data["findings"]] == ["Dør på kile"]
+    [measure_row] = data["measures"]
+    assert [(h["status"], h["by"]) for h in measure_row["history"]] == [("open", FATIMA),
+                                                                       ("closed", "jonas.eide@khm.uio.no")]
+    assert await repo.records(s, dt.date(2027, 1, 1), dt.date(2027, 12, 31)) == {
+        "rounds": [], "answers": [], "findings": [], "measures": []}
