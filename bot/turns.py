@@ -148,6 +148,8 @@ class HmsBot:
             if email and ref.person_email != email and ref.conversation_type == "personal":
                 await repo.upsert_conversation(s, ref.conversation_id, now, person_email=email)
                 self._known.pop(ref.conversation_id, None)
+                # prompts that waited for this person's chat go out at the next delivery tick
+                await repo.release_waiting(s, email, now)
             locale = locale_of(act) or ref.locale or self.config.unit.locale
             kind = act.get("type")
             if kind == "message":

@@ -438,3 +438,15 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
                       "history": [{"status": h.status, "by": h.actor_email, "at": iso(h.at), "note": h.note}
                                   for h in history if h.measure_id == x.id]} for x in measures],
     }
+
+
+async def release_waiting(session: AsyncSession, email: str, now: dt.datetime) -> int:
+    """Messages waiting because the bot could not reach a person become due now (they just installed it).
+    Commits."""
+    result = await session.exec(  # type: ignore[call-overload]
+        sa.update(m.OutboxMessage).where(m.OutboxMessage.recipient_email == email.lower(),
+                                         m.OutboxMessage.status == "retry",
+                                         m.OutboxMessage.last_error == "no conversation with the recipient")
+        .values(not_before=now))
+    await session.commit()
+    return int(result.rowcount or 0)

@@ -11,7 +11,7 @@ from sqlmodel import select
 from bot.turns import HmsBot, clean_text
 from hms.clock import FixedClock
 from hms.config import HmsConfig
-from storage import db, models as m
+from storage import db, models as m, repo
 from tests.cardtext import texts
 from tests.conftest import oslo
 
@@ -299,3 +299,19 @@ async def test_simultaneous_install_events_greet_once(bot: HmsBot) -> None:
     await asyncio.gather(bot.on_turn(a), bot.on_turn(b))
     assert len(a.sent) + len(b.sent) == 1
     assert len(await refs(bot)) == 1
+
+
+async def test_prompts_waiting_for_a_chat_go_out_once_it_exists(bot: HmsBot) -> None:
+    import json as _json
+
+    later = oslo(2026, 11, 26, 16)
+    async with bot.sessions() as s:
+        await repo.enqueue(s, [{"dedupe_key": "p1", "kind": "prompt", "recipient_email": "fatima.ali@khm.uio.no",
+                                "payload": _json.dumps({"target": {"kind": "person", "email": "fatima.ali@khm.uio.no"},
+                                                        "activity": {"type": "message"}}),
+                                "status": "retry", "last_error": "no conversation with the recipient",
+                                "not_before": later}], oslo(2026, 11, 26, 9))
+    await bot.on_turn(FakeTurn(activity("installationUpdate", action="add")))
+    async with bot.sessions() as s:
+        row = (await s.exec(select(m.OutboxMessage))).one()
+    assert row.not_before == oslo(2026, 11, 26, 10)  # the bot's clock: due now, not in six hours
