@@ -12,8 +12,11 @@ Pure, stdlib only, rule-based. `understand(text, today, vocab)` runs four small 
    ROUND...), and common filler words are in the lexicon too, so they are never "corrected" into keywords.
    Keywords written ``"=late"`` are exact only.
 3. **Score** each intent by the rules in `RULES`: a rule names a set of concepts and a weight, and adds its
-   weight when all its concepts are present. Word order does not matter. The highest score wins (ties go
-   by `INTENT_PRIORITY`); below `MIN_SCORE` the message is `unknown`.
+   weight when all its concepts are present. Word order does not matter. A few rules weigh against an intent
+   ("takk for hjelpen" is thanks, not a request for help; "who ..." asks about people, which the bot cannot
+   answer). English "have/has" counts as an obligation only as "have to"/"have got", not before a
+   participle ("how much have we completed"). The highest score wins (ties go by `INTENT_PRIORITY`); below
+   `MIN_SCORE` the message is `unknown`.
 4. **Fill in** the period (`hms.periods` on the spell-corrected words; `due` defaults to this month, or to
    the next twelve months for a bare "when" question), the round ("fire"/"safety"), and the section and
    floor named by the unit's `Vocabulary`.
@@ -273,11 +276,12 @@ def _rank(m: _Match) -> int:
 CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "DUE": (("forfall*", "forfaller", "frist*", "fristen", "tidsfrist*", "innleveringsfrist*"),
             ("due", "deadline*", "duedate*")),
-    "AGENDA": (("kommende", "forestående", "snart", "planlagt*", "årshjul*", "kalender*", "skjer"),
+    "AGENDA": (("kommende", "forestående", "snart", "planlagt*", "årshjul*", "kalender*", "skjer", "framover",
+                "fremover", "fremtid*", "framtid*"),
                ("upcoming", "soon", "planned", "scheduled", "schedule", "calendar", "wheel", "happening",
-                "coming")),
+                "coming", "ahead")),
     "LATE": (("forsink*", "forsinka", "forfalt", "forfalte", "passert", "utløpt*", "overskred*", "oversittet",
-              "etterslep*", "sent", "glemt", "glemte", "glemmer"),
+              "etterslep*", "etterskudd*", "sent", "glemt", "glemte", "glemmer"),
              ("overdue*", "=late", "missed", "behind", "lagging", "expired", "passed", "forgot*")),
     "THEDEADLINE": (("fristen",), ("deadline",)),  # "over fristen", "etter fristen", "past the deadline"
     "OVER": (("over",), ()),
@@ -285,42 +289,60 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "OUT": (("ut",), ()),
     "AFTER": (("etter",), ()),  # "ligger etter", "henger etter"
     "LAG": (("henger",), ()),
-    "NOTDONE": (("ugjort*", "uferdig*", "ufullført*"),
+    "NOTDONE": (("ugjort*", "uferdig*", "ufullført*", "ugjennomført*"),
                 ("unfinished", "incomplete", "undone", "uncompleted", "outstanding")),
     "PAST": ((), ("past",)),
     "NOT": (("ikke", "ikkje", "uten"),
             ("not", "isn", "aren", "haven", "hasn", "wasn", "weren", "don", "didn", "never")),
-    "DONE": (("gjort", "utført", "ferdig*", "fullført", "gjennomført", "levert", "unnagjort"),
-             ("done", "completed", "complete", "finished", "delivered")),
-    "DO": (("gjøre", "gjøres", "gjør", "utføre*", "gjennomføre*", "fullføre", "rekke", "rekker"),
-           ("do", "perform*", "carry", "conduct*", "handle")),
+    "DONE": (("gjort", "utført", "ferdig*", "fullført", "gjennomført", "levert", "unnagjort", "rukket", "rakk"),
+             ("done", "completed", "complete", "finished", "delivered", "submitted", "handed")),
+    # "burde/skulle vært gjort", "should have been done": past obligation, i.e. late
+    "SHOULD": (("burde", "skulle", "skal"), ("should", "ought", "supposed")),
+    "BEEN": (("=vært", "=blitt"), ("=been",)),
+    "ALREADY": (("allerede",), ("already",)),
+    "DO": (("gjøre", "gjøres", "gjør", "utføre*", "gjennomføre*", "fullføre", "rekke", "rekker", "ordne", "ordnes",
+            "fikse", "fikses", "levere", "leveres"),
+           ("do", "perform*", "carry", "conduct*", "handle", "sort", "deal", "finish", "doing")),
     "MUST": (("må", "skal", "bør", "burde", "trenger", "trengs"),
              ("have", "has", "need*", "must", "should", "got")),
     "ME": (("jeg", "meg", "eg"), ("me", "myself")),
+    "I": (("jeg", "eg"), ()),  # the speaker as subject ("har jeg noe som forfaller"); English "i" is added in analyse
     "MY": (("=mine", "min", "mitt", "mi"), ("my", "=mine")),
-    "TASK": (("oppgave*", "gjøremål*", "arbeidsoppgave*", "ting", "liste", "lista", "listen"),
-             ("task*", "todo*", "assignment*", "plate", "chores", "list")),
+    "TASK": (("oppgave*", "gjøremål*", "arbeidsoppgave*", "ting", "tingene", "liste", "lista", "listen",
+              "gjøreliste*", "blokka", "blokken", "bordet"),
+             ("task*", "todo*", "assignment*", "plate", "chores", "list", "stuff", "jobs", "duties")),
     "WAIT": (("venter", "ventende"), ("waiting", "awaiting", "awaits")),
     "WE": (("vi",), ("we",)),
     "RESPONSIBLE": (("ansvar*", "tildelt*"), ("responsib*", "assigned")),
-    "STATUS": (("status*", "fremdrift*", "framdrift*", "tilstand*"),
+    "STATUS": (("status*", "fremdrift*", "framdrift*", "tilstand*", "statu*"),
                ("status*", "progress*", "state", "standing", "dashboard")),
     "OVERVIEW": (("oversikt*", "sammendrag*", "sammenfatning*"), ("overview*", "summary", "summarise", "summarize")),
     "HOW": (("hvordan",), ("how",)),
-    "GOING": (("går", "ligger", "står"), ("doing", "going", "looking", "progressing", "stand", "getting")),
+    "GOING": (("går", "ligger", "står", "ser"), ("doing", "going", "looking", "progressing", "stand", "getting")),
+    "MUCH": (("mye", "mange"), ("much", "many")),
     "WHERE": (("hvor",), ("where",)),
     "FAR": (("langt",), ("far",)),
     "MEASURE": (("tiltak*", "oppfølging*", "korrigerende", "forbedringstiltak*"),
                 ("measure*", "action*", "followup*", "corrective", "remedial")),
     "OPEN": (("åpne", "åpen", "åpent", "uløst*", "ulukket", "ulukkede", "utestående", "gjenstående"),
              ("open", "unresolved", "pending", "remaining", "unclosed", "outstanding")),
-    "CLOSED": (("lukket", "lukke*", "løst", "avsluttet", "avslutte*"), ("closed", "close", "resolved", "fixed")),
+    "CLOSED": (("lukket", "lukka", "lukke*", "løst", "avsluttet", "avslutte*", "fikset", "fiksa", "ordnet", "ordna",
+                "utbedret", "utbedra", "rettet", "retta"),
+               ("closed", "close", "resolved", "fixed", "sorted", "rectified")),
     "DEVIATION": (("avvik*", "funn"), ("deviation*", "nonconformit*", "finding*")),
     "INCIDENT": (("hendelse*", "uønsket", "uønskede", "ulykke*", "nestenulykke*", "skade*", "skadet", "skadd",
                   "uhell*", "personskade*", "brannskade*", "falt", "snublet", "kuttet", "klemt", "besvimt",
-                  "tyveri*", "innbrudd*", "vold", "trussel*", "truet", "brenne*", "brant", "branntilløp*"),
+                  "tyveri*", "innbrudd*", "vold", "trussel*", "truet", "brenne*", "=brenner", "brant", "brent",
+                  "branntilløp*", "datt", "detta", "snubl*", "skled", "sklei", "skli*", "velt*", "brukket", "brakk",
+                  "brudd", "lekk*", "vannlekk*", "vannskade*", "oversvøm*", "røyklukt*", "gasslukt*", "røyk", "røyker",
+                  "blør", "blødde", "blødning*", "sølt", "kollaps*", "raste", "knust", "eksplo*"),
                  ("incident*", "accident*", "injur*", "hurt", "unwanted", "mishap", "fell", "tripped", "fainted",
-                  "theft", "threat*", "violence")),
+                  "theft", "threat*", "violence", "slipped", "slip", "fall", "smoke", "burning", "burnt", "burned",
+                  "leak*", "flood*", "spill*", "spilt", "broke", "broken", "bleeding", "collapsed", "toppled",
+                  "tipped", "cut", "stolen", "burglary")),
+    "URGENT": (("haster", "hastesak*", "akutt", "prekær"), ("urgent*", "pressing", "asap")),
+    "SOMETHING": (("noe",), ("anything", "something")),
+    "BURNING": (("=brenner",), ()),  # "er det noe som brenner?": the idiom for "anything urgent"
     "HAPPENED": (("skjedd", "skjedde", "hendt"), ("happened", "happen")),
     "NEAR": ((), ("near",)),
     "MISS": ((), ("miss", "misses")),
@@ -336,13 +358,18 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "YOU": (("du", "deg", "boten", "botten", "roboten"), ("you", "bot")),
     "USE": (("bruke*", "bruker"), ("use", "using")),
     "ASK": (("spørre", "spør", "spørsmål"), ("ask", "question*")),
-    "WORK": (("fungerer", "virker"), ("work", "works")),
+    "WORK": (("fungerer", "virker", "funker", "funke*"), ("work", "works")),
+    "UNDERSTAND": (("forstår", "forstå", "skjønner"), ("understand*",)),
+    "THANKS": (("takk", "takker", "takke"), ("thanks", "thank", "thx", "cheers")),
+    "WHO": (("hvem",), ("who", "whom")),
+    "FROM": (("fra",), ("from",)),
     "WHEN": (("når",), ("when",)),
     "START": (("start*", "begynn*", "igangsett*", "kjør*"), ("start*", "begin*", "launch*", "kick", "run")),
     "WANT": (("vil", "ønsker", "klar"), ("want*", "like", "wanna", "ready", "lets")),
     "NOW": (("nå", "straks"), ("now",)),
     "WALK": (("gå", "ta"), ("go",)),
     "FIRE": (("brann", "brannvern*", "brannsikkerhet"), ("fire",)),
+    "FLAME": (("brann", "brannen", "flamme*", "ild"), ("fire", "flames", "flame")),  # a fire, not a fire round
     "FIRE_ROUND": (("brannvernrund*", "brannrund*", "brannsjekk*", "branninspeksjon*", "brannvernsjekk*"), ()),
     "SAFETY": (("verne", "vern", "hms"), ("safety", "hse", "hms", "health")),
     "SAFETY_ROUND": (("vernerund*", "hmsrund*", "verneinspeksjon*"), ()),
@@ -366,7 +393,11 @@ FILLER: dict[str, tuple[str, ...]] = {
            "uio", "god", "dag", "morgen", "kveld", "ok", "okei", "hjulet", "lurte", "trenger", "kommer", "vite",
            "skjema", "skjemaet", "hvorda", "dem", "hvordan", "selv", "igjen", "ny", "nytt", "nye", "første",
            "andre", "tredje", "siste", "ukentlig", "hele", "unntatt", "over", "under", "ved", "hvert", "hver",
-           "mandag", "fredag", "helg", "helga", "helgen", "ark", "ros", "fin", "fint"),
+           "mandag", "fredag", "helg", "helga", "helgen", "ark", "ros", "fin", "fint", "slags", "type", "supert",
+           "flott", "bra", "topp", "perfekt", "kjempe", "kjempebra", "morn", "mornings", "heisann", "hallais",
+           "si", "sier", "trappa", "trappen", "trapp", "gulvet", "kollega", "kollegaen", "besøkende",
+           "utstilling*", "utstillingen", "armen", "foten", "hylle", "hylla", "hyllen", "kontoret", "tide",
+           "tid", "tiden", "kommet", "rett", "nok"),
     "en": ("who", "whom", "why", "is", "are", "am", "be", "been", "being", "was", "were", "the", "an", "and", "or",
            "of", "in", "on", "at", "for", "from", "with", "to", "this", "that", "these", "those", "there", "here",
            "does", "did", "we", "us", "our", "your", "it", "its", "they", "them", "their", "had", "would", "will",
@@ -375,7 +406,9 @@ FILLER: dict[str, tuple[str, ...]] = {
            "so", "too", "also", "then", "than", "if", "but", "up", "out", "into", "over", "by", "as", "ll", "re",
            "ve", "okay", "ok", "check", "find", "display", "view", "date", "dates", "things", "thing", "whole",
            "unit", "section", "floor", "building", "museum", "everything", "anything", "something", "someone",
-           "somebody", "one", "team", "good", "morning", "is", "lot", "every", "each", "what", "doing"),
+           "somebody", "one", "team", "good", "morning", "is", "lot", "every", "each", "what", "doing", "great",
+           "nice", "cool", "awesome", "perfect", "kind", "type", "stairs", "floor", "visitor", "colleague",
+           "basement", "smell", "case", "shelf", "office", "exhibition", "yet", "time"),
 }
 
 # Period words that tell the language (hms.periods knows the words but not their language).
@@ -403,6 +436,7 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("due", "WHEN ROUND", 2),
     ("due", "PERIOD CLEAN", 1.5),
     ("due", "PERIOD WHAT CLEAN", 0.5),
+    ("due", "WHO", -2),
     ("overdue", "LATE", 4),
     ("overdue", "NOTDONE", 3.5),
     ("overdue", "NOT DONE", 3.5),
@@ -413,6 +447,10 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("overdue", "WHAT MISS", 3.5),
     ("overdue", "GOING AFTER", 3),
     ("overdue", "LAG AFTER", 4),
+    ("overdue", "SHOULD BEEN DONE", 4.5),  # "burde vært gjort", "should have been done"
+    ("overdue", "ALREADY SHOULD DONE", 3),
+    ("overdue", "URGENT", 4),
+    ("overdue", "BURNING SOMETHING", 4.5),  # "er det noe som brenner?"
     ("my_tasks", "MY", 1.5),
     ("my_tasks", "MY TASK", 5),
     ("my_tasks", "MY DUE", 3.5),
@@ -422,6 +460,11 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("my_tasks", "ME RESPONSIBLE", 4),
     ("my_tasks", "ME DO", 2),
     ("my_tasks", "ME WAIT", 4),
+    ("my_tasks", "MY CLEAN", 1),  # a bare "mine"
+    ("my_tasks", "MY RESPONSIBLE", 4),
+    ("my_tasks", "I DUE", 4.5),  # "har jeg noe som forfaller (snart)?"
+    ("my_tasks", "I AGENDA", 2),
+    ("my_tasks", "WHO", -2),  # "who do I call about ...": a question about people, not my tasks
     ("status", "STATUS", 4),
     ("status", "OVERVIEW", 2),
     ("status", "HOW GOING", 3.5),
@@ -433,6 +476,9 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("status", "DONE PERIOD", 1),
     ("status", "SECTION", 1),
     ("status", "SECTION HOW", 1),
+    ("status", "HOW MUCH DONE", 2),
+    ("status", "WHERE MUCH DONE", 2),
+    ("status", "WHO", -2),
     ("open_measures", "MEASURE", 3),
     ("open_measures", "MEASURE OPEN", 2),
     ("open_measures", "MEASURE NOT CLOSED", 2),
@@ -441,6 +487,7 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("open_measures", "DEVIATION NOT CLOSED", 4.5),
     ("open_measures", "NOT CLOSED", 2),
     ("open_measures", "OPEN", 0.5),
+    ("open_measures", "OPEN ROUND FROM", 2.5),  # "open items from the safety round"
     ("start_round", "ROUND", 2),
     ("start_round", "ROUND START", 2.5),
     ("start_round", "ROUND WANT", 1.5),
@@ -457,6 +504,8 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("report_incident", "CIM", 3),
     ("report_incident", "REPORT WANT", 2),
     ("report_incident", "REPORT HAPPENED", 3),
+    ("report_incident", "FLAME", 2.5),  # "brann i kjelleren", "there was a small fire"
+    ("report_incident", "FLAME ROUND", -2.5),
     ("annual_report", "ANNUAL_REPORT", 6),
     ("annual_report", "ANNUAL REPORT", 6),
     ("help", "HELP", 3),
@@ -465,6 +514,9 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("help", "CAN ASK", 3),
     ("help", "HOW WORK", 3),
     ("help", "WHAT YOU DO", 2.5),
+    ("help", "YOU UNDERSTAND", 3),
+    ("help", "WHO YOU", 2.5),  # "hvem er du?"
+    ("help", "THANKS HELP", -3),  # "takk for hjelpen" is thanks, not a request for help
 )
 """Scoring rules. Besides the keyword concepts, `understand` adds PERIOD (a period was named), CLEAN (no
 unrecognised words), SECTION and FLOOR (one was named)."""
@@ -507,6 +559,7 @@ _LEXICON = _Lexicon(_lexicon_entries())
 _RULES = _compile_rules()
 _PRIORITY = {intent: i for i, intent in enumerate(INTENT_PRIORITY)}
 _SHARED = SHARED_WORDS
+_PERFECT_AUX = frozenset({"have", "has"})
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -701,7 +754,12 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
         if m is not None:
             concepts |= m.concepts
     if locale == "en" and "i" in tokens:
-        concepts.add("ME")
+        concepts |= {"ME", "I"}
+    if "DONE" in concepts and "MUST" in concepts:
+        # "have/has" before a participle is the perfect tense ("how much have we completed"), not "have to".
+        must = [i for i, m in enumerate(matches) if m is not None and "MUST" in m.concepts]
+        if all(tokens[i] in _PERFECT_AUX and tokens[i + 1:i + 2] not in (["to"], ["got"]) for i in must):
+            concepts.discard("MUST")
 
     # Section and floor names: typo-tolerant only for words the keyword lexicon did not know exactly.
     named, used = index.find(tokens, [m is None or m.distance > 0 for m in matches])
