@@ -162,10 +162,6 @@ async def completions(session: AsyncSession, start: dt.date, end: dt.date) -> di
     }
 
 
-async def active_people(session: AsyncSession) -> list[m.Person]:
-    return list((await session.exec(select(m.Person).where(m.Person.active == True))).all())  # noqa: E712
-
-
 async def person_by_email(session: AsyncSession, email: str) -> m.Person | None:
     return (await session.exec(select(m.Person).where(m.Person.email == email.lower()))).first()
 
@@ -264,12 +260,6 @@ async def personal_conversations(session: AsyncSession, emails: set[str]) -> dic
                                             m.ConversationRef.active == True)  # noqa: E712
             .order_by(col(m.ConversationRef.updated_at)))
     return {r.person_email: r for r in (await session.exec(stmt)).all() if r.person_email}
-
-
-async def channel_conversation(session: AsyncSession, teams_channel_id: str) -> m.ConversationRef | None:
-    stmt = select(m.ConversationRef).where(m.ConversationRef.teams_channel_id == teams_channel_id,
-                                           m.ConversationRef.conversation_type == "channel")
-    return (await session.exec(stmt)).first()
 
 
 async def person_by_teams_id(session: AsyncSession, teams_user_id: str) -> m.Person | None:

@@ -87,24 +87,6 @@ def press(card: dict[str, Any], verb: str, inputs: dict[str, str]) -> dict[str, 
     return {"action": {"type": "Action.Execute", "verb": verb, "data": data}, "trigger": "manual"}
 
 
-def input_ids(card: dict[str, Any]) -> list[str]:
-    """The ids of every Input.* element of a card, in order."""
-    out: list[str] = []
-
-    def walk(n: Any) -> None:
-        if isinstance(n, dict):
-            if str(n.get("type", "")).startswith("Input.") and n.get("id"):
-                out.append(str(n["id"]))
-            for v in n.values():
-                walk(v)
-        elif isinstance(n, list):
-            for v in n:
-                walk(v)
-
-    walk(card)
-    return out
-
-
 class _Collector:
     """Reads one Playground WebSocket in the background and keeps every JSON frame."""
 

@@ -20,8 +20,9 @@ from bot import local, playground
 from hms.config import HmsConfig
 from hms.workdays import WorkCalendar
 from storage import models as m
+from tests.cardtext import input_ids, texts
 from tests.conftest import oslo
-from tests.e2e_support import E2E, Frame, cards_of, eventually, frame_text, input_ids, press, running, texts
+from tests.e2e_support import E2E, Frame, cards_of, eventually, frame_text, press, running
 
 
 def _unavailable() -> str | None:
