@@ -5,8 +5,10 @@ Everything else speaks plain dicts (the activity JSON as Teams sends it) through
 
 It also holds our fixes for the final, archived botbuilder-python release (4.17.1):
 - `CloudAdapter.process()` answers HTTP 500 to every invoke that returns a body (it serializes an already
-  serialized dict: "'dict' object has no attribute 'is_xml_model'"). We authenticate and run the turn through
-  `CloudAdapter.process_activity()` ourselves and serialize the invoke response correctly.
+  serialized dict: "'dict' object has no attribute 'is_xml_model'"). We authenticate with the adapter's
+  BotFrameworkAuthentication, run the turn ourselves and serialize the invoke response correctly.
+- `process_activity()` deserializes the whole activity into msrest models and builds a TurnContext for every
+  turn; here the context is built only when a turn needs a botbuilder operation (`Turn.context`).
 - `TeamsInfo.send_message_to_teams_channel` and `create_conversation` need a non-empty bot app id even when
   auth is off: in local mode we pass the emulator's bot id.
 - Per turn, the stock path builds a new connector client, credentials, token client and HTTP session. Here
@@ -30,7 +32,7 @@ from urllib.parse import quote
 
 import aiohttp
 import requests
-from botbuilder.core import CloudAdapterBase, InvokeResponse, TurnContext
+from botbuilder.core import TurnContext
 from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import (
@@ -313,13 +315,24 @@ def _retry_after(value: str | None) -> float | None:
 
 
 class Turn:
-    """One inbound activity being handled: its JSON, and what the bot can do in reply."""
+    """One inbound activity being handled: its JSON, and what the bot can do in reply.
 
-    def __init__(self, context: TurnContext, activity: dict[str, Any], gateway: TeamsGateway):
-        self._context = context
+    botbuilder's TurnContext (with the msrest model of the whole activity) is built only when an operation
+    needs it (updating a card, TeamsInfo lookups); a plain question-and-answer turn never pays for it.
+    """
+
+    def __init__(self, activity: dict[str, Any], gateway: TeamsGateway, authenticated: _Authenticated):
         self.activity = activity
         self._gateway = gateway
+        self._authenticated = authenticated
+        self._context: TurnContext | None = None
         self.invoke_response: tuple[int, Any] | None = None
+
+    async def context(self) -> TurnContext:
+        """The botbuilder TurnContext for this turn, set up as CloudAdapter.process_activity would."""
+        if self._context is None:
+            self._context = await self._gateway.turn_context(self._authenticated, self.activity)
+        return self._context
 
     async def send(self, activity: dict[str, Any]) -> str | None:
         """Send an activity (message, typing, ...) to this conversation as a reply; returns its id."""
@@ -330,26 +343,23 @@ class Turn:
                  "replyToId": act.get("id")}
         if act.get("locale") and "locale" not in activity:
             reply["locale"] = act["locale"]
-        audience = self._context.turn_state.get(CloudAdapterBase.BOT_OAUTH_SCOPE_KEY)
         return await self._gateway.fast.post(str(act.get("serviceUrl")), str(conversation.get("id")), reply,
-                                             reply_to=act.get("id"), audience=audience)
+                                             reply_to=act.get("id"), audience=self._authenticated.result.audience)
 
     async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
         """Replace an earlier bot message (e.g. a card) in this conversation."""
         act = Activity().deserialize(activity)
         act.id = activity_id
-        await self._context.update_activity(act)
+        await (await self.context()).update_activity(act)
 
     def respond(self, status: int, body: Any = None) -> None:
         """The synchronous answer to an invoke (Action.Execute gets its card back here)."""
         self.invoke_response = (status, body)
-        self._context.turn_state[CloudAdapterBase._INVOKE_RESPONSE_KEY] = Activity(
-            type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body))
 
     async def member(self, user_id: str) -> dict[str, Any] | None:
         """The Teams profile of a user in this conversation (name, email/UPN, Entra object id), if found."""
         try:
-            m = await TeamsInfo.get_member(self._context, user_id)
+            m = await TeamsInfo.get_member(await self.context(), user_id)
         except Exception as exc:  # noqa: BLE001 - the profile is optional; the caller decides what to do
             log.info("member lookup failed: %s", type(exc).__name__)
             return None
@@ -358,11 +368,11 @@ class Turn:
 
     async def team_channels(self) -> list[dict[str, str]]:
         """The channels of the team this activity came from (id and name; the General channel has none)."""
-        channels = await TeamsInfo.get_team_channels(self._context)
+        channels = await TeamsInfo.get_team_channels(await self.context())
         return [{"id": c.id, "name": c.name or "General"} for c in channels]
 
     async def team_members(self) -> list[dict[str, Any]]:
-        members = await TeamsInfo.get_team_members(self._context)
+        members = await TeamsInfo.get_team_members(await self.context())
         return [{"id": m.id, "name": m.name, "aadObjectId": m.aad_object_id, "email": m.email,
                  "userPrincipalName": m.user_principal_name} for m in members]
 
@@ -372,10 +382,19 @@ TurnHandler = Callable[[Turn], Awaitable[None]]
 
 @dataclass(frozen=True)
 class _Authenticated:
-    """A validated request: botbuilder's result and the activity parsed once."""
+    """A validated request: botbuilder's result for it."""
 
     result: AuthenticateRequestResult
-    activity: Activity
+
+
+def _auth_view(body: dict[str, Any]) -> Activity:
+    """The fields of an activity that token validation reads (channel, service URL, recipient role): building
+    this small model instead of deserializing the whole activity saves about 0.1 ms per turn."""
+    recipient = body.get("recipient")
+    return Activity(type=body.get("type"), id=body.get("id"), channel_id=body.get("channelId"),
+                    service_url=body.get("serviceUrl"),
+                    recipient=ChannelAccount(id=recipient.get("id"), role=recipient.get("role"))
+                    if isinstance(recipient, dict) else None)
 
 
 class TeamsGateway:
@@ -413,32 +432,48 @@ class TeamsGateway:
         raise error
 
     async def authenticate(self, auth_header: str | None, body: dict[str, Any]) -> Any:
-        """Validate the request's token for this activity; raises Unauthorized."""
-        activity = Activity().deserialize(body)
+        """Validate the request's token for this activity (CloudAdapter's BotFrameworkAuthentication);
+        raises Unauthorized."""
         auth = self.adapter.bot_framework_authentication
         header = auth_header if self.cfg.auth_enabled else None
         try:
-            return _Authenticated(await auth.authenticate_request(activity, header), activity)
+            return _Authenticated(await auth.authenticate_request(_auth_view(body), header))
         except Exception as exc:  # noqa: BLE001 - every validation failure, whatever its type, is a 401
             raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
 
     async def run(self, authenticated: Any, body: dict[str, Any], handler: TurnHandler) -> tuple[int, Any]:
-        """Run one authenticated turn through the adapter; returns the HTTP status and JSON body to answer."""
-        activity = authenticated.activity
-        turn_box: list[Turn] = []
+        """Run one authenticated turn; returns the HTTP status and JSON body to answer.
 
-        async def logic(context: TurnContext) -> None:
-            turn = Turn(context, body, self)
-            turn_box.append(turn)
-            await handler(turn)
-
-        invoke = await self.adapter.process_activity(authenticated.result, activity, logic)
-        if invoke is None:
+        What CloudAdapter.process_activity does, minus its eager parts: the turn context is built on demand
+        (`Turn.context`), and an invoke's response is serialized here (the stock path's HTTP 500, see above).
+        There is no middleware to run. An invoke the handler did not answer gets 501, as in botbuilder.
+        """
+        turn = Turn(body, self, authenticated)
+        await handler(turn)
+        if body.get("type") != ActivityTypes.invoke:
             return 200, None
-        payload = invoke.body
+        if turn.invoke_response is None:
+            return 501, None
+        status, payload = turn.invoke_response
         if hasattr(payload, "serialize"):  # a msrest model; our handlers give plain dicts
             payload = payload.serialize()
-        return int(invoke.status or 200), payload
+        return int(status or 200), payload
+
+    async def turn_context(self, authenticated: _Authenticated, body: dict[str, Any]) -> TurnContext:
+        """A TurnContext for an inbound activity, with the turn state CloudAdapter.process_activity sets."""
+        result = authenticated.result
+        activity = Activity().deserialize(body)
+        activity.caller_id = result.caller_id
+        connector = await result.connector_factory.create(activity.service_url, result.audience)
+        user_tokens = await self.adapter.bot_framework_authentication.create_user_token_client(
+            result.claims_identity)
+
+        async def no_logic(_context: TurnContext) -> None:
+            return None
+
+        return self.adapter._create_turn_context(  # noqa: SLF001 - the pinned, final botbuilder release
+            activity, result.claims_identity, result.audience, connector, user_tokens, no_logic,
+            result.connector_factory)
 
     # -- proactive ----------------------------------------------------------------------------------------
 
