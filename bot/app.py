@@ -134,9 +134,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         token_endpoint=settings.token_endpoint,
     ))
     engine = db.create_engine(settings.database_url)
-    # answers only read: on SQLite they get their own read-only connections, beside the single writer
-    read_engine = db.create_engine(settings.database_url, readers=4) if engine.dialect.name == "sqlite" else engine
-    bot = HmsBot(config=config, engine=engine, read_engine=read_engine, clock=clock,
+    readers = db.Readers(settings.database_url, engine)
+    bot = HmsBot(config=config, engine=engine, readers=readers, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
                  card_key=settings.card_key(), proactive=gateway)
 
@@ -171,8 +170,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         if scheduler:
             scheduler.shutdown(wait=False)
         await gateway.close()
+        await bot.ledger.close()
         await engine.dispose()
-        await read_engine.dispose()
+        await readers.dispose()
         await jobs_engine.dispose()
 
     app.cleanup_ctx.append(lifecycle)

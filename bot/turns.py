@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,6 +29,7 @@ from hms.config import HmsConfig
 from hms.i18n import t
 from hms.nlu import text_language
 from storage import db, repo
+from storage.ledger import ActivityLedger
 
 log = logging.getLogger("hms.turns")
 
@@ -110,11 +112,13 @@ class HmsBot:
 
     def __init__(self, *, config: HmsConfig, engine: AsyncEngine, clock: Clock, tenant_id: str | None,
                  bot_id: str, card_key: bytes, proactive: Proactive | None = None,
-                 read_engine: AsyncEngine | None = None):
+                 readers: Callable[[], Any] | None = None):
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
-        self.read_sessions = db.session_factory(read_engine or engine)
+        # answers only read: on SQLite they read inline beside the single writer (see db.Readers)
+        self.read_sessions = readers or self.sessions
+        self.ledger = ActivityLedger(engine)
         self.clock = clock
         self.tenant_id = tenant_id
         self.bot_id = bot_id
@@ -136,13 +140,13 @@ class HmsBot:
             log.warning("dropped an activity from another tenant (%s)", tenant or "none")
             return
         now = self.clock.now()
-        async with self.sessions() as s:
-            if act.get("id") and not await repo.mark_processed(
-                    s, f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}", now):
-                log.info("ignored a retry of activity already handled")
-                if act.get("type") == "invoke":
-                    turn.respond(200, None)
-                return
+        if act.get("id") and not await self.ledger.claim(
+                f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}", now):
+            log.info("ignored a retry of activity already handled")
+            if act.get("type") == "invoke":
+                turn.respond(200, None)
+            return
+        async with db.OnDemandSession(self.sessions) as s:
             ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)
             if email and ref.person_email != email and ref.conversation_type == "personal":
@@ -209,7 +213,7 @@ class HmsBot:
         if not text:
             await turn.send(help_card(locale))
             return
-        await s.commit()  # the writer's connection is not needed for answering
+        await s.settle()  # the writer's connection is not needed for answering
         async with self.read_sessions() as reader:
             answer = await self.answerer.answer(reader, text, email, now, locale)
         log.info("answered", extra={"intent": answer.understanding.intent})
@@ -269,7 +273,7 @@ class HmsBot:
         known = await repo.person_by_teams_id(s, teams_id)
         if known and known.active and self.config.person(known.email):
             return known.email
-        await s.commit()  # no connection held during the network call
+        await s.settle()  # no connection held during the network call
         member = await turn.member(teams_id)
         for key in ("email", "userPrincipalName"):
             value = (member or {}).get(key)

@@ -146,20 +146,17 @@ async def record_completion(session: AsyncSession, occ: wheel.Occurrence, by: st
     return row
 
 
+_COMPLETIONS = (
+    select(m.Occurrence.key, m.Occurrence.completed_at, m.Occurrence.completed_by)
+    .where(col(m.Occurrence.completed_at).is_not(None), m.Occurrence.window_start <= sa.bindparam("end"),
+           m.Occurrence.due >= sa.bindparam("start"))
+)  # built once: every chat answer runs it
+
+
 async def completions(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, wheel.Completion]:
     """Completions of stored occurrences whose window touches [start, end]."""
-    rows = await session.exec(
-        select(m.Occurrence).where(
-            col(m.Occurrence.completed_at).is_not(None),
-            m.Occurrence.window_start <= end,
-            m.Occurrence.due >= start,
-        )
-    )
-    return {
-        r.key: wheel.Completion(r.key, r.completed_at, r.completed_by or "")
-        for r in rows.all()
-        if r.completed_at is not None
-    }
+    rows = await session.exec(_COMPLETIONS, params={"start": start, "end": end})  # type: ignore[call-overload]
+    return {key: wheel.Completion(key, at, by or "") for key, at, by in rows.all() if at is not None}
 
 
 async def person_by_email(session: AsyncSession, email: str) -> m.Person | None:
