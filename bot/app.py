@@ -7,6 +7,7 @@ malformed JSON or an activity without the fields every activity has, 401 for a b
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import time
@@ -166,6 +167,11 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
                                         deliver_every=runtime.deliver_every)
         if scheduler:
             scheduler.start()
+        # What startup built (modules, the config, SQLAlchemy's and botbuilder's objects) lives as long as the
+        # process: moved out of the garbage collector's sight, a full collection no longer walks it. Measured
+        # at 50 concurrent users: these walks stalled every turn in flight for about 100 ms once a second.
+        gc.collect()
+        gc.freeze()
         yield
         if scheduler:
             scheduler.shutdown(wait=False)
