@@ -30,6 +30,7 @@ from hms.nlu import Understanding, Vocabulary, understand
 from storage import repo
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
+CARD_MEMO_SIZE = 512
 ROUND_TASKS = {"fire": "fire_round", "safety": "vernerunde"}
 
 
@@ -85,6 +86,7 @@ class Answerer:
         self.rounds = rounds
         self.vocab = vocabulary(config)
         self.cache = wheel.OccurrenceCache(config)
+        self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
         return understand(text_value, wheel.local_date(now, self.config), self.vocab)
@@ -115,8 +117,7 @@ class Answerer:
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
         title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
-        view = self._due_view(title, items, t(locale, "due.empty"), vis, locale)
-        return due_card(view, locale), self._items_summary(items)
+        return self._due_card(title, items, t(locale, "due.empty"), vis, locale), self._items_summary(items)
 
     async def _overdue(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                        locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -127,8 +128,8 @@ class Answerer:
                  if i.status == "overdue" and vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
-        view = self._due_view(t(locale, "due.title.overdue"), items, t(locale, "due.empty.overdue"), vis, locale)
-        return due_card(view, locale), self._items_summary(items)
+        card = self._due_card(t(locale, "due.title.overdue"), items, t(locale, "due.empty.overdue"), vis, locale)
+        return card, self._items_summary(items)
 
     async def _my_tasks(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                         locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -138,8 +139,8 @@ class Answerer:
                  if i.status != "done" and (email in i.occurrence.assignees or email == i.occurrence.deputy)]
         if not u.period:  # past items only when they are still not done
             items = [i for i in items if i.occurrence.due >= today or i.status == "overdue"]
-        view = self._due_view(t(locale, "due.title.mine"), items, t(locale, "due.empty.mine"), None, locale)
-        return due_card(view, locale), self._items_summary(items)
+        card = self._due_card(t(locale, "due.title.mine"), items, t(locale, "due.empty.mine"), None, locale)
+        return card, self._items_summary(items)
 
     async def _status(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                       locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -254,6 +255,19 @@ class Answerer:
     def _name(self, email: str) -> str:
         person = self.config.person(email)
         return person.name if person else email
+
+    def _due_card(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,
+                  locale: str) -> dict[str, Any]:
+        """The list card; a pure function of its arguments, so the same question with the same statuses gets
+        the card built before (the list is what most people ask for, many times a day). Callers must not
+        change the returned card."""
+        key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items))
+        found = self._cards.get(key)
+        if found is None:
+            if len(self._cards) >= CARD_MEMO_SIZE:
+                self._cards.pop(next(iter(self._cards)))
+            found = self._cards[key] = due_card(self._due_view(title, items, empty, vis, locale), locale)
+        return found
 
     def _due_view(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,
                   locale: str) -> DueView:

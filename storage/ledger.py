@@ -35,10 +35,10 @@ def _insert(dialect: str) -> Any:
 async def record(conn: sa.ext.asyncio.AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
     """Insert the keys not yet on record; returns those that were new. No commit."""
     table = m.ProcessedActivity.__table__
-    stmt = (_insert(conn.dialect.name)(table)
-            .values([{"activity_key": k, "received_at": at} for k, at in rows.items()])
-            .on_conflict_do_nothing().returning(table.c.activity_key))
-    return {row[0] for row in await conn.execute(stmt)}
+    # one statement for any number of rows: compiled once, sent as multi-row VALUES ("insertmanyvalues")
+    stmt = _insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
+    params = [{"activity_key": k, "received_at": at} for k, at in rows.items()]
+    return {row[0] for row in await conn.execute(stmt, params)}
 
 
 class ActivityLedger:
