@@ -30,7 +30,7 @@ from hms.nlu import Understanding, Vocabulary, understand
 from storage import repo
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
-CARD_MEMO_SIZE = 512
+MEMO_SIZE = 512  # entries per memo (cards, understandings); the oldest goes first
 ROUND_TASKS = {"fire": "fire_round", "safety": "vernerunde"}
 
 
@@ -87,9 +87,18 @@ class Answerer:
         self.vocab = vocabulary(config)
         self.cache = wheel.OccurrenceCache(config)
         self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._understood: dict[tuple[str, dt.date], Understanding] = {}
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
-        return understand(text_value, wheel.local_date(now, self.config), self.vocab)
+        """`hms.nlu.understand`, memoised: a pure function of the words and the date, and people ask the same
+        few questions in the same words again and again."""
+        key = (text_value, wheel.local_date(now, self.config))
+        found = self._understood.get(key)
+        if found is None:
+            if len(self._understood) >= MEMO_SIZE:
+                self._understood.pop(next(iter(self._understood)))
+            found = self._understood[key] = understand(text_value, key[1], self.vocab)
+        return found
 
     async def answer(self, session: AsyncSession, text_value: str, email: str, now: dt.datetime,
                      locale: str) -> Answer:
@@ -264,7 +273,7 @@ class Answerer:
         key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items))
         found = self._cards.get(key)
         if found is None:
-            if len(self._cards) >= CARD_MEMO_SIZE:
+            if len(self._cards) >= MEMO_SIZE:
                 self._cards.pop(next(iter(self._cards)))
             found = self._cards[key] = due_card(self._due_view(title, items, empty, vis, locale), locale)
         return found

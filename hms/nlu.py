@@ -28,6 +28,7 @@ ikke er lukket" is `open_measures`, and a bare "avvik" is `unknown` (the bot the
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -709,6 +710,7 @@ def _next_twelve_months(today: dt.date) -> Period:
     return Period(today, end - dt.timedelta(days=1))
 
 
+@functools.lru_cache(maxsize=1024)
 def text_language(text: str) -> str | None:
     """"nb" or "en" when the words say which language a message is in; None when they fit both ("status")."""
     tokens = tokenize(text.strip())

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms import wheel
 from hms.config import HmsConfig
+from storage import db
 from storage import models as m
 
 
@@ -155,8 +156,8 @@ _COMPLETIONS = (
 
 async def completions(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, wheel.Completion]:
     """Completions of stored occurrences whose window touches [start, end]."""
-    rows = await session.exec(_COMPLETIONS, params={"start": start, "end": end})  # type: ignore[call-overload]
-    return {key: wheel.Completion(key, at, by or "") for key, at, by in rows.all() if at is not None}
+    found = await db.rows(session, _COMPLETIONS, {"start": start, "end": end})
+    return {key: wheel.Completion(key, at, by or "") for key, at, by in found if at is not None}
 
 
 async def person_by_email(session: AsyncSession, email: str) -> m.Person | None:
