@@ -132,6 +132,7 @@ class HmsBot:
         async with self.sessions() as s:
             report = await repo.import_org(s, self.config, self.clock.now())
         log.info("organisation loaded: %s", report.summary())
+        await self.ledger.start(self.clock.now())
 
     async def on_turn(self, turn: TurnPort) -> None:
         act = turn.activity

@@ -1,10 +1,16 @@
 """The ledger of inbound activities already handled, so a Teams retry of a turn is handled once.
 
-Every turn asks `claim(key)` before it does anything. Claims are written in groups (group commit): the claims
-that arrive while a write is in flight go together into the next one, as one INSERT .. ON CONFLICT DO NOTHING
-RETURNING and one commit. A lone claim is written at once (no added delay); under load, fifty concurrent turns
-cost a handful of statements instead of fifty. The database stays the judge, so several instances of the bot
-on one PostgreSQL database still handle a retried activity once.
+Every turn asks `claim(key)` before it does anything. How the answer is found depends on the deployment:
+
+- **PostgreSQL, one or more replicas** (a retry may reach another replica): the database is the judge. Claims
+  are written in groups (group commit): the claims that arrive while a write is in flight go together into the
+  next one, as one INSERT .. ON CONFLICT DO NOTHING RETURNING and one commit. A lone claim is written at once;
+  under load, fifty concurrent turns cost a handful of statements instead of fifty.
+- **SQLite, one process by design** (the embedded default): the process itself is the judge. Keys seen in the
+  last `REMEMBER` are kept in memory (loaded from the table at start), and new keys are written behind, in
+  groups, a moment later. A turn does not wait for the disk. The one window: keys of turns handled in the last
+  `FLUSH_DELAY` before the process is killed are not on disk, so a Teams retry of such a turn after a restart
+  is handled again; a graceful stop writes them first.
 """
 
 from __future__ import annotations
@@ -15,13 +21,15 @@ import logging
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import models as m
 
 log = logging.getLogger("hms.ledger")
 
-MAX_BATCH = 200  # rows per statement (2 parameters each; far below SQLite's and PostgreSQL's limits)
+MAX_BATCH = 500  # rows per statement
+REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far beyond that
+FLUSH_DELAY = 0.05  # seconds a new key waits in memory (SQLite), so that writes go out in groups
 
 
 def _insert(dialect: str) -> Any:
@@ -32,7 +40,7 @@ def _insert(dialect: str) -> Any:
     return insert
 
 
-async def record(conn: sa.ext.asyncio.AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
+async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
     """Insert the keys not yet on record; returns those that were new. No commit."""
     table = m.ProcessedActivity.__table__
     # one statement for any number of rows: compiled once, sent as multi-row VALUES ("insertmanyvalues")
@@ -42,27 +50,65 @@ async def record(conn: sa.ext.asyncio.AsyncConnection, rows: dict[str, dt.dateti
 
 
 class ActivityLedger:
-    """Claims activity keys on the database in groups; one instance per process and engine."""
+    """Claims activity keys; one instance per process and engine. See the module docstring."""
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
-        self._pending: dict[str, tuple[dt.datetime, list[asyncio.Future[bool]]]] = {}
+        self.in_memory = engine.dialect.name == "sqlite"
+        self._pending: dict[str, tuple[dt.datetime, list[asyncio.Future[bool]]]] = {}  # database-judged
+        self._recent: dict[str, dt.datetime] = {}  # in-memory judge: key -> when it was claimed (oldest first)
+        self._unwritten: dict[str, dt.datetime] = {}
         self._writer: asyncio.Task[None] | None = None
-        self.statements = 0  # how many INSERTs were written (for tests and the benchmark)
+        self.statements = 0  # INSERTs written (for tests and the benchmark)
+
+    async def start(self, now: dt.datetime) -> None:
+        """Load the keys of the last `REMEMBER` (in-memory mode); a no-op on PostgreSQL."""
+        if not self.in_memory:
+            return
+        table = m.ProcessedActivity.__table__
+        async with self.engine.connect() as conn:
+            found = await conn.execute(sa.select(table.c.activity_key, table.c.received_at)
+                                       .where(table.c.received_at >= now - REMEMBER)
+                                       .order_by(table.c.received_at))
+            self._recent = {key: at for key, at in found}
 
     async def claim(self, key: str, now: dt.datetime) -> bool:
-        """True the first time `key` is claimed (by any process on this database), False for a retry."""
+        """True the first time `key` is claimed, False for a retry."""
+        if self.in_memory:
+            return self._claim_in_memory(key, now)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         waiting = self._pending.get(key)
         if waiting is not None:
             waiting[1].append(future)  # the same activity twice in one group: only the first one counts
         else:
             self._pending[key] = (now, [future])
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(self._write_all())
+        self._ensure_writer(self._write_claims)
         return await future
 
-    async def _write_all(self) -> None:
+    def _claim_in_memory(self, key: str, now: dt.datetime) -> bool:
+        if key in self._recent:
+            return False
+        self._recent[key] = now
+        self._unwritten[key] = now
+        if len(self._recent) > 100_000 or next(iter(self._recent.values())) < now - REMEMBER:
+            self._forget(now)
+        self._ensure_writer(self._write_behind)
+        return True
+
+    def _forget(self, now: dt.datetime) -> None:
+        """Drop keys older than `REMEMBER` (and the oldest beyond 100,000): retries never come that late."""
+        cutoff = now - REMEMBER
+        while self._recent:
+            key, at = next(iter(self._recent.items()))
+            if at >= cutoff and len(self._recent) <= 100_000:
+                break
+            del self._recent[key]
+
+    def _ensure_writer(self, job: Any) -> None:
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.get_running_loop().create_task(job())
+
+    async def _write_claims(self) -> None:
         while self._pending:
             keys = list(self._pending)[:MAX_BATCH]
             group = {k: self._pending.pop(k) for k in keys}
@@ -82,6 +128,27 @@ class ActivityLedger:
                     if not f.done():  # a turn that was cancelled meanwhile no longer waits
                         f.set_result(i == 0 and key in new)
 
-    async def close(self) -> None:
+    async def _write_behind(self, delay: float = FLUSH_DELAY) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        while self._unwritten:
+            keys = list(self._unwritten)[:MAX_BATCH]
+            group = {k: self._unwritten.pop(k) for k in keys}
+            try:
+                async with self.engine.begin() as conn:
+                    await record(conn, group)
+                self.statements += 1
+            except Exception as exc:  # noqa: BLE001 - kept in memory; the next claim tries again
+                log.warning("could not record %d activities: %s", len(group), type(exc).__name__)
+                self._unwritten = {**group, **self._unwritten}
+                return
+
+    async def flush(self) -> None:
+        """Wait for writes in flight and write what is still only in memory (at a graceful stop, and in tests
+        that look at the table)."""
         if self._writer is not None:
             await asyncio.gather(self._writer, return_exceptions=True)
+        if self._unwritten:
+            await self._write_behind(delay=0)
+
+    close = flush

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 
-from bot.app import GATEWAY, Runtime, create_app
+from bot.app import BOT, GATEWAY, Runtime, create_app
 from bot.gateway import Coordinates
 from bot.settings import Settings
 from hms.clock import FixedClock
@@ -187,6 +187,7 @@ async def test_bad_token_is_401_and_leaves_no_trace(case: str, peer: BfPeer, db_
             ok = await post(client, activity(peer, id="warm-up", type="typing", text=None), peer.mint(APP_ID))
             assert ok.status == 200
             peer.calls.clear()
+            await client.app[BOT].ledger.flush()  # its record is written behind; write it before clearing
             with sqlite3.connect(db_path) as conn:
                 conn.execute("DELETE FROM processed_activity")
                 conn.execute("DELETE FROM conversation_ref")

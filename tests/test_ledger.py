@@ -1,0 +1,92 @@
+"""The ledger of handled activities: a retried activity is handled once, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+
+import sqlalchemy as sa
+
+from storage import db
+from storage.ledger import REMEMBER, ActivityLedger
+from tests.conftest import oslo
+
+NOW = oslo(2026, 11, 26, 10)
+
+
+def stored(url: str) -> list[str]:
+    engine = db.create_sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            return sorted(r[0] for r in conn.execute(sa.text("SELECT activity_key FROM processed_activity")))
+    finally:
+        engine.dispose()
+
+
+async def test_a_key_is_claimed_once_and_survives_a_restart(db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    ledger = ActivityLedger(engine)
+    await ledger.start(NOW)
+    assert await ledger.claim("msteams|a:1|x", NOW) is True
+    assert await ledger.claim("msteams|a:1|x", NOW) is False
+    assert await ledger.claim("msteams|a:1|y", NOW) is True
+    await ledger.close()
+    await engine.dispose()
+    assert stored(db_url) == ["msteams|a:1|x", "msteams|a:1|y"]
+
+    engine = db.create_engine(db_url)  # a new process: the retry still counts as a retry
+    again = ActivityLedger(engine)
+    await again.start(NOW.replace(minute=5))
+    assert await again.claim("msteams|a:1|x", NOW.replace(minute=5)) is False
+    assert await again.claim("msteams|a:1|z", NOW.replace(minute=5)) is True
+    await again.close()
+    await engine.dispose()
+
+
+async def test_fifty_concurrent_turns_with_five_retries_each_are_handled_fifty_times(db_url: str) -> None:
+    engine = db.create_engine(db_url)
+    ledger = ActivityLedger(engine)
+    await ledger.start(NOW)
+    keys = [f"msteams|a:{i}|act" for i in range(50)]
+    results = await asyncio.gather(*(ledger.claim(k, NOW) for k in keys * 5))
+    await ledger.close()
+    await engine.dispose()
+    assert sum(results) == 50
+    assert all(results[:50]) and not any(results[50:])  # the first of each, whatever the grouping
+    assert len(stored(db_url)) == 50
+    assert ledger.statements < 50  # written in groups, not one statement per turn
+
+
+async def test_postgresql_replicas_share_the_judgement(postgres_url: str) -> None:
+    """Two replicas on one PostgreSQL database: a retry that reaches the other replica is still dropped."""
+    from tests.conftest import _clear
+
+    _clear(postgres_url)
+    a_engine, b_engine = db.create_engine(postgres_url), db.create_engine(postgres_url)
+    a, b = ActivityLedger(a_engine), ActivityLedger(b_engine)
+    assert not a.in_memory
+    results = await asyncio.gather(*(ledger.claim(f"msteams|c|{i}", NOW) for i in range(30) for ledger in (a, b)))
+    assert sum(results) == 30
+    assert await b.claim("msteams|c|0", NOW) is False
+    for ledger, engine in ((a, a_engine), (b, b_engine)):
+        await ledger.close()
+        await engine.dispose()
+
+
+async def test_sqlite_claims_do_not_wait_for_the_disk_and_old_keys_are_forgotten(tmp_path: object) -> None:
+    url = f"sqlite:///{tmp_path}/hms.sqlite3"
+    db.upgrade(url)
+    engine = db.create_engine(url)
+    ledger = ActivityLedger(engine)
+    assert ledger.in_memory
+    await ledger.start(NOW)
+    assert await ledger.claim("k1", NOW) is True
+    assert stored(url) == []  # written behind, a moment later
+    await ledger.flush()
+    assert stored(url) == ["k1"]
+    # an hour on, old keys leave memory (Teams retries within seconds); the table keeps them
+    later = NOW + REMEMBER + REMEMBER
+    assert await ledger.claim("k2", later) is True
+    assert "k1" not in ledger._recent
+    await ledger.close()
+    await engine.dispose()
+    assert stored(url) == ["k1", "k2"]
