@@ -471,7 +471,7 @@ class TeamsGateway:
         async def no_logic(_context: TurnContext) -> None:
             return None
 
-        return self.adapter._create_turn_context(  # noqa: SLF001 - the pinned, final botbuilder release
+        return self.adapter._create_turn_context(  # private, but botbuilder 4.17.1 is final
             activity, result.claims_identity, result.audience, connector, user_tokens, no_logic,
             result.connector_factory)
 

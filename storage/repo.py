@@ -15,8 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms import wheel
 from hms.config import HmsConfig
-from storage import db
-from storage import models as m
+from storage import db, models as m
 
 
 @dataclass
