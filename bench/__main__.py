@@ -163,7 +163,7 @@ def targets(tmp: Path, database_url: str | None = None) -> dict[str, Target]:
         "ours": Target("ours", "HMS-hjulet (due card + DB)",
                        lambda port: [hms_bot, "serve", "--dev", "--port", str(port)],
                        "/readyz", frister_check, QUESTION, greets_new_conversations=True,
-                       env={"DATABASE_URL": db_url, "LOG_LEVEL": "WARNING"}),
+                       env={"DATABASE_URL": db_url, "LOG_LEVEL": "INFO"}),  # as deployed: a line per turn
     }
 
 

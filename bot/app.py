@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot import logs
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
 from bot.settings import Settings
 from bot.turns import HmsBot
@@ -53,6 +54,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 async def messages(request: web.Request) -> web.StreamResponse:
     """Bot Framework's endpoint: one activity per request."""
     started = time.perf_counter()
+    fields = logs.begin_turn()
     bot = request.app[BOT]
     gateway = request.app[GATEWAY]
     if request.content_type != "application/json":
@@ -87,7 +89,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         log.info("turn", extra={"turn": {
             "type": body.get("type"), "name": body.get("name"), "outcome": outcome,
             "ms": round((time.perf_counter() - started) * 1000, 1),
-            "conversation_type": (body.get("conversation") or {}).get("conversationType"),
+            "conversation_type": (body.get("conversation") or {}).get("conversationType"), **fields,
         }})
     if payload is None:
         return web.Response(status=status)

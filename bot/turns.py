@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot import logs
 from bot.answers import Answerer
 from bot.rounds import Rounds
 from cards.common import message
@@ -143,7 +144,7 @@ class HmsBot:
         now = self.clock.now()
         if act.get("id") and not await self.ledger.claim(
                 f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}", now):
-            log.info("ignored a retry of activity already handled")
+            logs.note(retry=True)  # a retry of an activity already handled
             if act.get("type") == "invoke":
                 turn.respond(200, None)
             return
@@ -196,7 +197,7 @@ class HmsBot:
         if isinstance(act.get("value"), dict) and not clean_text(str(act.get("text") or "")):
             # Action.Submit (clients without Action.Execute): replace the pressed card when we know it
             result = await self.rounds.handle(s, email, act["value"], now, locale)
-            log.info("card action", extra={"outcome": result.outcome, "via": "submit"})
+            logs.note(card=result.outcome, via="submit")
             reply = message(result.card, result.outcome)
             if act.get("replyToId"):
                 try:
@@ -217,7 +218,7 @@ class HmsBot:
         await s.settle()  # the writer's connection is not needed for answering
         async with self.read_sessions() as reader:
             answer = await self.answerer.answer(reader, text, email, now, locale)
-        log.info("answered", extra={"intent": answer.understanding.intent})
+        logs.note(intent=answer.understanding.intent)
         await turn.send(answer.activity)
 
     async def _on_membership(self, s: Any, turn: TurnPort, email: str | None, locale: str, fresh: bool,
@@ -251,7 +252,7 @@ class HmsBot:
         name = turn.activity.get("name")
         if name == "adaptiveCard/action":
             result = await self.rounds.handle(s, email, turn.activity.get("value"), now, locale)
-            log.info("card action", extra={"outcome": result.outcome, "via": "execute"})
+            logs.note(card=result.outcome, via="execute")
             turn.respond(200, {"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive",
                                "value": result.card})
             return
