@@ -6,7 +6,7 @@ URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -124,8 +124,9 @@ class InlineReadSession:
     writer engine. The connection and the ORM session are opened on first use.
     """
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine, readers: Readers | None = None):
         self._engine = engine
+        self._readers = readers
         self._conn: sa.Connection | None = None
         self._session: Session | None = None
         self.bind = engine
@@ -147,8 +148,12 @@ class InlineReadSession:
         await self.close()
 
     def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[sa.Row[Any]]:
-        """The rows of a column-only SELECT (no ORM entities), straight from the connection."""
-        return self._connection().execute(statement, params).all()
+        """The rows of a column-only SELECT (no ORM entities), straight from the connection, or kept from an
+        earlier read while the database has not changed (see `Readers`)."""
+        if self._readers is None:
+            return self._connection().execute(statement, params).all()
+        return self._readers.cached_rows(statement, params,
+                                         lambda: self._connection().execute(statement, params).all())
 
     async def exec(self, statement: Any, **kwargs: Any) -> Any:
         return self._orm().exec(statement, **kwargs)
@@ -187,22 +192,59 @@ async def rows(session: Any, statement: Any, params: dict[str, Any]) -> Sequence
 
 
 class Readers:
-    """Sessions for reading only: inline on SQLite (`InlineReadSession`), the async pool on PostgreSQL."""
+    """Sessions for reading only: inline on SQLite (`InlineReadSession`), the async pool on PostgreSQL.
+
+    On SQLite, plain-row reads (`rows()`) are also kept until the database changes: SQLite's `PRAGMA
+    data_version` on a connection of our own moves whenever any other connection, in this process or another,
+    commits. The version is read before the rows, so what is kept is never older than the version it is kept
+    under. A chat answer then costs a version check instead of a query, except just after a write.
+    """
+
+    CACHE_SIZE = 256
 
     def __init__(self, url: str, writer: AsyncEngine, size: int = 4):
         self.inline = writer.dialect.name == "sqlite"
         if self.inline:
-            self._sync = create_sync_engine(url, pool_size=size, max_overflow=0, pool_timeout=60)
+            self._sync = create_sync_engine(url, pool_size=size + 1, max_overflow=0, pool_timeout=60)
             event.listen(self._sync, "connect", _query_only)
+            self._probe: Any = None  # a pooled connection kept for PRAGMA data_version
+            self._version: int | None = None
+            self._cache: dict[tuple[Any, ...], Sequence[sa.Row[Any]]] = {}
+            self.hits = self.misses = 0
         else:
             self._factory = session_factory(writer)
 
     def __call__(self) -> Any:
         """An async context manager giving a session with AsyncSession's read API."""
-        return InlineReadSession(self._sync) if self.inline else self._factory()
+        return InlineReadSession(self._sync, self) if self.inline else self._factory()
+
+    def data_version(self) -> int:
+        if self._probe is None:
+            self._probe = self._sync.raw_connection()
+        return int(self._probe.driver_connection.execute("PRAGMA data_version").fetchone()[0])
+
+    def cached_rows(self, statement: Any, params: dict[str, Any],
+                    load: Callable[[], Sequence[sa.Row[Any]]]) -> Sequence[sa.Row[Any]]:
+        version = self.data_version()
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
+        key = (statement, *sorted(params.items()))
+        found = self._cache.get(key)
+        if found is None:
+            self.misses += 1
+            if len(self._cache) >= self.CACHE_SIZE:
+                self._cache.pop(next(iter(self._cache)))
+            found = self._cache[key] = tuple(load())
+        else:
+            self.hits += 1
+        return found
 
     async def dispose(self) -> None:
         if self.inline:
+            if self._probe is not None:
+                self._probe.close()
+                self._probe = None
             self._sync.dispose()
 
 

@@ -103,3 +103,40 @@ async def test_unique_keys_hold(session: AsyncSession) -> None:
     session.add(m.OutboxMessage(dedupe_key="k1", kind="prompt", payload="{}", not_before=now, created_at=now))
     with pytest.raises(sa.exc.IntegrityError):
         await session.commit()
+
+
+async def test_sqlite_inline_reads_see_every_commit_from_any_connection(tmp_path: object, khm: HmsConfig) -> None:
+    """The inline reader keeps plain rows between writes; any commit elsewhere makes the next read fresh."""
+    url = f"sqlite:///{tmp_path}/hms.sqlite3"
+    db.upgrade(url)
+    writer = db.create_engine(url)
+    readers = db.Readers(url, writer)
+    start, end = dt.date(2027, 1, 1), dt.date(2027, 3, 31)
+    try:
+        async with readers() as r:
+            assert await repo.completions(r, start, end) == {}
+        async with readers() as r:
+            assert await repo.completions(r, start, end) == {}
+        assert (readers.hits, readers.misses) == (1, 1)
+
+        occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+        assert occ is not None
+        async with db.session_factory(writer)() as s:  # this process's writer
+            await repo.record_completion(s, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 1, 10))
+        async with readers() as r:
+            assert list(await repo.completions(r, start, end)) == [occ.key]
+
+        other = find_occurrence(khm, "fire_round:2027-Q1:hm-3")
+        assert other is not None
+        sync = db.create_sync_engine(url)  # another program on the same file (e.g. an hms-bot command)
+        with sync.begin() as conn:
+            conn.execute(sa.update(m.Occurrence.__table__).where(m.Occurrence.__table__.c.key == occ.key)
+                         .values(completed_by="someone.else@khm.uio.no"))
+        sync.dispose()
+        async with readers() as r:
+            found = await repo.completions(r, start, end)
+        assert found[occ.key].by == "someone.else@khm.uio.no"
+        assert readers.misses == 3
+    finally:
+        await readers.dispose()
+        await writer.dispose()
