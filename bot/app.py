@@ -25,7 +25,7 @@ from hms.config import HmsConfig, load_config
 from scheduler import planner
 from scheduler.delivery import Delivery
 from scheduler.jobs import build_scheduler
-from storage import db
+from storage import db, sessions
 
 log = logging.getLogger("hms.http")
 
@@ -137,7 +137,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         token_endpoint=settings.token_endpoint,
     ))
     engine = db.create_engine(settings.database_url)
-    readers = db.Readers(settings.database_url, engine)
+    readers = sessions.Readers(settings.database_url, engine)
     bot = HmsBot(config=config, engine=engine, readers=readers, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
                  card_key=settings.card_key(), proactive=gateway)

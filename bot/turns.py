@@ -29,7 +29,7 @@ from hms.clock import Clock
 from hms.config import HmsConfig
 from hms.i18n import t
 from hms.nlu import text_language
-from storage import db, repo
+from storage import db, repo, sessions
 from storage.ledger import ActivityLedger
 
 log = logging.getLogger("hms.turns")
@@ -148,7 +148,7 @@ class HmsBot:
             if act.get("type") == "invoke":
                 turn.respond(200, None)
             return
-        async with db.OnDemandSession(self.sessions) as s:
+        async with sessions.OnDemandSession(self.sessions) as s:
             ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)
             if email and ref.person_email != email and ref.conversation_type == "personal":

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms import wheel
 from hms.config import HmsConfig
-from storage import db, models as m
+from storage import models as m, sessions
 
 
 @dataclass
@@ -155,7 +155,7 @@ _COMPLETIONS = (
 
 async def completions(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, wheel.Completion]:
     """Completions of stored occurrences whose window touches [start, end]."""
-    found = await db.rows(session, _COMPLETIONS, {"start": start, "end": end})
+    found = await sessions.rows(session, _COMPLETIONS, {"start": start, "end": end})
     return {key: wheel.Completion(key, at, by or "") for key, at, by in found if at is not None}
 
 

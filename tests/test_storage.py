@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms.config import HmsConfig, parse_config
 from hms.wheel import find_occurrence
-from storage import db, models as m, repo
+from storage import db, models as m, repo, sessions
 from tests.conftest import oslo
 
 
@@ -110,7 +110,7 @@ async def test_sqlite_inline_reads_see_every_commit_from_any_connection(tmp_path
     url = f"sqlite:///{tmp_path}/hms.sqlite3"
     db.upgrade(url)
     writer = db.create_engine(url)
-    readers = db.Readers(url, writer)
+    readers = sessions.Readers(url, writer)
     start, end = dt.date(2027, 1, 1), dt.date(2027, 3, 31)
     try:
         async with readers() as r:
