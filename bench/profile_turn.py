@@ -27,7 +27,7 @@ from bench._common import LOOPBACK
 
 BREAKDOWN = [  # (module, attribute path) of the awaitables timed by --breakdown
     ("bot.turns", "HmsBot.on_turn"),
-    ("storage.repo", "mark_processed"),
+    ("storage.ledger", "ActivityLedger.claim"),
     ("storage.repo", "upsert_conversation"),
     ("bot.answers", "Answerer.answer"),
     ("bot.usecases", "due_items"),

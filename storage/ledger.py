@@ -18,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage import models as m
+from storage import db, models as m
 
 log = logging.getLogger("hms.ledger")
 
@@ -32,19 +33,11 @@ REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far
 FLUSH_DELAY = 0.05  # seconds a new key waits in memory (SQLite), so that writes go out in groups
 
 
-def _insert(dialect: str) -> Any:
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
     """Insert the keys not yet on record; returns those that were new. No commit."""
     table = m.ProcessedActivity.__table__
     # one statement for any number of rows: compiled once, sent as multi-row VALUES ("insertmanyvalues")
-    stmt = _insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
+    stmt = db.dialect_insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
     params = [{"activity_key": k, "received_at": at} for k, at in rows.items()]
     return {row[0] for row in await conn.execute(stmt, params)}
 
@@ -104,7 +97,7 @@ class ActivityLedger:
                 break
             del self._recent[key]
 
-    def _ensure_writer(self, job: Any) -> None:
+    def _ensure_writer(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
         if self._writer is None or self._writer.done():
             self._writer = asyncio.get_running_loop().create_task(job())
 

@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms import wheel
 from hms.config import HmsConfig
-from storage import models as m, sessions
+from storage import db, models as m, sessions
 
 
 @dataclass
@@ -174,23 +174,7 @@ async def occurrence_events(session: AsyncSession, keys: Iterable[str]) -> list[
 
 def _insert(session: AsyncSession) -> Any:
     """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
-
-
-async def mark_processed(session: AsyncSession, key: str, now: dt.datetime) -> bool:
-    """Record an inbound activity id; False when it was already handled (a retry). Commits."""
-    table = m.ProcessedActivity.__table__
-    stmt = (_insert(session)(table).values(activity_key=key, received_at=now).on_conflict_do_nothing()
-            .returning(table.c.activity_key))
-    inserted = (await session.exec(stmt)).first()  # type: ignore[call-overload]
-    await session.commit()
-    return inserted is not None
+    return db.dialect_insert(session.bind.dialect.name if session.bind is not None else "sqlite")
 
 
 CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel_id", "team_id", "teams_channel_id",
