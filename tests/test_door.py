@@ -331,6 +331,46 @@ async def test_invoke_returns_the_body_the_bot_set(peer: BfPeer, db_path: Path, 
     assert peer.sent_activities() == []
 
 
+async def test_botbuilder_operations_get_their_turn_context_on_demand(peer: BfPeer, db_path: Path,
+                                                                      khm: HmsConfig) -> None:
+    """Turns build botbuilder's TurnContext only when they need it: a member lookup (TeamsInfo) for someone
+    the bot cannot place by Entra id, and replacing a pressed card (update_activity) for Action.Submit."""
+    stranger = {"id": "29:eirik", "name": "Eirik", "aadObjectId": "ffffffff-0000-4000-8000-0000000000ee"}
+    peer.member_email = "eirik.haugen@khm.uio.no"
+    async with door(auth_settings(peer, db_path), khm) as client:
+        asked = activity(peer, id="m-1", text="hjelp", conversation_id="a:eirik", **{"from": stranger})
+        response = await post(client, asked, peer.mint(APP_ID))
+        assert response.status == 200, await response.text()
+        submit = activity(peer, id="m-2", text=None, conversation_id="a:eirik", replyToId="card-7",
+                          value={"verb": "round.page", "nonce": "forged"}, **{"from": stranger})
+        response = await post(client, submit, peer.mint(APP_ID))
+        assert response.status == 200, await response.text()
+    lookups = [c for c in peer.calls if c.method == "GET"]
+    assert [c.path for c in lookups] == ["/v3/conversations/a:eirik/members/29:eirik"]
+    assert "eirik.haugen@khm.uio.no" in [v for r in rows(db_path, "conversation_ref") for v in r]
+    updates = [c for c in peer.calls if c.method == "PUT"]
+    assert [(c.conversation_id, c.activity_id) for c in updates] == [("a:eirik", "card-7")]
+    assert updates[0].body["attachments"][0]["content"]["body"][0]["text"] == t("nb-NO", "card.tampered")
+    assert updates[0].authorization == "Bearer peer-token-1"
+
+
+async def test_an_invoke_the_bot_does_not_answer_gets_501_as_in_botbuilder(peer: BfPeer, db_path: Path,
+                                                                          khm: HmsConfig) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        unknown = activity(peer, id="inv-x", type="invoke", text=None, name="composeExtension/query")
+        handled = await post(client, unknown, peer.mint(APP_ID))
+        assert handled.status == 200  # the bot answers unknown invoke names with an empty body
+        app = client.app
+        gateway = app[GATEWAY]
+        authenticated = await gateway.authenticate(f"Bearer {peer.mint(APP_ID)}", activity(peer, type="invoke"))
+
+        async def silent(_turn: Any) -> None:
+            return None
+
+        assert await gateway.run(authenticated, activity(peer, id="inv-y", type="invoke"), silent) == (501, None)
+        assert await gateway.run(authenticated, activity(peer, id="m-9"), silent) == (200, None)
+
+
 async def test_upstream_cloud_adapter_process_fails_on_invoke_with_dict_body() -> None:
     """Documents the botbuilder 4.17.1 defect bot/gateway.py works around; if this fails, upstream changed."""
     from botbuilder.core import InvokeResponse, TurnContext
