@@ -162,6 +162,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
             await planner.plan(s, config, bot.rounds, clock.now())
 
     async def lifecycle(_app: web.Application) -> Any:
+        claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
         await bot.start()
         scheduler = None
         if runtime.scheduler and settings.scheduler:
@@ -182,6 +183,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         await engine.dispose()
         await readers.dispose()
         await jobs_engine.dispose()
+        if claim is not None:
+            claim.close()
 
     app.cleanup_ctx.append(lifecycle)
     return app

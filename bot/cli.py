@@ -21,6 +21,7 @@ from hms import i18n
 from hms.clock import SystemClock, parse_instant
 from hms.config import ConfigError, HmsConfig, load_config
 from hms.wheel import DueItem
+from storage.db import DatabaseInUse
 
 if TYPE_CHECKING:
     from hms import periods
@@ -487,7 +488,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, DatabaseInUse) as exc:
         print(f"hms-bot: {exc}", file=sys.stderr)
         return 2
 

@@ -6,8 +6,9 @@ URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -111,6 +112,29 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     return cfg
+
+
+class DatabaseInUse(Exception):
+    """Another bot process already serves this SQLite file."""
+
+
+def hold_sqlite(url: str) -> IO[str] | None:
+    """Claim a SQLite file for this bot process (an exclusive lock on FILE.lock, released when the returned
+    handle is closed or the process ends). SQLite serves one bot process: the retry ledger and the caches
+    count on it. Several replicas need PostgreSQL. None for PostgreSQL and in-memory databases."""
+    kind, rest = _split(url)
+    if kind != "sqlite" or not rest.startswith("/") or rest == "/:memory:":
+        return None
+    path = Path(rest[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(f"{path}.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DatabaseInUse(f"another hms-bot process is serving {path}; SQLite serves one process "
+                            "(use PostgreSQL, DATABASE_URL=postgresql://..., for several replicas)") from None
+    return handle
 
 
 def ensure_sqlite_dir(url: str) -> None:

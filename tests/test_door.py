@@ -471,3 +471,19 @@ async def test_local_mode_proactive_calls_use_the_dev_bot_id(peer: BfPeer, db_pa
     assert posts[0].body["text"] == "Påminnelse: brannrunde"
     assert posts[0].body["from"]["id"] == "28:local-bot"
     assert peer.token_requests == []  # auth off: no tokens asked for
+
+
+async def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(db_path: Path, khm: HmsConfig,
+                                                                       peer: BfPeer) -> None:
+    """SQLite serves one process (the retry ledger counts on it): a second server says so and stops."""
+    from storage.db import DatabaseInUse
+
+    async with door(auth_settings(peer, db_path), khm) as first:
+        assert (await first.get("/healthz")).status == 200
+        second = create_app(auth_settings(peer, db_path), config=khm, runtime=Runtime(scheduler=False))
+        with pytest.raises(DatabaseInUse, match="PostgreSQL"):
+            async with TestClient(TestServer(second, host="127.0.0.1")):
+                pass
+    # once the first has stopped, the file is free again
+    async with door(auth_settings(peer, db_path), khm) as again:
+        assert (await again.get("/healthz")).status == 200
