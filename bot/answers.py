@@ -86,8 +86,16 @@ class Answerer:
         self.rounds = rounds
         self.vocab = vocabulary(config)
         self.cache = wheel.OccurrenceCache(config)
-        self._cards: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self._cards: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._understood: dict[tuple[str, dt.date], Understanding] = {}
+        self._visibility: dict[str, Visibility] = {}
+
+    def visibility(self, email: str) -> Visibility:
+        """What `email` sees (the config does not change while the process runs)."""
+        found = self._visibility.get(email)
+        if found is None:
+            found = self._visibility[email] = visibility(self.config, email)
+        return found
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
         """`hms.nlu.understand`, memoised: a pure function of the words and the date, and people ask the same
@@ -121,24 +129,23 @@ class Answerer:
                    locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         period = u.period or periods.month(today.year, today.month)
-        vis = visibility(self.config, email)
+        vis = self.visibility(email)
         items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
         title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
-        return self._due_card(title, items, t(locale, "due.empty"), vis, locale), self._items_summary(items)
+        return self._due_card(title, items, t(locale, "due.empty"), vis, locale)
 
     async def _overdue(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                        locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         period = periods.Period(today - dt.timedelta(days=366), today)
-        vis = visibility(self.config, email)
+        vis = self.visibility(email)
         items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
                  if i.status == "overdue" and vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
-        card = self._due_card(t(locale, "due.title.overdue"), items, t(locale, "due.empty.overdue"), vis, locale)
-        return card, self._items_summary(items)
+        return self._due_card(t(locale, "due.title.overdue"), items, t(locale, "due.empty.overdue"), vis, locale)
 
     async def _my_tasks(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                         locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -148,15 +155,14 @@ class Answerer:
                  if i.status != "done" and (email in i.occurrence.assignees or email == i.occurrence.deputy)]
         if not u.period:  # past items only when they are still not done
             items = [i for i in items if i.occurrence.due >= today or i.status == "overdue"]
-        card = self._due_card(t(locale, "due.title.mine"), items, t(locale, "due.empty.mine"), None, locale)
-        return card, self._items_summary(items)
+        return self._due_card(t(locale, "due.title.mine"), items, t(locale, "due.empty.mine"), None, locale)
 
     async def _status(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                       locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
         period = periods.year_of(today)
-        vis = visibility(self.config, email)
+        vis = self.visibility(email)
         items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
                  if vis.sees(i.occurrence) and i.occurrence.due.year == today.year]
         section = self.config.section(u.section) if u.section else None
@@ -178,7 +184,7 @@ class Answerer:
     async def _open_measures(self, s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
                              locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
-        vis = visibility(self.config, email)
+        vis = self.visibility(email)
         rows = []
         for measure, finding, occ in await repo.open_measures(s):
             if not (vis.everything or occ.section_key in vis.sections or occ.floor_key in vis.floors
@@ -204,7 +210,7 @@ class Answerer:
         task = self.config.task("annual_report")
         year = today.year
         items = await usecases.due_items(s, self.config, periods.year_of(today), now, self.cache)
-        vis = visibility(self.config, email)
+        vis = self.visibility(email)
         lines = []
         for sec in self.config.sections:
             if not (vis.everything or sec.key in vis.sections):
@@ -266,16 +272,17 @@ class Answerer:
         return person.name if person else email
 
     def _due_card(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,
-                  locale: str) -> dict[str, Any]:
-        """The list card; a pure function of its arguments, so the same question with the same statuses gets
-        the card built before (the list is what most people ask for, many times a day). Callers must not
-        change the returned card."""
+                  locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The list card and its summary; a pure function of its arguments, so the same question with the same
+        statuses gets what was built before (the list is what most people ask for, many times a day). Callers
+        must not change what is returned."""
         key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items))
         found = self._cards.get(key)
         if found is None:
             if len(self._cards) >= MEMO_SIZE:
                 self._cards.pop(next(iter(self._cards)))
-            found = self._cards[key] = due_card(self._due_view(title, items, empty, vis, locale), locale)
+            card = due_card(self._due_view(title, items, empty, vis, locale), locale)
+            found = self._cards[key] = (card, self._items_summary(items))
         return found
 
     def _due_view(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,

@@ -30,7 +30,7 @@ log = logging.getLogger("hms.ledger")
 
 MAX_BATCH = 500  # rows per statement
 REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far beyond that
-FLUSH_DELAY = 0.05  # seconds a new key waits in memory (SQLite), so that writes go out in groups
+FLUSH_DELAY = 0.1  # seconds a new key waits in memory (SQLite), so that writes go out in groups
 
 
 async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
