@@ -16,6 +16,11 @@ It also holds our fixes for the final, archived botbuilder-python release (4.17.
   cached until shortly before they expire.
 - Token validation errors that are not PermissionError (expired signature, bad endorsement) escape as 500
   in the stock path; here every authentication failure is a 401.
+- The signing-key cache (`_OpenIdMetadata`) downloads Bot Framework's keys with blocking `requests` calls
+  without a timeout, on the event loop, once a day: one slow answer from login.botframework.com stalls every
+  conversation, and a hanging one stalls them for good. It also parses the key on every request. Our
+  `_SigningKeys` downloads in a worker thread with a timeout, once for all waiting turns, keeps serving the
+  keys it has when a refresh fails, and parses each key once.
 """
 
 from __future__ import annotations
@@ -55,6 +60,8 @@ from botframework.connector.auth import (
     PasswordServiceClientCredentialFactory,
     ServiceClientCredentialsFactory,
 )
+from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _OpenIdConfig, _OpenIdMetadata
+from jwt.algorithms import RSAAlgorithm
 from msrest.authentication import Authentication
 
 from bot.ports import Coordinates, DeliveryError
@@ -181,6 +188,84 @@ def token_endpoint(cfg: GatewayConfig) -> str:
         return cfg.token_endpoint
     tenant = cfg.tenant_id if cfg.app_type == "SingleTenant" and cfg.tenant_id else "botframework.com"
     return f"https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+
+
+# -- signing keys ---------------------------------------------------------------------------------------------
+
+
+class _SigningKeys(_OpenIdMetadata):  # type: ignore[misc]
+    """Bot Framework's signing keys for one OpenID metadata URL: botbuilder's cache, without its defects (see the
+    module docstring). Refreshed once a day, and at most once an hour when a token names an unknown key."""
+
+    fetch_timeout = 10.0  # seconds per download
+    max_age = 24 * 3600.0
+    unknown_key_refresh = 3600.0
+    retry_after_failure = 300.0
+
+    def __init__(self, url: str):
+        super().__init__(url)
+        self._parsed: dict[str, _OpenIdConfig] = {}
+        self._refreshing: asyncio.Task[None] | None = None
+        self._fetched = -float("inf")  # time.monotonic() of the keys we hold
+
+    def _older_than(self, seconds: float) -> bool:
+        return time.monotonic() - self._fetched > seconds
+
+    async def get(self, key_id: str) -> _OpenIdConfig:
+        if self._older_than(self.max_age):
+            await self._refresh()
+        key = self._find(key_id)
+        if key is None and self._older_than(self.unknown_key_refresh):
+            await self._refresh()
+            key = self._find(key_id)
+        if key is None:
+            raise PermissionError("the token is signed with a key Bot Framework does not publish")
+        return key
+
+    async def _refresh(self) -> None:
+        task = self._refreshing
+        if task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            task = self._refreshing = asyncio.get_running_loop().create_task(self._fetch())
+        await task  # every turn that needs fresh keys waits for the same download
+
+    async def _fetch(self) -> None:
+        try:
+            keys = await asyncio.to_thread(self._download)
+        except Exception as exc:
+            if not self.keys:
+                raise
+            log.warning("could not refresh Bot Framework's signing keys (%s); keeping the ones fetched %.0f min ago",
+                        type(exc).__name__, (time.monotonic() - self._fetched) / 60)
+            self._fetched = time.monotonic() - self.max_age + self.retry_after_failure
+            return
+        self.keys, self._parsed, self._fetched = keys, {}, time.monotonic()
+
+    def _download(self) -> list[dict[str, Any]]:
+        response = requests.get(self.url, timeout=self.fetch_timeout)
+        response.raise_for_status()
+        keys = requests.get(response.json()["jwks_uri"], timeout=self.fetch_timeout)
+        keys.raise_for_status()
+        return list(keys.json()["keys"])
+
+    def _find(self, key_id: str) -> _OpenIdConfig | None:
+        found = self._parsed.get(key_id)
+        if found is None:
+            key = next((k for k in self.keys if k.get("kid") == key_id), None)
+            if key is None:
+                return None
+            found = self._parsed[key_id] = _OpenIdConfig(RSAAlgorithm.from_jwk(json.dumps(key)),
+                                                         key.get("endorsements", []))
+        return found
+
+
+def _signing_keys(metadata_url: str) -> _SigningKeys:
+    found = JwtTokenExtractor.metadataCache.get(metadata_url)
+    if not isinstance(found, _SigningKeys):
+        found = JwtTokenExtractor.metadataCache[metadata_url] = _SigningKeys(metadata_url)
+    return found
+
+
+JwtTokenExtractor.get_open_id_metadata = staticmethod(_signing_keys)  # every token validation uses our cache
 
 
 # -- pooled connectors ---------------------------------------------------------------------------------------

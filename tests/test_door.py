@@ -8,10 +8,12 @@ token endpoint and serviceUrl all point at the peer.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import shutil
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -24,7 +26,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
 
 from bot.app import BOT, GATEWAY, Runtime, create_app
-from bot.gateway import Coordinates
+from bot.gateway import Coordinates, _signing_keys
 from bot.settings import Settings
 from hms.clock import FixedClock
 from hms.config import HmsConfig
@@ -487,3 +489,49 @@ async def test_a_second_server_on_the_same_sqlite_file_refuses_to_start(db_path:
     # once the first has stopped, the file is free again
     async with door(auth_settings(peer, db_path), khm) as again:
         assert (await again.get("/healthz")).status == 200
+
+
+# -- Bot Framework's signing keys -----------------------------------------------------------------------------
+
+
+async def test_a_slow_key_download_blocks_no_one_and_happens_once(peer: BfPeer, db_path: Path,
+                                                                 khm: HmsConfig) -> None:
+    """botbuilder downloads the signing keys with blocking calls on the event loop; ours does not."""
+    peer.metadata_gate = threading.Event()
+    async with door(auth_settings(peer, db_path), khm) as client:
+        turns = [asyncio.create_task(post(client, activity(peer, id=f"k-{i}"), peer.mint(APP_ID)))
+                 for i in range(3)]
+        requested = await asyncio.get_running_loop().run_in_executor(None, peer.metadata_requested.wait, 10)
+        assert requested, "the bot never asked for the keys"
+        # the download is in flight: the server still answers, and the turns wait for it
+        health = await asyncio.wait_for(client.get("/healthz"), timeout=10)
+        assert health.status == 200
+        assert peer.metadata_answers == 0, "the server answered only after the download ended"
+        assert not any(t.done() for t in turns)
+        peer.metadata_gate.set()
+        assert [r.status for r in await asyncio.gather(*turns)] == [200, 200, 200]
+    assert peer.metadata_fetches == 1  # one download for every turn that waited
+
+
+async def test_keys_are_kept_when_a_refresh_fails(peer: BfPeer, db_path: Path, khm: HmsConfig,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        assert (await post(client, activity(peer, id="r-1"), peer.mint(APP_ID))).status == 200
+        keys = _signing_keys(peer.metadata_url)
+        keys._fetched -= keys.max_age + 1  # a day later, and Bot Framework's endpoint is down
+        peer.metadata_status = 503
+        assert (await post(client, activity(peer, id="r-2"), peer.mint(APP_ID))).status == 200
+        assert "could not refresh Bot Framework's signing keys" in caplog.text
+        assert (await post(client, activity(peer, id="r-3"), peer.mint(APP_ID))).status == 200
+    assert peer.metadata_fetches == 2  # the next try waits a few minutes, not one per turn
+
+
+async def test_without_keys_an_unreachable_endpoint_is_401_until_it_answers(peer: BfPeer, db_path: Path,
+                                                                          khm: HmsConfig) -> None:
+    peer.metadata_status = 503
+    async with door(auth_settings(peer, db_path), khm) as client:
+        refused = await post(client, activity(peer, id="u-1"), peer.mint(APP_ID))
+        assert refused.status == 401
+        peer.metadata_status = 200
+        assert (await post(client, activity(peer, id="u-2"), peer.mint(APP_ID))).status == 200
+    assert peer.metadata_fetches == 2

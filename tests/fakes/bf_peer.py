@@ -83,6 +83,11 @@ class BfPeer:
     retry_after: str = "1"
     forbidden_conversations: set[str] = field(default_factory=set)
     rejected: list[tuple[int, str | None]] = field(default_factory=list)
+    # fault injection for the signing-key cache: the metadata document waits for this gate / answers this status
+    metadata_gate: threading.Event | None = None
+    metadata_status: int = 200
+    metadata_requested: threading.Event = field(default_factory=threading.Event)
+    metadata_answers: int = 0
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,6 +151,12 @@ class BfPeer:
 
     async def _metadata(self, _request: web.Request) -> web.Response:
         self.metadata_fetches += 1
+        self.metadata_requested.set()
+        if self.metadata_gate is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.metadata_gate.wait, 30)
+        self.metadata_answers += 1
+        if self.metadata_status != 200:
+            return web.json_response({"error": "unavailable"}, status=self.metadata_status)
         return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.base_url}/keys",
                                   "id_token_signing_alg_values_supported": ["RS256"],
                                   "token_endpoint_auth_methods_supported": ["private_key_jwt"]})
