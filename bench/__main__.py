@@ -61,6 +61,45 @@ class Tally:
     peers: set[Any] = field(default_factory=set)  # distinct TCP connections the target reached the connector on
 
 
+class Identity:
+    """Bot Framework's side of authentication, on loopback: an RSA key published as OpenID metadata + JWKS by the
+    mock connector, one channel-to-bot token minted for the whole run, and a token endpoint for the bot's
+    outbound calls. Used by the `ours-auth` target (the production path: every request's token validated)."""
+
+    APP_ID = "00000000-0000-4000-8000-00000000b0b0"
+    TENANT = "bench-tenant"
+    ISSUER = "https://api.botframework.com"
+    KID = "bench-key"
+
+    def __init__(self) -> None:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        self.key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.token = ""
+
+    def jwk(self) -> dict[str, Any]:
+        from jwt.algorithms import RSAAlgorithm
+
+        jwk = RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
+        return {**jwk, "kid": self.KID, "use": "sig", "alg": "RS256", "endorsements": ["msteams"]}
+
+    def mint(self, service_url: str) -> str:
+        import jwt
+
+        now = int(time.time())
+        self.token = jwt.encode({"iss": self.ISSUER, "aud": self.APP_ID, "serviceurl": service_url,
+                                 "nbf": now - 60, "iat": now - 60, "exp": now + 3 * 3600},
+                                self.key, algorithm="RS256", headers={"kid": self.KID})
+        return self.token
+
+    @classmethod
+    def env(cls, base_url: str) -> dict[str, str]:
+        return {"MicrosoftAppId": cls.APP_ID, "MicrosoftAppPassword": "bench-secret",
+                "MicrosoftAppTenantId": cls.TENANT, "HMS_HOST": LOOPBACK,
+                "HMS_OPENID_METADATA_URL": f"{base_url}/.well-known/openidconfiguration",
+                "HMS_TOKEN_ISSUER": cls.ISSUER, "HMS_TOKEN_ENDPOINT": f"{base_url}/token"}
+
+
 class MockConnector:
     """POST /v3/conversations/{id}/activities[/{replyTo}] -> {"id": ...}; anything else is recorded as unexpected.
 
@@ -71,6 +110,7 @@ class MockConnector:
 
     def __init__(self) -> None:
         self.tally = Tally()
+        self.identity = Identity()
         self.check: Callable[[dict[str, Any]], bool] = lambda _body: True
         self._ids = itertools.count(1)
         self._runner: web.AppRunner | None = None
@@ -100,6 +140,17 @@ class MockConnector:
                 self.tally.other_samples.append(f"{request.path}: {json.dumps(body, ensure_ascii=False)[:400]}")
         return web.json_response({"id": f"mock-{next(self._ids)}"})
 
+    async def _metadata(self, _request: web.Request) -> web.Response:
+        return web.json_response({"issuer": Identity.ISSUER, "jwks_uri": f"{self.url}/keys",
+                                  "id_token_signing_alg_values_supported": ["RS256"]})
+
+    async def _keys(self, _request: web.Request) -> web.Response:
+        return web.json_response({"keys": [self.identity.jwk()]})
+
+    async def _token(self, _request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "bench-outbound-token", "expires_in": 3600,
+                                  "token_type": "Bearer"})
+
     async def _anything_else(self, request: web.Request) -> web.Response:
         self.tally.unexpected_calls.append(f"{request.method} {request.path}")
         return web.json_response({"error": "not mocked"}, status=404)
@@ -108,6 +159,9 @@ class MockConnector:
         app = web.Application()
         app.router.add_post("/v3/conversations/{conversation}/activities", self._activity)
         app.router.add_post("/v3/conversations/{conversation}/activities/{reply_to}", self._activity)
+        app.router.add_get("/.well-known/openidconfiguration", self._metadata)
+        app.router.add_get("/keys", self._keys)
+        app.router.add_post("/token", self._token)
         app.router.add_route("*", "/{tail:.*}", self._anything_else)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -149,11 +203,13 @@ class Target:
     text: str
     greets_new_conversations: bool = False  # the first message in a new chat also gets a welcome card
     env: dict[str, str] = field(default_factory=dict)
+    authenticated: bool = False  # requests carry a Bot Framework token the server validates
 
 
-def targets(tmp: Path, database_url: str | None = None) -> dict[str, Target]:
+def targets(tmp: Path, database_url: str | None = None, connector_url: str = "") -> dict[str, Target]:
     py = sys.executable
     db_url = database_url or f"sqlite:///{tmp / 'bench.sqlite3'}"
+    auth_db_url = database_url or f"sqlite:///{tmp / 'bench-auth.sqlite3'}"
     hms_bot = str(Path(py).parent / "hms-bot")
     return {
         "bare": Target("bare", "bare aiohttp", lambda port: [py, "-m", "bench.bare", "--port", str(port)],
@@ -164,6 +220,11 @@ def targets(tmp: Path, database_url: str | None = None) -> dict[str, Target]:
                        lambda port: [hms_bot, "serve", "--dev", "--port", str(port)],
                        "/readyz", frister_check, QUESTION, greets_new_conversations=True,
                        env={"DATABASE_URL": db_url, "LOG_LEVEL": "INFO"}),  # as deployed: a line per turn
+        "ours-auth": Target("ours-auth", "HMS-hjulet, tokens checked",
+                            lambda port: [hms_bot, "serve", "--port", str(port)],
+                            "/readyz", frister_check, QUESTION, greets_new_conversations=True,
+                            env={"DATABASE_URL": auth_db_url, "LOG_LEVEL": "INFO", "HMS_SCHEDULER": "false",
+                                 **Identity.env(connector_url)}, authenticated=True),
     }
 
 
@@ -275,13 +336,15 @@ class Phase:
 
 
 async def drive(session: aiohttp.ClientSession, url: str, bodies: list[list[bytes]], deadline: float,
-                pid: int | None) -> Phase:
+                pid: int | None, token: str | None = None) -> Phase:
     """Worker w sends bodies[w] one after another (its own conversation); all workers run concurrently."""
     latencies: list[float] = []
     starts: list[float] = []
     bad: dict[int, int] = {}
     errors: list[str] = []
     headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
     timeout = aiohttp.ClientTimeout(total=30)
 
     async def worker(mine: list[bytes]) -> None:
@@ -359,17 +422,18 @@ async def measure(target: Target, connector: MockConnector, session: aiohttp.Cli
         result["startup_s"] = round(time.monotonic() - started, 2)
         url = server.base + "/api/messages"
         deadline = time.monotonic() + max_seconds
+        token = connector.identity.mint(connector.url) if target.authenticated else None
 
         # warm-up: every conversation once (a new chat is greeted), then `warmup` ordinary turns
         problems: list[str] = []
         tally = connector.phase(target.check)
         phase = await drive(session, url, plan(target, connector.url, run, concurrency, concurrency, "hello"),
-                            deadline, None)
+                            deadline, None, token)
         problems += verify(tally, phase, concurrency, concurrency if target.greets_new_conversations else 0)
         if warmup and not problems:
             tally = connector.phase(target.check)
             phase = await drive(session, url, plan(target, connector.url, run, warmup, concurrency, "warm"),
-                                deadline, None)
+                                deadline, None, token)
             problems += verify(tally, phase, warmup)
         if problems:
             result["problems"] = ["warm-up: " + p for p in problems]
@@ -377,7 +441,7 @@ async def measure(target: Target, connector: MockConnector, session: aiohttp.Cli
 
         tally = connector.phase(target.check)
         phase = await drive(session, url, plan(target, connector.url, run, n, concurrency, "run"), deadline,
-                            server.proc.pid if server.proc else None)
+                            server.proc.pid if server.proc else None, token)
         problems = verify(tally, phase, n)
         result.update({
             "turns": n,
@@ -476,7 +540,7 @@ async def measure_all(args: argparse.Namespace) -> list[dict[str, Any]]:
                 from storage import db
 
                 db.upgrade(args.database_url)  # PostgreSQL must be migrated before `serve` starts
-            all_targets = targets(tmp, args.database_url)
+            all_targets = targets(tmp, args.database_url, connector.url)
             limit = aiohttp.TCPConnector(limit=args.concurrency + 5, limit_per_host=args.concurrency + 5)
             async with aiohttp.ClientSession(connector=limit) as session:
                 for name in args.targets:
@@ -509,8 +573,9 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=2000, help="measured turns per target (default 2000)")
     parser.add_argument("--concurrency", "-c", type=int, default=50, help="concurrent users (default 50)")
     parser.add_argument("--warmup", type=int, default=100, help="warm-up turns per target (default 100)")
-    parser.add_argument("--targets", nargs="+", choices=["bare", "stock", "ours"], default=["bare", "stock", "ours"],
-                        help="which targets to run, in order (default: all three)")
+    parser.add_argument("--targets", nargs="+", choices=["bare", "stock", "ours", "ours-auth"],
+                        default=["bare", "stock", "ours", "ours-auth"],
+                        help="which targets to run, in order (default: all four)")
     parser.add_argument("--max-seconds", type=float, default=60.0,
                         help="give up on a target's load after this long (default 60)")
     parser.add_argument("--json", help="write the numbers to this file")

@@ -304,14 +304,46 @@ class _PooledConnectorFactory(ConnectorFactory):  # type: ignore[misc]
 
 
 class _PooledAuthentication(BotFrameworkAuthentication):  # type: ignore[misc]
-    """Bot Framework's own token validation, with our pooled connectors and a cached user-token client."""
+    """Bot Framework's own token validation, with our pooled connectors and a cached user-token client.
 
-    def __init__(self, inner: BotFrameworkAuthentication, connectors: _PooledConnectorFactory):
+    Bot Framework sends the same token with every activity for up to an hour. A token that passed validation for
+    a channel and service URL is remembered until it expires, for at most `VALIDATED_TTL`: the same token
+    again costs a dictionary lookup instead of decoding it four times and checking its RSA signature (measured
+    at 50 users: about 0.3 ms of CPU per turn). A token that failed is never remembered.
+    """
+
+    VALIDATED_TTL = 600.0  # seconds; also bounds how long a key Bot Framework withdraws stays trusted
+    VALIDATED_MAX = 1000
+
+    def __init__(self, inner: BotFrameworkAuthentication, connectors: _PooledConnectorFactory,
+                 clock: Callable[[], float] = time.time):
         self._inner = inner
         self._connectors = connectors
         self._user_token_clients: dict[str, Any] = {}
+        self._validated: dict[tuple[str, str, str], tuple[float, AuthenticateRequestResult]] = {}
+        self._clock = clock
+        self.validations = 0  # tokens validated in full (for tests)
 
     async def authenticate_request(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        if not auth_header:
+            return await self._validate(activity, auth_header)
+        key = (auth_header, str(activity.channel_id), str(activity.service_url))
+        now = self._clock()
+        found = self._validated.get(key)
+        if found is not None and now < found[0]:
+            return found[1]
+        result = await self._validate(activity, auth_header)
+        expires = result.claims_identity.claims.get("exp") if result.claims_identity else None
+        if isinstance(expires, int | float):
+            if len(self._validated) >= self.VALIDATED_MAX:
+                self._validated = {k: v for k, v in self._validated.items() if now < v[0]}
+                if len(self._validated) >= self.VALIDATED_MAX:
+                    self._validated.clear()
+            self._validated[key] = (min(float(expires), now + self.VALIDATED_TTL), result)
+        return result
+
+    async def _validate(self, activity: Activity, auth_header: str) -> AuthenticateRequestResult:
+        self.validations += 1
         result = await self._inner.authenticate_request(activity, auth_header)
         result.connector_factory = self._connectors
         return result

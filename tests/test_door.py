@@ -437,6 +437,58 @@ async def test_twenty_turns_one_token_few_connections(peer: BfPeer, db_path: Pat
           f"metadata_fetches={peer.metadata_fetches} jwks_fetches={peer.jwks_fetches}")
 
 
+async def test_a_token_is_validated_once_until_it_expires(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    """Bot Framework reuses its token for an hour: validated once, then remembered for that channel and
+    service URL only; a token that fails is never remembered."""
+    async with door(auth_settings(peer, db_path), khm) as client:
+        auth = client.app[GATEWAY].adapter.bot_framework_authentication
+        token = peer.mint(APP_ID)
+        for i in range(10):
+            assert (await post(client, activity(peer, id=f"same-{i}"), token)).status == 200
+        assert auth.validations == 1
+        assert (await post(client, activity(peer, id="other"), peer.mint(APP_ID))).status == 200
+        assert auth.validations == 2
+        # the same good token for another service URL is checked again, and refused (its serviceurl claim)
+        moved = activity(peer, id="moved", serviceUrl="http://127.0.0.1:9/")
+        assert (await post(client, moved, token)).status == 401
+        forged = peer.mint(APP_ID, key=rsa_key("forger"))
+        for i in range(2):
+            assert (await post(client, activity(peer, id=f"forged-{i}"), forged)).status == 401
+        assert auth.validations == 5
+
+
+async def test_a_remembered_token_is_checked_again_when_it_expires() -> None:
+    from botframework.connector.auth import AuthenticateRequestResult, ClaimsIdentity
+
+    from bot.gateway import _PooledAuthentication
+
+    now = [1_000_000.0]
+
+    class Inner:
+        calls = 0
+
+        async def authenticate_request(self, _activity: Any, _header: str) -> AuthenticateRequestResult:
+            Inner.calls += 1
+            if now[0] >= 1_000_100:
+                raise PermissionError("token expired")
+            result = AuthenticateRequestResult()
+            result.claims_identity = ClaimsIdentity({"exp": 1_000_100}, True)
+            return result
+
+    from botbuilder.schema import Activity
+
+    auth = _PooledAuthentication(Inner(), connectors=None, clock=lambda: now[0])  # type: ignore[arg-type]
+    act = Activity(channel_id="msteams", service_url="https://smba.example/")
+    await auth.authenticate_request(act, "Bearer t")
+    now[0] += 99
+    await auth.authenticate_request(act, "Bearer t")
+    assert Inner.calls == 1
+    now[0] += 1  # at its exp the token is validated again, and refused
+    with pytest.raises(PermissionError):
+        await auth.authenticate_request(act, "Bearer t")
+    assert Inner.calls == 2
+
+
 # -- 9. local mode proactive calls ---------------------------------------------------------------------------
 
 
