@@ -220,7 +220,8 @@ class Answerer:
             lines.append(t(locale, "annual.rounds", section=sec.name.get(lang),
                            fire_done=sum(i.status == "done" for i in fire), fire_total=len(fire),
                            vernerunde=t(locale, "yes") if any(i.status == "done" for i in vr) else t(locale, "no")))
-        form = self.config.links.get(task.links[0]).url if task and task.links else None
+        link = self.config.links.get(task.links[0]) if task and task.links else None
+        form = link.url if link else None
         due = next((i.occurrence.due for i in items if i.occurrence.task == "annual_report"), None)
         view = AnnualReportView(year, format_date(due, locale) if due else "–",
                                 task.description.get(lang) if task and task.description else "", form, tuple(lines))
@@ -261,8 +262,8 @@ class Answerer:
             comments = {k: a.comment for k, a in drafts.items() if a.comment}
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
         card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
-        title = f"{self.config.task(task_key).title.get(lang) if self.config.task(task_key) else task_key} – " \
-                f"{usecases.scope_name(self.config, occ, locale)}"
+        task = self.config.task(task_key)
+        title = f"{task.title.get(lang) if task else task_key} – {usecases.scope_name(self.config, occ, locale)}"
         return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values)}
 
     # -- helpers -------------------------------------------------------------------------------------------

@@ -127,7 +127,8 @@ def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods
             if len(lines) > 2:
                 lines.append("")
             lines.append(i18n.format_period(occ.due.replace(day=1), _month_end(occ.due), locale).capitalize())
-        who = config.person(occ.assignee).name if occ.assignee and config.person(occ.assignee) else "–"
+        person = config.person(occ.assignee) if occ.assignee else None
+        who = person.name if person else "–"
         when = i18n.format_date(occ.due, locale, year=False)
         if task.recurrence.kind == "window":
             when = i18n.t(locale, "due.window", start=i18n.format_date(occ.window_start, locale, year=False),

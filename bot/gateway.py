@@ -166,7 +166,9 @@ class _CredentialFactory(ServiceClientCredentialsFactory):  # type: ignore[misc]
             return MicrosoftAppCredentials.empty()
         if app_id != self._cfg.app_id:
             raise Unauthorized("credentials asked for another app id")
-        return self.for_scope(oauth_scope)
+        creds = self.for_scope(oauth_scope)
+        assert creds is not None  # the app id is set
+        return creds
 
 
     def for_scope(self, scope: str | None) -> CachedClientCredentials | None:
@@ -197,6 +199,7 @@ class _SigningKeys(_OpenIdMetadata):  # type: ignore[misc]
     """Bot Framework's signing keys for one OpenID metadata URL: botbuilder's cache, without its defects (see the
     module docstring). Refreshed once a day, and at most once an hour when a token names an unknown key."""
 
+    keys: list[dict[str, Any]]
     fetch_timeout = 10.0  # seconds per download
     max_age = 24 * 3600.0
     unknown_key_refresh = 3600.0

@@ -44,9 +44,9 @@ def demo_users(config: HmsConfig, current: str | None = None) -> tuple[dict[str,
     """The Playground's current user (a floor contact by default) and exactly five others, one of them unknown."""
     floor = config.floor("hm-1") or config.floors()[0]
     current = (current or floor.contact or config.roles.hmsb_adviser).lower()
-    wanted = [current, config.roles.hmsb_adviser, config.section(floor.section).leader if config.section(
-        floor.section) else config.roles.unit_head, floor.deputy or config.roles.unit_head, config.roles.unit_head,
-        *[p.email for p in config.people]]
+    section = config.section(floor.section)
+    wanted = [current, config.roles.hmsb_adviser, section.leader if section else config.roles.unit_head,
+              floor.deputy or config.roles.unit_head, config.roles.unit_head, *[p.email for p in config.people]]
     emails = list(dict.fromkeys(e for e in wanted if e))[:5]
     users = [_teams_user(config, e, i) for i, e in enumerate(emails)]
     guest = {**GUEST, "id": "29:gjest", "aadObjectId": "00000000-0000-4000-8000-0000000000ff",

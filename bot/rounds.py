@@ -86,8 +86,8 @@ class Rounds:
         due_line = t(locale, "round.due_line", due=format_date(occ.due, locale))
         where = scope_name(self.config, occ, locale)
         if checklist is None:
-            data = CardAction("task.done", occ.key, nonce).pack(self.secret)
-            return task_card(TaskView(self._task_title(occ, locale), where, due_line, notice_text), locale, data)
+            done = CardAction("task.done", occ.key, nonce).pack(self.secret)
+            return task_card(TaskView(self._task_title(occ, locale), where, due_line, notice_text), locale, done)
         view = self._checklist_view(occ, checklist, locale, page, values or {}, comments or {}, errors or {},
                                     notice_text)
         base = CardAction("round.page", occ.key, nonce, checklist.key, checklist.version)
@@ -202,7 +202,7 @@ class Rounds:
         events = await repo.occurrence_events(s, [occ.key])
         done = [e for e in events if e.kind == "confirmed" and e.actor_email == email]
         if not done:
-            s.add(m.OccurrenceEvent(occurrence_id=row.id, kind="confirmed", actor_email=email, at=now))
+            s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="confirmed", actor_email=email, at=now))
             await s.commit()
         card = await self.result_card(s, occ, row, locale)
         return ActionResult(card, "already_confirmed" if done else "confirmed")
@@ -318,11 +318,11 @@ class Rounds:
             row = await repo.occurrence_row(s, occ.key) or row
             return await self._already_done(s, occ, row, action, locale)
         for key in item_keys:
-            s.add(m.ChecklistAnswer(occurrence_id=row.id, submission_id=action.nonce, template_key=checklist.key,
+            s.add(m.ChecklistAnswer(occurrence_id=m.pk(row), submission_id=action.nonce, template_key=checklist.key,
                                     template_version=checklist.version, item_key=key, answer=merged_values[key],
                                     comment=merged_comments.get(key), is_draft=False, submitted_by=email,
                                     submitted_at=now))
-        s.add(m.OccurrenceEvent(occurrence_id=row.id, kind="completed", actor_email=email, at=now,
+        s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now,
                                 note=f"checklist {checklist.key} v{checklist.version}"))
         deviations = [k for k in item_keys if next(a for a in checklist.answers
                                                    if a.key == merged_values[k]).is_deviation]
@@ -339,7 +339,7 @@ class Rounds:
         allowed = {a.key for a in checklist.answers}
         for key, answer in values.items():
             if answer in allowed:
-                s.add(m.ChecklistAnswer(occurrence_id=row.id, submission_id=nonce, template_key=checklist.key,
+                s.add(m.ChecklistAnswer(occurrence_id=m.pk(row), submission_id=nonce, template_key=checklist.key,
                                         template_version=checklist.version, item_key=key, answer=answer,
                                         comment=comments.get(key), is_draft=True, submitted_by=email,
                                         submitted_at=now))
@@ -355,15 +355,15 @@ class Rounds:
         deadline = wheel.local_date(now, self.config) + dt.timedelta(days=self.config.measures.deadline_days)
         out = []
         for key in deviations:
-            finding = m.Finding(occurrence_id=row.id, item_key=key, description=comments.get(key, ""),
+            finding = m.Finding(occurrence_id=m.pk(row), item_key=key, description=comments.get(key, ""),
                                 created_by=email, created_at=now)
             s.add(finding)
             await s.flush()
-            measure = m.Measure(finding_id=finding.id, owner_email=owner, deadline=deadline, status="open",
+            measure = m.Measure(finding_id=m.pk(finding), owner_email=owner, deadline=deadline, status="open",
                                 created_at=now)
             s.add(measure)
             await s.flush()
-            s.add(m.MeasureEvent(measure_id=measure.id, status="open", actor_email=email, at=now,
+            s.add(m.MeasureEvent(measure_id=m.pk(measure), status="open", actor_email=email, at=now,
                                  note="created from a deviation"))
             out.append((measure, finding))
         return out
@@ -434,7 +434,7 @@ class Rounds:
             await s.rollback()
             row = await repo.occurrence_row(s, occ.key) or row
             return await self._already_done(s, occ, row, CardAction("task.done", occ.key, ""), locale)
-        s.add(m.OccurrenceEvent(occurrence_id=row.id, kind="completed", actor_email=email, at=now, note=note,
+        s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now, note=note,
                                 link=link))
         await s.commit()
         row = await repo.occurrence_row(s, occ.key) or row
@@ -464,7 +464,7 @@ class Rounds:
                 return ActionResult(self.measure_card(measure, finding, occ_row, locale,
                                                       error=t(locale, "measure.ticket")), "invalid")
             measure.external_ticket = ticket
-            s.add(m.MeasureEvent(measure_id=measure.id, status=measure.status, actor_email=email, at=now,
+            s.add(m.MeasureEvent(measure_id=m.pk(measure), status=measure.status, actor_email=email, at=now,
                                  note=f"ticket {ticket}"))
             await s.commit()
             return ActionResult(self.measure_card(measure, finding, occ_row, locale,
@@ -475,7 +475,7 @@ class Rounds:
             return ActionResult(self.measure_card(measure, finding, occ_row, locale,
                                                   error=t(locale, "measure.note_required")), "invalid")
         measure.status = "closed"
-        s.add(m.MeasureEvent(measure_id=measure.id, status="closed", actor_email=email, at=now, note=note))
+        s.add(m.MeasureEvent(measure_id=m.pk(measure), status="closed", actor_email=email, at=now, note=note))
         await s.commit()
         closed = t(locale, "measure.closed", who=self._name(email), when=self._when(now, locale), note=note)
         return ActionResult(self.measure_card(measure, finding, occ_row, locale, closed_line=closed), "closed")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -49,7 +50,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
     cal = WorkCalendar(config.tz)
     adviser = config.roles.hmsb_adviser
 
-    wanted: list[tuple[str, str, str, object]] = []  # (dedupe key, kind, recipient, what to render)
+    wanted: list[tuple[str, str, str, tuple[Any, ...]]] = []  # (dedupe key, kind, recipient, what to render)
     for occ in occurrences:
         task = config.task(occ.task)
         if occ.key in done or task is None:

@@ -35,7 +35,7 @@ FLUSH_DELAY = 0.1  # seconds a new key waits in memory (SQLite), so that writes 
 
 async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
     """Insert the keys not yet on record; returns those that were new. No commit."""
-    table = m.ProcessedActivity.__table__
+    table = m.table(m.ProcessedActivity)
     # one statement for any number of rows: compiled once, sent as multi-row VALUES ("insertmanyvalues")
     stmt = db.dialect_insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
     params = [{"activity_key": k, "received_at": at} for k, at in rows.items()]
@@ -58,7 +58,7 @@ class ActivityLedger:
         """Load the keys of the last `REMEMBER` (in-memory mode); a no-op on PostgreSQL."""
         if not self.in_memory:
             return
-        table = m.ProcessedActivity.__table__
+        table = m.table(m.ProcessedActivity)
         async with self.engine.connect() as conn:
             found = await conn.execute(sa.select(table.c.activity_key, table.c.received_at)
                                        .where(table.c.received_at >= now - REMEMBER)

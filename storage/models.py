@@ -243,3 +243,16 @@ class ChannelThread(SQLModel, table=True):
     conversation_id: str = Field(max_length=500)
     activity_id: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = _ts()
+
+
+def table(model: type[SQLModel]) -> sa.Table:
+    """The Core table of a model (for INSERT .. ON CONFLICT and bulk statements)."""
+    found = model.__table__  # type: ignore[attr-defined]  # set by SQLModel's metaclass
+    assert isinstance(found, sa.Table)
+    return found
+
+
+def pk(row: Any) -> int:
+    """The id of a stored row (flushed or loaded); rows not yet flushed have none."""
+    assert row.id is not None, f"{type(row).__name__} has no id yet: flush it first"
+    return int(row.id)

@@ -138,7 +138,7 @@ async def record_completion(session: AsyncSession, occ: wheel.Occurrence, by: st
     """Mark an occurrence done (append an event; the first completion wins). Commits."""
     row = await ensure_occurrence(session, occ, at)
     assert row.id is not None
-    session.add(m.OccurrenceEvent(occurrence_id=row.id, kind="completed", actor_email=by.lower(), at=at,
+    session.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=by.lower(), at=at,
                                   note=note, link=link))
     if row.completed_at is None:
         row.completed_at, row.completed_by = at, by.lower()
@@ -195,7 +195,7 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
     fresh = row is not None and not row.active
     if row is None:
         # Teams sends installationUpdate and conversationUpdate at once: insert-if-absent, then read the winner
-        table = m.ConversationRef.__table__
+        table = m.table(m.ConversationRef)
         created = (await session.exec(_insert(session)(table).values(  # type: ignore[call-overload]
             conversation_id=conversation_id, conversation_type=fields.get("conversation_type") or "personal",
             service_url=fields.get("service_url") or "", channel_id=fields.get("channel_id") or "msteams",
@@ -268,7 +268,7 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, object]], now: dt.
     Commits."""
     if not rows:
         return 0
-    table = m.OutboxMessage.__table__
+    table = m.table(m.OutboxMessage)
     values = [{"status": "pending", "attempts": 0, "not_before": now, "created_at": now, **r} for r in rows]
     stmt = _insert(session)(table).values(values).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(
         table.c.id)
@@ -322,7 +322,7 @@ async def latest_answers(session: AsyncSession, occurrence_id: int, *, submissio
 async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime) -> bool:
     """Mark an occurrence done unless someone else did first (an atomic compare-and-set; no commit)."""
     result = await session.exec(  # type: ignore[call-overload]
-        sa.update(m.Occurrence).where(m.Occurrence.id == row.id, col(m.Occurrence.completed_at).is_(None))
+        sa.update(m.Occurrence).where(col(m.Occurrence.id) == row.id, col(m.Occurrence.completed_at).is_(None))
         .values(completed_at=at, completed_by=by))
     return bool(result.rowcount == 1)
 
@@ -415,9 +415,9 @@ async def release_waiting(session: AsyncSession, email: str, now: dt.datetime) -
     """Messages waiting because the bot could not reach a person become due now (they just installed it).
     Commits."""
     result = await session.exec(  # type: ignore[call-overload]
-        sa.update(m.OutboxMessage).where(m.OutboxMessage.recipient_email == email.lower(),
-                                         m.OutboxMessage.status == "retry",
-                                         m.OutboxMessage.last_error == "no conversation with the recipient")
+        sa.update(m.OutboxMessage).where(col(m.OutboxMessage.recipient_email) == email.lower(),
+                                         col(m.OutboxMessage.status) == "retry",
+                                         col(m.OutboxMessage.last_error) == "no conversation with the recipient")
         .values(not_before=now))
     await session.commit()
     return int(result.rowcount or 0)

@@ -40,7 +40,7 @@ class OnDemandSession:
         if self._session is not None and self._session.in_transaction():
             await self._session.commit()
 
-    async def __aenter__(self) -> OnDemandSession:
+    async def __aenter__(self) -> Any:  # used where an AsyncSession is expected (its attributes are forwarded)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -82,7 +82,7 @@ class InlineReadSession:
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
 
-    async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[sa.Row[Any]]:
+    async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         """The rows of a column-only SELECT (no ORM entities), straight from the connection, or kept from an
         earlier read while the database has not changed (see `Readers`)."""
         if self._readers is None:
@@ -133,7 +133,7 @@ class AsyncReadSession:
             self._session = AsyncSession(self._engine, expire_on_commit=False)
         return getattr(self._session, name)
 
-    async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[sa.Row[Any]]:
+    async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         if self._conn is None:
             self._conn = await self._engine.connect()
         return (await self._conn.execute(statement, params)).all()
@@ -148,7 +148,7 @@ class AsyncReadSession:
             await self._conn.close()
 
 
-async def rows(session: Any, statement: Any, params: dict[str, Any]) -> Sequence[sa.Row[Any]]:
+async def rows(session: Any, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
     """The rows of a column-only SELECT through any session: our readers' fast path, or a plain AsyncSession."""
     if isinstance(session, InlineReadSession | AsyncReadSession):
         return await session.rows(statement, params)
@@ -173,7 +173,7 @@ class Readers:
             event.listen(self._sync, "connect", query_only)
             self._probe: Any = None  # a pooled connection kept for PRAGMA data_version
             self._version: int | None = None
-            self._cache: dict[tuple[Any, ...], Sequence[sa.Row[Any]]] = {}
+            self._cache: dict[tuple[Any, ...], Sequence[Any]] = {}
             self.hits = self.misses = 0
         else:
             self._writer = writer
@@ -188,7 +188,7 @@ class Readers:
         return int(self._probe.driver_connection.execute("PRAGMA data_version").fetchone()[0])
 
     def cached_rows(self, statement: Any, params: dict[str, Any],
-                    load: Callable[[], Sequence[sa.Row[Any]]]) -> Sequence[sa.Row[Any]]:
+                    load: Callable[[], Sequence[Any]]) -> Sequence[Any]:
         version = self.data_version()
         if version != self._version:
             self._cache.clear()
