@@ -164,6 +164,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     async def lifecycle(_app: web.Application) -> Any:
         claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
         await bot.start()
+        await readers.start()
         scheduler = None
         if runtime.scheduler and settings.scheduler:
             scheduler = build_scheduler(plan, delivery.drain, plan_every=runtime.plan_every,

@@ -7,9 +7,13 @@ queries (`rows()`) skip the ORM's per-query work; entity queries still get an OR
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+import weakref
+from collections.abc import Sequence
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
@@ -17,6 +21,8 @@ from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage.db import create_sync_engine, query_only
+
+log = logging.getLogger("hms.readers")
 
 
 class OnDemandSession:
@@ -87,8 +93,10 @@ class InlineReadSession:
         earlier read while the database has not changed (see `Readers`)."""
         if self._readers is None:
             return self._connection().execute(statement, params).all()
-        return self._readers.cached_rows(statement, params,
-                                         lambda: self._connection().execute(statement, params).all())
+        token, found = self._readers.recall(statement, params)
+        if found is not None:
+            return found
+        return self._readers.keep(token, self._connection().execute(statement, params).all())
 
     async def exec(self, statement: Any, **kwargs: Any) -> Any:
         return self._orm().exec(statement, **kwargs)
@@ -123,8 +131,9 @@ class AsyncReadSession:
     """Reads on PostgreSQL: plain rows through a Core connection (no ORM work per query), and AsyncSession's
     API for entity queries, each opened on first use."""
 
-    def __init__(self, engine: AsyncEngine):
+    def __init__(self, engine: AsyncEngine, readers: Readers | None = None):
         self._engine = engine
+        self._readers = readers
         self._conn: AsyncConnection | None = None
         self._session: AsyncSession | None = None
 
@@ -134,9 +143,13 @@ class AsyncReadSession:
         return getattr(self._session, name)
 
     async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
+        token, found = self._readers.recall(statement, params) if self._readers else (None, None)
+        if found is not None:
+            return found
         if self._conn is None:
             self._conn = await self._engine.connect()
-        return (await self._conn.execute(statement, params)).all()
+        rows = (await self._conn.execute(statement, params)).all()
+        return self._readers.keep(token, rows) if self._readers else rows
 
     async def __aenter__(self) -> AsyncReadSession:
         return self
@@ -156,53 +169,122 @@ async def rows(session: Any, statement: Any, params: dict[str, Any]) -> Sequence
 
 
 class Readers:
-    """Sessions for reading only: inline on SQLite (`InlineReadSession`), the async pool on PostgreSQL.
+    """Sessions for reading only: inline on SQLite (`InlineReadSession`), a plain async connection on PostgreSQL
+    (`AsyncReadSession`).
 
-    On SQLite, plain-row reads (`rows()`) are also kept until the database changes: SQLite's `PRAGMA
-    data_version` on a connection of our own moves whenever any other connection, in this process or another,
-    commits. The version is read before the rows, so what is kept is never older than the version it is kept
-    under. A chat answer then costs a version check instead of a query, except just after a write.
+    Plain-row reads (`rows()`) are kept until the data changes, so a chat answer usually costs a version check
+    instead of a query. What tells that the data changed:
+    - SQLite: `PRAGMA data_version` on a connection of our own; it moves whenever any other connection, in this
+      process or another, commits.
+    - PostgreSQL: a connection that LISTENs on `hms_changes`, which statement triggers on every table but the
+      retry ledger NOTIFY after each change (migration 0003), from any replica or program; and every commit
+      of an ORM session in this process (so a person who just submitted a round never sees it as open).
+      While that connection is down nothing is kept.
+    The version is taken before the rows are read, and rows are kept only if it has not moved meanwhile, so
+    what is kept is never older than the version it is kept under.
     """
 
     CACHE_SIZE = 256
 
     def __init__(self, url: str, writer: AsyncEngine, size: int = 4):
         self.inline = writer.dialect.name == "sqlite"
+        self._cache: dict[tuple[Any, ...], Sequence[Any]] = {}
+        self._cache_version: int | None = None
+        self.hits = self.misses = 0
         if self.inline:
             self._sync = create_sync_engine(url, pool_size=size + 1, max_overflow=0, pool_timeout=60)
             event.listen(self._sync, "connect", query_only)
             self._probe: Any = None  # a pooled connection kept for PRAGMA data_version
-            self._version: int | None = None
-            self._cache: dict[tuple[Any, ...], Sequence[Any]] = {}
-            self.hits = self.misses = 0
         else:
             self._writer = writer
+            self._listen_url = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+            self._listener: asyncio.Task[None] | None = None
+            self.listening = False
+            self.version = 0  # moves on every change notification and every local commit
+            self.notified = 0  # change notifications received
+            self._changed = asyncio.Event()
+            _POSTGRES_READERS.add(self)
 
     def __call__(self) -> Any:
         """An async context manager giving a session with AsyncSession's read API and `rows()`."""
-        return InlineReadSession(self._sync, self) if self.inline else AsyncReadSession(self._writer)
+        return InlineReadSession(self._sync, self) if self.inline else AsyncReadSession(self._writer, self)
+
+    async def start(self) -> None:
+        """Start listening for changes (PostgreSQL); until then nothing is kept."""
+        if not self.inline and self._listener is None:
+            self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     def data_version(self) -> int:
         if self._probe is None:
             self._probe = self._sync.raw_connection()
         return int(self._probe.driver_connection.execute("PRAGMA data_version").fetchone()[0])
 
-    def cached_rows(self, statement: Any, params: dict[str, Any],
-                    load: Callable[[], Sequence[Any]]) -> Sequence[Any]:
-        version = self.data_version()
-        if version != self._version:
+    # -- what is kept ----------------------------------------------------------------------------------------
+
+    def recall(self, statement: Any, params: dict[str, Any]) -> tuple[Any, Sequence[Any] | None]:
+        """A token for `keep()`, and the rows kept for this query at the current version (or None)."""
+        version = self.data_version() if self.inline else (self.version if self.listening else None)
+        if version is None:
+            return None, None
+        if version != self._cache_version:
             self._cache.clear()
-            self._version = version
+            self._cache_version = version
         key = (statement, *sorted(params.items()))
         found = self._cache.get(key)
-        if found is None:
-            self.misses += 1
+        if found is not None:
+            self.hits += 1
+        return (version, key), found
+
+    def keep(self, token: Any, rows: Sequence[Any]) -> Sequence[Any]:
+        """Keep rows read after `recall()` gave `token`, unless the data changed meanwhile."""
+        rows = tuple(rows)
+        if token is None:
+            return rows
+        version, key = token
+        self.misses += 1
+        still = self.inline or (self.listening and self.version == version)
+        if still and version == self._cache_version:
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
-            found = self._cache[key] = tuple(load())
-        else:
-            self.hits += 1
-        return found
+            self._cache[key] = rows
+        return rows
+
+    # -- PostgreSQL change notifications ---------------------------------------------------------------------
+
+    def bump(self) -> None:
+        """The data may have changed: nothing kept so far is used again."""
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    async def wait_for_change(self, since: int) -> None:
+        """Wait until the version moves past `since` (for tests and tools; the caller bounds the wait)."""
+        while self.version == since:
+            await self._changed.wait()
+
+    async def _listen(self) -> None:
+        delay = 1.0
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
+                    self.bump()  # whatever happened before we listened
+                    self.listening, delay = True, 1.0
+                    async for _note in conn.notifies():
+                        self.notified += 1
+                        self.bump()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reads go uncached until the listener is back
+                log.warning("not listening for changes (%s); reads are not kept until it is back",
+                            type(exc).__name__)
+            finally:
+                if self.listening:
+                    self.listening = False
+                    self.bump()
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
 
     async def dispose(self) -> None:
         if self.inline:
@@ -210,3 +292,18 @@ class Readers:
                 self._probe.close()
                 self._probe = None
             self._sync.dispose()
+        elif self._listener is not None:
+            self._listener.cancel()
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+
+
+CHANGES_CHANNEL = "hms_changes"  # NOTIFY'd by the triggers of migration 0003
+_POSTGRES_READERS: weakref.WeakSet[Readers] = weakref.WeakSet()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed_here(_session: Any) -> None:
+    """A commit in this process: drop what PostgreSQL readers keep at once, before the notification arrives."""
+    for readers in list(_POSTGRES_READERS):
+        readers.bump()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import pytest
@@ -137,6 +138,130 @@ async def test_sqlite_inline_reads_see_every_commit_from_any_connection(tmp_path
             found = await repo.completions(r, start, end)
         assert found[occ.key].by == "someone.else@khm.uio.no"
         assert readers.misses == 3
+    finally:
+        await readers.dispose()
+        await writer.dispose()
+
+
+def test_postgresql_tables_notify_changes_except_the_retry_ledger(postgres_url: str) -> None:
+    """Migration 0003's triggers cover every table answers may read; a table added later needs one too."""
+    engine = db.create_sync_engine(postgres_url)
+    try:
+        with engine.connect() as conn:
+            tables = set(sa.inspect(conn).get_table_names()) - {"alembic_version", "processed_activity"}
+            triggered = {r[0] for r in conn.execute(sa.text(
+                "SELECT c.relname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+                "WHERE t.tgname = 'hms_notify_change'"))}
+    finally:
+        engine.dispose()
+    assert tables == triggered
+
+
+async def test_postgresql_readers_keep_rows_until_any_replica_changes_something(postgres_url: str,
+                                                                               khm: HmsConfig) -> None:
+    from tests.conftest import _clear
+
+    _clear(postgres_url)
+    writer = db.create_engine(postgres_url)
+    readers = sessions.Readers(postgres_url, writer)
+    start, end = dt.date(2027, 1, 1), dt.date(2027, 3, 31)
+
+    async def completions() -> dict[str, object]:
+        async with readers() as r:
+            return dict(await repo.completions(r, start, end))
+
+    try:
+        assert await completions() == {}  # not listening yet: read, not kept
+        assert readers.hits == 0
+        await readers.start()
+        async with asyncio.timeout(10):
+            while not readers.listening:
+                await readers.wait_for_change(readers.version)
+        assert await completions() == {}
+        assert await completions() == {}
+        assert readers.hits == 1
+
+        # another replica (another connection, no ORM session here) completes a round
+        occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+        assert occ is not None
+        other = db.create_sync_engine(postgres_url)
+        before = readers.version
+        with other.begin() as conn:
+            conn.execute(sa.insert(m.table(m.Occurrence)).values(
+                key=occ.key, task_key=occ.task, cycle=occ.cycle, section_key=occ.section, floor_key=occ.floor,
+                window_start=occ.window_start, due=occ.due, created_at=oslo(2027, 3, 1, 10),
+                completed_at=oslo(2027, 3, 1, 10), completed_by="eirik.haugen@khm.uio.no"))
+        other.dispose()
+        async with asyncio.timeout(10):
+            await readers.wait_for_change(before)  # the notification
+        assert list(await completions()) == [occ.key]
+
+        # a commit in this process is seen at once, without waiting for its notification
+        notified = readers.notified
+        async with db.session_factory(writer)() as s:
+            await repo.record_completion(s, find_occurrence(khm, "fire_round:2027-Q1:hm-3"),  # type: ignore[arg-type]
+                                         "fatima.ali@khm.uio.no", oslo(2027, 3, 2, 10))
+        assert len(await completions()) == 2
+        async with asyncio.timeout(10):
+            while readers.notified == notified:  # then its notification arrives too
+                await readers.wait_for_change(readers.version)
+
+        # the retry ledger's writes do not count as changes
+        from storage.ledger import ActivityLedger
+
+        ledger = ActivityLedger(writer)
+        await completions()
+        hits = readers.hits
+        await ledger.claim("msteams|c|x", oslo(2027, 3, 2, 10))
+        await completions()
+        assert readers.hits == hits + 1
+
+        # the listening connection is lost: nothing is kept until it is back
+        admin = db.create_sync_engine(postgres_url)
+        with admin.begin() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND query = 'LISTEN hms_changes' AND pid <> pg_backend_pid()")).scalar() == 1
+        admin.dispose()
+        async with asyncio.timeout(10):
+            while readers.listening:
+                await readers.wait_for_change(readers.version)
+        hits = readers.hits
+        await completions()
+        await completions()
+        assert readers.hits == hits
+        async with asyncio.timeout(10):  # it reconnects by itself
+            while not readers.listening:
+                await readers.wait_for_change(readers.version)
+        await completions()
+        await completions()
+        assert readers.hits == hits + 1
+    finally:
+        await readers.dispose()
+        await writer.dispose()
+    assert not readers.listening
+
+
+async def test_postgresql_readers_see_a_commit_of_this_process_before_its_notification(
+        postgres_url: str, khm: HmsConfig) -> None:
+    from tests.conftest import _clear
+
+    _clear(postgres_url)
+    writer = db.create_engine(postgres_url)
+    readers = sessions.Readers(postgres_url, writer)
+    readers.listening = True  # as if listening, with no notification ever delivered
+    start, end = dt.date(2027, 1, 1), dt.date(2027, 3, 31)
+    try:
+        for _ in range(2):
+            async with readers() as r:
+                assert await repo.completions(r, start, end) == {}
+        assert readers.hits == 1
+        occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+        assert occ is not None
+        async with db.session_factory(writer)() as s:
+            await repo.record_completion(s, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 1, 10))
+        async with readers() as r:
+            assert list(await repo.completions(r, start, end)) == [occ.key]
     finally:
         await readers.dispose()
         await writer.dispose()
