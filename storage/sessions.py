@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -185,6 +186,8 @@ class Readers:
     """
 
     CACHE_SIZE = 256
+    PROBE_EVERY = 60.0  # seconds between checks that notifications arrive
+    PROBE_WAIT = 10.0
 
     def __init__(self, url: str, writer: AsyncEngine, size: int = 4):
         self.inline = writer.dialect.name == "sqlite"
@@ -202,6 +205,7 @@ class Readers:
             self.listening = False
             self.version = 0  # moves on every change notification and every local commit
             self.notified = 0  # change notifications received
+            self.failures = 0  # listening attempts that failed
             self._changed = asyncio.Event()
             _POSTGRES_READERS.add(self)
 
@@ -263,28 +267,50 @@ class Readers:
             await self._changed.wait()
 
     async def _listen(self) -> None:
+        """Listen, and prove every `PROBE_EVERY` seconds that notifications really arrive: a probe sent from
+        another connection must come back within `PROBE_WAIT` (behind a connection pooler in transaction mode
+        LISTEN silently hears nothing; then nothing is kept, and the log says why)."""
         delay = 1.0
         while True:
             try:
                 conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
                 async with conn:
                     await conn.execute(f"LISTEN {CHANGES_CHANNEL}")
-                    self.bump()  # whatever happened before we listened
-                    self.listening, delay = True, 1.0
-                    async for _note in conn.notifies():
-                        self.notified += 1
-                        self.bump()
+                    while True:
+                        probe = f"{PROBE_PREFIX}{uuid.uuid4().hex}"
+                        async with self._writer.begin() as other:
+                            await other.execute(sa.text("SELECT pg_notify(:channel, :probe)"),
+                                                {"channel": CHANGES_CHANNEL, "probe": probe})
+                        if not await self._hear(conn, self.PROBE_WAIT, until=probe):
+                            raise LookupError("change notifications do not arrive (is a pooler in transaction "
+                                              "mode between the bot and PostgreSQL?)")
+                        if not self.listening:
+                            self.bump()  # whatever happened before we listened
+                            self.listening, delay = True, 1.0
+                        await self._hear(conn, self.PROBE_EVERY)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - reads go uncached until the listener is back
-                log.warning("not listening for changes (%s); reads are not kept until it is back",
-                            type(exc).__name__)
+                log.warning("not listening for changes (%s: %s); reads are not kept until it is back",
+                            type(exc).__name__, exc)
+                self.failures += 1
+                self.bump()
             finally:
                 if self.listening:
                     self.listening = False
                     self.bump()
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+    async def _hear(self, conn: psycopg.AsyncConnection[Any], seconds: float, until: str | None = None) -> bool:
+        """Take notifications for up to `seconds`; True as soon as the one with payload `until` arrives."""
+        async for note in conn.notifies(timeout=seconds):
+            if note.payload == until:
+                return True
+            if not note.payload.startswith(PROBE_PREFIX):  # other replicas' probes change nothing
+                self.notified += 1
+                self.bump()
+        return False
 
     async def dispose(self) -> None:
         if self.inline:
@@ -299,6 +325,7 @@ class Readers:
 
 
 CHANGES_CHANNEL = "hms_changes"  # NOTIFY'd by the triggers of migration 0003
+PROBE_PREFIX = "probe:"
 _POSTGRES_READERS: weakref.WeakSet[Readers] = weakref.WeakSet()
 
 

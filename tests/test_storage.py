@@ -265,3 +265,28 @@ async def test_postgresql_readers_see_a_commit_of_this_process_before_its_notifi
     finally:
         await readers.dispose()
         await writer.dispose()
+
+
+async def test_postgresql_readers_keep_nothing_when_notifications_do_not_arrive(
+        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Behind a pooler in transaction mode LISTEN hears nothing; the probe shows it, and nothing is kept."""
+    from tests.conftest import POSTGRES_ADMIN_URL
+
+    writer = db.create_engine(postgres_url)
+    readers = sessions.Readers(postgres_url, writer)
+    readers._listen_url = POSTGRES_ADMIN_URL  # listens on another database: its probes never come back
+    readers.PROBE_WAIT = 0.3
+    try:
+        await readers.start()
+        async with asyncio.timeout(10):
+            while not readers.failures:
+                await readers.wait_for_change(readers.version)
+        assert "do not arrive" in caplog.text
+        assert not readers.listening
+        for _ in range(2):
+            async with readers() as r:
+                await repo.completions(r, dt.date(2027, 1, 1), dt.date(2027, 3, 31))
+        assert readers.hits == 0
+    finally:
+        await readers.dispose()
+        await writer.dispose()
