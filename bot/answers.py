@@ -26,7 +26,7 @@ from cards.status import StatusLine, StatusView, status_card
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
-from hms.nlu import Understanding, Vocabulary, understand
+from hms.nlu import Understanding, Vocabulary, text_language, understand
 from storage import repo
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
@@ -52,6 +52,15 @@ class Visibility:
         names = [s.name.get(lang) for s in config.sections if s.key in self.sections]
         names += [f.name.get(lang) for f in config.floors() if f.key in self.floors and f.section not in self.sections]
         return ", ".join(names)
+
+
+LOCALES = {"nb": "nb-NO", "en": "en-US"}
+
+
+def answer_locale(text_value: str, fallback: str) -> str:
+    """The locale to answer in: the language of the question when its words tell, else `fallback` (the Teams
+    locale, or the terminal's --locale)."""
+    return LOCALES.get(text_language(text_value) or "", fallback)
 
 
 def visibility(config: HmsConfig, email: str) -> Visibility:

@@ -447,7 +447,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("text")
     ask.add_argument("--as", dest="as_", metavar="EMAIL", help="ask as this person (default: the HMSB adviser)")
     ask.add_argument("--now", help="answer as of this instant (ISO; local time if no offset)")
-    ask.add_argument("--locale", choices=("nb", "en"), default="nb")
+    ask.add_argument("--locale", choices=("nb", "en"), default="nb",
+                     help="like the Teams locale: the answer follows the question's language, and this when its "
+                          "words fit both (default nb)")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ask.set_defaults(func=cmd_ask)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import logs
-from bot.answers import Answerer
+from bot.answers import Answerer, answer_locale
 from bot.rounds import Rounds
 from cards.common import message
 from cards.help import help_card
@@ -28,13 +28,11 @@ from hms import i18n
 from hms.clock import Clock
 from hms.config import HmsConfig
 from hms.i18n import t
-from hms.nlu import text_language
 from storage import db, repo, sessions
 from storage.ledger import ActivityLedger
 
 log = logging.getLogger("hms.turns")
 
-LOCALES = {"nb": "nb-NO", "en": "en-US"}
 _MENTION = re.compile(r"<at>.*?</at>", re.IGNORECASE | re.DOTALL)
 _TAGS = re.compile(r"<[^>]+>")
 
@@ -209,7 +207,7 @@ class HmsBot:
             return
         text = clean_text(str(act.get("text") or ""))
         # answer in the language of the question; words that fit both languages follow the Teams locale
-        locale = LOCALES.get(text_language(text) or "", locale)
+        locale = answer_locale(text, locale)
         if fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
             await turn.send(self._welcome(email, locale))
         if not text:

@@ -112,7 +112,7 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
 async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now: dt.datetime,
               locale: str, card_key: bytes) -> list[Any]:
     """Answer questions as `email` would get them in the chat (same understanding, same cards)."""
-    from bot.answers import Answerer
+    from bot.answers import Answerer, answer_locale
     from bot.rounds import Rounds
 
     prepare_database(url)
@@ -120,7 +120,7 @@ async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now
     answerer = Answerer(config, Rounds(config, card_key))
     try:
         async with db.session_factory(engine)() as session:
-            return [await answerer.answer(session, q, email, now, locale) for q in questions]
+            return [await answerer.answer(session, q, email, now, answer_locale(q, locale)) for q in questions]
     finally:
         await engine.dispose()
 

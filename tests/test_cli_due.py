@@ -185,6 +185,9 @@ def test_ask_one_question_and_stdin_lines(sqlite_env: str, monkeypatch: pytest.M
     assert main(["ask", "-", "--json", "--as", "eirik.haugen@khm.uio.no", "--now", "2027-03-10T09:00"]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [x["intent"] for x in lines] == ["my_tasks", "start_round", "overdue"]
+    # as in the chat, the answer is in the language of the question
+    titles = [x["answer"]["card"]["attachments"][0]["content"]["body"][0]["text"] for x in lines]
+    assert (titles[0], titles[2]) == ("Dine oppgaver", "Overdue")
     assert lines[1]["round"] == "fire" and lines[1]["floor"] == "hm-2"
     assert lines[1]["answer"]["occurrence"] == "fire_round:2027-Q1:hm-2"
     assert main(["ask", "status", "--as", "nobody@example.org"]) == 2
