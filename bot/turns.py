@@ -267,7 +267,7 @@ class HmsBot:
             return None
         aad = sender.get("aadObjectId")
         if aad:
-            person = next((p for p in self.config.people if (p.entra_object_id or "").lower() == aad.lower()), None)
+            person = self.config.person_by_entra_id(aad)
             if person:
                 return person.email
         known = await repo.person_by_teams_id(s, teams_id)

@@ -325,9 +325,17 @@ class HmsConfig(_Strict):
     def person(self, email: str) -> Person | None:
         return self._people_by_email.get(email.lower())
 
+    def person_by_entra_id(self, object_id: str) -> Person | None:
+        """The person with this Entra (Azure AD) object id, the id Teams sends as `aadObjectId`."""
+        return self._people_by_entra_id.get(object_id.lower())
+
     @cached_property
     def _people_by_email(self) -> dict[str, Person]:
         return {p.email: p for p in self.people}
+
+    @cached_property
+    def _people_by_entra_id(self) -> dict[str, Person]:
+        return {p.entra_object_id.lower(): p for p in self.people if p.entra_object_id}
 
     @cached_property
     def _sections_by_key(self) -> dict[str, Section]:
@@ -530,10 +538,17 @@ def _cross_check(c: HmsConfig) -> list[tuple[tuple[Any, ...], str]]:
     """Checks across the file: references, uniqueness, and roles that a task's scope cannot resolve."""
     out: list[tuple[tuple[Any, ...], str]] = []
     emails: dict[str, int] = {}
+    entra_ids: dict[str, int] = {}
     for i, p in enumerate(c.people):
         if p.email in emails:
             out.append((("people", i, "email"), f"{p.email} is defined twice (also people[{emails[p.email]}])"))
         emails[p.email] = i
+        if p.entra_object_id:  # the bot recognises people by it: two with one id would be mixed up
+            oid = p.entra_object_id.lower()
+            if oid in entra_ids:
+                out.append((("people", i, "entra_object_id"),
+                            f"entra_object_id {p.entra_object_id} is also people[{entra_ids[oid]}]'s"))
+            entra_ids[oid] = i
 
     def ref(loc: tuple[Any, ...], email: str | None) -> None:
         if email is not None and email.lower() not in emails:

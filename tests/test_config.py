@@ -135,3 +135,17 @@ def test_check_config_command(tmp_path: Path, khm_text: str, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert "2 problem(s)" in err and "ghost@khm.uio.no" in err and "ghost2@khm.uio.no" in err
     assert str(bad) in err
+
+
+def test_people_found_by_entra_object_id_in_any_case(khm: HmsConfig) -> None:
+    fatima = khm.person_by_entra_id("0A1B2C3D-000D-4000-8000-00000000000D")
+    assert fatima is not None and fatima.email == "fatima.ali@khm.uio.no"
+    assert khm.person_by_entra_id("ffffffff-0000-4000-8000-000000000000") is None
+
+
+def test_one_entra_object_id_for_two_people_is_refused(khm_text: str) -> None:
+    text = break_it(khm_text, "  - {name: Lars Bakke, email: lars.bakke@khm.uio.no, title: Publikumsvert, demo: true}",
+                    "  - {name: Lars Bakke, email: lars.bakke@khm.uio.no, title: Publikumsvert, demo: true,\n"
+                    "     entra_object_id: 0A1B2C3D-000D-4000-8000-00000000000D}")
+    [msg] = problems(text)
+    assert "people[" in msg and "entra_object_id" in msg and "also people[" in msg
