@@ -7,13 +7,13 @@ URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host
 from __future__ import annotations
 
 import fcntl
+import functools
 from pathlib import Path
 from typing import IO, Any
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -150,6 +150,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+@functools.cache  # the migration scripts do not change while the process runs
 def head_revision() -> str:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
     head = script.get_current_head()
@@ -158,7 +159,12 @@ def head_revision() -> str:
 
 
 def current_revision_sync(connection: sa.Connection) -> str | None:
-    return MigrationContext.configure(connection).get_current_revision()
+    """The database's migration revision, read from Alembic's table (quietly: readiness probes call this
+    every few seconds, and Alembic's own context logs two lines each time)."""
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    found = connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    return str(found) if found is not None else None
 
 
 async def migrations_current(engine: AsyncEngine) -> bool:

@@ -587,3 +587,34 @@ async def test_without_keys_an_unreachable_endpoint_is_401_until_it_answers(peer
         peer.metadata_status = 200
         assert (await post(client, activity(peer, id="u-2"), peer.mint(APP_ID))).status == 200
     assert peer.metadata_fetches == 2
+
+
+# -- health and readiness -------------------------------------------------------------------------------------
+
+
+async def test_ready_only_when_the_database_is_reachable_and_migrated(peer: BfPeer, db_path: Path, khm: HmsConfig,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    async with door(auth_settings(peer, db_path), khm) as client:
+        caplog.clear()
+        for _ in range(3):  # probes come every few seconds: they answer quietly
+            ready = await client.get("/readyz")
+            assert (ready.status, await ready.json()) == (200, {"status": "ready"})
+        assert not [r for r in caplog.records if r.name.startswith("alembic")]
+        assert (await client.get("/healthz")).status == 200
+
+        with sqlite3.connect(db_path) as conn:  # a release whose migrations were not run yet
+            conn.execute("UPDATE alembic_version SET version_num = '0002'")
+        behind = await client.get("/readyz")
+        assert behind.status == 503
+        assert "hms-bot db upgrade" in (await behind.json())["status"]
+
+        bot = client.app[BOT]
+        working = bot.engine
+        bot.engine = db.create_engine(f"sqlite:///{db_path.parent}/missing/dir/hms.sqlite3")  # the database is gone
+        try:
+            gone = await client.get("/readyz")
+            assert (gone.status, await gone.json()) == (503, {"status": "database unreachable"})
+            assert (await client.get("/healthz")).status == 200  # alive all the same
+        finally:
+            await bot.engine.dispose()
+            bot.engine = working
