@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 import sqlalchemy as sa
 
 from storage import db
@@ -56,6 +57,7 @@ async def test_fifty_concurrent_turns_with_five_retries_each_are_handled_fifty_t
     assert ledger.statements < 50  # written in groups, not one statement per turn
 
 
+@pytest.mark.postgres
 async def test_postgresql_replicas_share_the_judgement(postgres_url: str) -> None:
     """Two replicas on one PostgreSQL database: a retry that reaches the other replica is still dropped."""
     from tests.conftest import _clear

@@ -143,6 +143,7 @@ async def test_sqlite_inline_reads_see_every_commit_from_any_connection(tmp_path
         await writer.dispose()
 
 
+@pytest.mark.postgres
 def test_postgresql_tables_notify_changes_except_the_retry_ledger(postgres_url: str) -> None:
     """Migration 0003's triggers cover every table answers may read; a table added later needs one too."""
     engine = db.create_sync_engine(postgres_url)
@@ -157,6 +158,7 @@ def test_postgresql_tables_notify_changes_except_the_retry_ledger(postgres_url: 
     assert tables == triggered
 
 
+@pytest.mark.postgres
 async def test_postgresql_readers_keep_rows_until_any_replica_changes_something(postgres_url: str,
                                                                                khm: HmsConfig) -> None:
     from tests.conftest import _clear
@@ -242,6 +244,7 @@ async def test_postgresql_readers_keep_rows_until_any_replica_changes_something(
     assert not readers.listening
 
 
+@pytest.mark.postgres
 async def test_postgresql_readers_see_a_commit_of_this_process_before_its_notification(
         postgres_url: str, khm: HmsConfig) -> None:
     from tests.conftest import _clear
@@ -267,6 +270,7 @@ async def test_postgresql_readers_see_a_commit_of_this_process_before_its_notifi
         await writer.dispose()
 
 
+@pytest.mark.postgres
 async def test_postgresql_readers_keep_nothing_when_notifications_do_not_arrive(
         postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """Behind a pooler in transaction mode LISTEN hears nothing; the probe shows it, and nothing is kept."""
