@@ -236,34 +236,6 @@ def build_mock_config(
     }
 
 
-def write_mock_config(
-    path: str | os.PathLike[str],
-    *,
-    current_user: Mapping[str, Any],
-    users: Sequence[Mapping[str, Any]],
-    team: Mapping[str, Any],
-    tenant_id: str = DEFAULT_TENANT_ID,
-    bot: Mapping[str, Any] | None = None,
-    personal_chat_id: str = DEFAULT_PERSONAL_CHAT_ID,
-    group_chat: Mapping[str, Any] | None = None,
-) -> Path:
-    """Write the Playground mock-data YAML to ``path`` and return it.
-
-    JSON is a subset of YAML 1.2, so the document is written as indented JSON
-    (every value a quoted string: ids like ``0001`` stay strings).
-    """
-    doc = build_mock_config(
-        current_user=current_user,
-        users=users,
-        team=team,
-        tenant_id=tenant_id,
-        bot=bot,
-        personal_chat_id=personal_chat_id,
-        group_chat=group_chat,
-    )
-    return write_document(path, doc)
-
-
 def write_document(path: str | os.PathLike[str], doc: Mapping[str, Any]) -> Path:
     """Write a mock-data document made by build_mock_config (as indented JSON, a subset of YAML)."""
     p = Path(path)

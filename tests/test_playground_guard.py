@@ -248,8 +248,7 @@ def test_write_mock_config_schema(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT))
     from bot import playground as pg
 
-    path = pg.write_mock_config(
-        tmp_path / "pg.yml",
+    path = pg.write_document(tmp_path / "pg.yml", pg.build_mock_config(
         current_user={"id": "user-id-0", "name": "Ingrid Lund", "aadObjectId": "aad-0", "email": "i@example.com"},
         users=_users(),
         team={
@@ -258,7 +257,7 @@ def test_write_mock_config_schema(tmp_path: Path) -> None:
             "aadGroupId": "grp",
             "channels": [{"id": "19:c@thread.tacv2", "name": "HMS"}],
         },
-    )
+    ))
     text = path.read_text(encoding="utf-8")
     doc = json.loads(text.split("\n", 1)[1])  # header comment + JSON (valid YAML 1.2)
     assert set(doc) == {"version", "tenantId", "bot", "currentUser", "users", "personalChat", "groupChat", "team"}
@@ -275,7 +274,7 @@ def test_write_mock_config_schema(tmp_path: Path) -> None:
     }
     assert doc["currentUser"]["givenName"] == "Ingrid" and doc["currentUser"]["surname"] == "Lund"
     with pytest.raises(pg.PlaygroundError):
-        pg.write_mock_config(tmp_path / "bad.yml", current_user={"aadObjectId": "x"}, users=_users()[:4], team={})
+        pg.build_mock_config(current_user={"aadObjectId": "x"}, users=_users()[:4], team={})
 
 
 def test_build_command_always_uses_guard(tmp_path: Path) -> None:
