@@ -8,6 +8,7 @@ whole unit. Takes `now` as an argument.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,16 @@ class Visibility:
 LOCALES = {"nb": "nb-NO", "en": "en-US"}
 
 
+def _remember(memo: dict[Any, Any], key: Any, make: Callable[[], Any]) -> Any:
+    """memo[key], made on first use; the oldest entry goes when the memo holds MEMO_SIZE."""
+    found = memo.get(key)
+    if found is None:
+        if len(memo) >= MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        found = memo[key] = make()
+    return found
+
+
 def answer_locale(text_value: str, fallback: str) -> str:
     """The locale to answer in: the language of the question when its words tell, else `fallback` (the Teams
     locale, or the terminal's --locale)."""
@@ -101,20 +112,15 @@ class Answerer:
 
     def visibility(self, email: str) -> Visibility:
         """What `email` sees (the config does not change while the process runs)."""
-        found = self._visibility.get(email)
-        if found is None:
-            found = self._visibility[email] = visibility(self.config, email)
+        found: Visibility = _remember(self._visibility, email, lambda: visibility(self.config, email))
         return found
 
     def understand(self, text_value: str, now: dt.datetime) -> Understanding:
         """`hms.nlu.understand`, memoised: a pure function of the words and the date, and people ask the same
         few questions in the same words again and again."""
-        key = (text_value, wheel.local_date(now, self.config))
-        found = self._understood.get(key)
-        if found is None:
-            if len(self._understood) >= MEMO_SIZE:
-                self._understood.pop(next(iter(self._understood)))
-            found = self._understood[key] = understand(text_value, key[1], self.vocab)
+        today = wheel.local_date(now, self.config)
+        found: Understanding = _remember(self._understood, (text_value, today),
+                                         lambda: understand(text_value, today, self.vocab))
         return found
 
     async def answer(self, session: AsyncSession, text_value: str, email: str, now: dt.datetime,
@@ -287,12 +293,8 @@ class Answerer:
         statuses gets what was built before (the list is what most people ask for, many times a day). Callers
         must not change what is returned."""
         key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items))
-        found = self._cards.get(key)
-        if found is None:
-            if len(self._cards) >= MEMO_SIZE:
-                self._cards.pop(next(iter(self._cards)))
-            card = due_card(self._due_view(title, items, empty, vis, locale), locale)
-            found = self._cards[key] = (card, self._items_summary(items))
+        found: tuple[dict[str, Any], dict[str, Any]] = _remember(self._cards, key, lambda: (
+            due_card(self._due_view(title, items, empty, vis, locale), locale), self._items_summary(items)))
         return found
 
     def _due_view(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,

@@ -441,7 +441,7 @@ class Turn:
     needs it (updating a card, TeamsInfo lookups); a plain question-and-answer turn never pays for it.
     """
 
-    def __init__(self, activity: dict[str, Any], gateway: TeamsGateway, authenticated: _Authenticated):
+    def __init__(self, activity: dict[str, Any], gateway: TeamsGateway, authenticated: AuthenticateRequestResult):
         self.activity = activity
         self._gateway = gateway
         self._authenticated = authenticated
@@ -464,7 +464,7 @@ class Turn:
         if act.get("locale") and "locale" not in activity:
             reply["locale"] = act["locale"]
         return await self._gateway.fast.post(str(act.get("serviceUrl")), str(conversation.get("id")), reply,
-                                             reply_to=act.get("id"), audience=self._authenticated.result.audience)
+                                             reply_to=act.get("id"), audience=self._authenticated.audience)
 
     async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
         """Replace an earlier bot message (e.g. a card) in this conversation."""
@@ -498,13 +498,6 @@ class Turn:
 
 
 TurnHandler = Callable[[Turn], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class _Authenticated:
-    """A validated request: botbuilder's result for it."""
-
-    result: AuthenticateRequestResult
 
 
 def _auth_view(body: dict[str, Any]) -> Activity:
@@ -557,7 +550,7 @@ class TeamsGateway:
         auth = self.adapter.bot_framework_authentication
         header = auth_header if self.cfg.auth_enabled else None
         try:
-            return _Authenticated(await auth.authenticate_request(_auth_view(body), header))
+            return await auth.authenticate_request(_auth_view(body), header)
         except Exception as exc:  # noqa: BLE001 - every validation failure, whatever its type, is a 401
             raise Unauthorized(f"{type(exc).__name__}: {exc}") from None
 
@@ -579,9 +572,8 @@ class TeamsGateway:
             payload = payload.serialize()
         return int(status or 200), payload
 
-    async def turn_context(self, authenticated: _Authenticated, body: dict[str, Any]) -> TurnContext:
+    async def turn_context(self, result: AuthenticateRequestResult, body: dict[str, Any]) -> TurnContext:
         """A TurnContext for an inbound activity, with the turn state CloudAdapter.process_activity sets."""
-        result = authenticated.result
         activity = Activity().deserialize(body)
         activity.caller_id = result.caller_id
         connector = await result.connector_factory.create(activity.service_url, result.audience)

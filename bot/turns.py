@@ -115,7 +115,7 @@ class HmsBot:
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
-        # answers only read: on SQLite they read inline beside the single writer (see db.Readers)
+        # answers only read: on SQLite they read inline beside the single writer (see storage.sessions.Readers)
         self.read_sessions = readers or self.sessions
         self.ledger = ActivityLedger(engine)
         self.clock = clock

@@ -122,11 +122,9 @@ def hold_sqlite(url: str) -> IO[str] | None:
     """Claim a SQLite file for this bot process (an exclusive lock on FILE.lock, released when the returned
     handle is closed or the process ends). SQLite serves one bot process: the retry ledger and the caches
     count on it. Several replicas need PostgreSQL. None for PostgreSQL and in-memory databases."""
-    kind, rest = _split(url)
-    if kind != "sqlite" or not rest.startswith("/") or rest == "/:memory:":
+    path = ensure_sqlite_dir(url)
+    if path is None:
         return None
-    path = Path(rest[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(f"{path}.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -137,11 +135,15 @@ def hold_sqlite(url: str) -> IO[str] | None:
     return handle
 
 
-def ensure_sqlite_dir(url: str) -> None:
-    """Create the folder of a SQLite file so a fresh checkout needs no manual step."""
+def ensure_sqlite_dir(url: str) -> Path | None:
+    """Create the folder of a SQLite file so a fresh checkout needs no manual step; returns the file's path
+    (None for PostgreSQL and in-memory databases)."""
     kind, rest = _split(url)
-    if kind == "sqlite" and rest.startswith("/") and rest != "/:memory:":
-        Path(rest[1:]).parent.mkdir(parents=True, exist_ok=True)
+    if kind != "sqlite" or not rest.startswith("/") or rest == "/:memory:":
+        return None
+    path = Path(rest[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def upgrade(url: str, revision: str = "head") -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -30,6 +31,7 @@ log = logging.getLogger("hms.ledger")
 
 MAX_BATCH = 500  # rows per statement
 REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far beyond that
+MAX_REMEMBERED = 100_000  # keys kept in memory at most (SQLite)
 FLUSH_DELAY = 0.1  # seconds a new key waits in memory (SQLite), so that writes go out in groups
 
 
@@ -40,6 +42,11 @@ async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str
     stmt = db.dialect_insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
     params = [{"activity_key": k, "received_at": at} for k, at in rows.items()]
     return {row[0] for row in await conn.execute(stmt, params)}
+
+
+def _take(waiting: dict[str, Any]) -> dict[str, Any]:
+    """Remove and return the oldest `MAX_BATCH` entries: one statement's worth."""
+    return {k: waiting.pop(k) for k in list(itertools.islice(waiting, MAX_BATCH))}
 
 
 class ActivityLedger:
@@ -83,17 +90,17 @@ class ActivityLedger:
             return False
         self._recent[key] = now
         self._unwritten[key] = now
-        if len(self._recent) > 100_000 or next(iter(self._recent.values())) < now - REMEMBER:
-            self._forget(now)
+        self._forget(now)
         self._ensure_writer(self._write_behind)
         return True
 
     def _forget(self, now: dt.datetime) -> None:
-        """Drop keys older than `REMEMBER` (and the oldest beyond 100,000): retries never come that late."""
+        """Drop keys older than `REMEMBER` (and the oldest beyond `MAX_REMEMBERED`): retries never come that
+        late. Keys are in claim order, so only the oldest are looked at."""
         cutoff = now - REMEMBER
         while self._recent:
             key, at = next(iter(self._recent.items()))
-            if at >= cutoff and len(self._recent) <= 100_000:
+            if at >= cutoff and len(self._recent) <= MAX_REMEMBERED:
                 break
             del self._recent[key]
 
@@ -103,8 +110,7 @@ class ActivityLedger:
 
     async def _write_claims(self) -> None:
         while self._pending:
-            keys = list(self._pending)[:MAX_BATCH]
-            group = {k: self._pending.pop(k) for k in keys}
+            group = _take(self._pending)
             try:
                 async with self.engine.begin() as conn:
                     new = await record(conn, {k: at for k, (at, _) in group.items()})
@@ -125,8 +131,7 @@ class ActivityLedger:
         if delay:
             await asyncio.sleep(delay)
         while self._unwritten:
-            keys = list(self._unwritten)[:MAX_BATCH]
-            group = {k: self._unwritten.pop(k) for k in keys}
+            group = _take(self._unwritten)
             try:
                 async with self.engine.begin() as conn:
                     await record(conn, group)

@@ -100,24 +100,8 @@ class InlineReadSession:
         return self._readers.keep(token, self._connection().execute(statement, params).all())
 
     async def exec(self, statement: Any, **kwargs: Any) -> Any:
+        """AsyncSession.exec, for entity queries (the only ORM call the read paths make)."""
         return self._orm().exec(statement, **kwargs)
-
-    async def execute(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._orm().execute(statement, *args, **kwargs)
-
-    async def get(self, entity: Any, ident: Any, **kwargs: Any) -> Any:
-        return self._orm().get(entity, ident, **kwargs)
-
-    async def scalar(self, statement: Any, *args: Any, **kwargs: Any) -> Any:
-        return self._orm().scalar(statement, *args, **kwargs)
-
-    async def commit(self) -> None:
-        if self._session is not None:
-            self._session.commit()
-
-    async def rollback(self) -> None:
-        if self._session is not None:
-            self._session.rollback()
 
     async def close(self) -> None:
         if self._session is not None:
