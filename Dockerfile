@@ -5,10 +5,14 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY hms hms
-COPY bot bot
-COPY cards cards
-COPY scheduler scheduler
 COPY storage storage
+COPY cards cards
+COPY usecases usecases
+COPY bot bot
+COPY scheduler scheduler
+COPY cli cli
+COPY teamsapp teamsapp
+COPY playground/*.py playground/guard.cjs playground/
 COPY config config
 RUN pip install --no-cache-dir --prefix=/install .
 

@@ -52,16 +52,17 @@ async def run(repeat: int, tmp: Path) -> Rows:
     import sqlalchemy as sa
     from botbuilder.schema import Activity
 
-    from bot import logs, usecases
+    from bot import logs
     from bot.app import BOT, GATEWAY, create_app
     from bot.settings import Settings
     from hms import nlu, periods, wheel
     from storage import db, repo
     from storage.ledger import ActivityLedger
+    from usecases.database import prepare_database
 
     logs.configure("WARNING")
     url = f"sqlite:///{tmp / 'components.sqlite3'}"
-    usecases.prepare_database(url)
+    prepare_database(url)
     app = create_app(Settings(database_url=url, log_level="WARNING"), runtime=dev_runtime())
     bot, gateway = app[BOT], app[GATEWAY]
     await bot.start()

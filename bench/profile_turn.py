@@ -29,8 +29,8 @@ BREAKDOWN = [  # (module, attribute path) of the awaitables timed by --breakdown
     ("bot.turns", "HmsBot.on_turn"),
     ("storage.ledger", "ActivityLedger.claim"),
     ("storage.repo", "upsert_conversation"),
-    ("bot.answers", "Answerer.answer"),
-    ("bot.usecases", "due_items"),
+    ("usecases.answers", "Answerer.answer"),
+    ("usecases.due", "due_items"),
     ("bot.gateway", "Turn.send"),
     ("bot.gateway", "TeamsGateway.authenticate"),
 ]
@@ -97,15 +97,16 @@ def experiment_engine(kwargs: dict[str, Any], pragmas: list[str]) -> None:
 
 
 async def run(args: argparse.Namespace, tmp: Path) -> tuple[Any, float]:
-    from bot import logs, usecases
+    from bot import logs
     from bot.app import create_app
     from bot.settings import Settings
+    from usecases.database import prepare_database
 
     if args.engine_kwargs or args.pragma:
         experiment_engine(json.loads(args.engine_kwargs or "{}"), args.pragma or [])
     url = f"sqlite:///{tmp / 'profile.sqlite3'}"
     logs.configure("WARNING")
-    usecases.prepare_database(url)
+    prepare_database(url)
     settings = Settings(database_url=url, log_level="WARNING")
     app = create_app(settings, runtime=dev_runtime())
     connector = MockConnector()

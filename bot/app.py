@@ -22,10 +22,10 @@ from bot.settings import Settings
 from bot.turns import HmsBot
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
-from scheduler import planner
-from scheduler.delivery import Delivery
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
+from usecases import planning
+from usecases.delivery import Delivery
 
 log = logging.getLogger("hms.http")
 
@@ -159,7 +159,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
 
     async def plan() -> None:
         async with jobs_sessions() as s:
-            await planner.plan(s, config, bot.rounds, clock.now())
+            await planning.plan(s, config, bot.rounds, clock.now())
 
     async def lifecycle(_app: web.Application) -> Any:
         claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)

@@ -64,7 +64,7 @@ from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _
 from jwt.algorithms import RSAAlgorithm
 from msrest.authentication import Authentication
 
-from bot.ports import Coordinates, DeliveryError
+from usecases.ports import Coordinates, DeliveryError
 
 log = logging.getLogger("hms.gateway")
 

@@ -1,8 +1,10 @@
-"""The bot's behaviour per inbound activity: who may talk to it, installs, and answering questions.
+"""The Teams edge's turn: from an inbound activity to the use cases that answer it.
 
 Knows nothing of botbuilder: it gets a `TurnPort` (the activity as JSON plus reply operations) and a
 `Proactive` port for opening chats. Order of work for every activity: drop other tenants (nothing stored),
-drop retries of an activity already handled, refresh the conversation's coordinates, then route by type.
+drop retries of an activity already handled, refresh the conversation's coordinates, then route by type
+through a table of handlers (`activities`, and `invokes` by invoke name); a type nobody registered is logged
+and ignored, an invoke nobody registered is answered with an empty 200.
 """
 
 from __future__ import annotations
@@ -11,25 +13,25 @@ import datetime as dt
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot import logs
-from bot.answers import Answerer, answer_locale
-from bot.rounds import Rounds
 from cards.common import message
 from cards.help import help_card
-from cards.unknown_user import UnknownUserView, unknown_user_card
-from cards.welcome import WelcomeView, welcome_card
-from hms import i18n
 from hms.clock import Clock
 from hms.config import HmsConfig
-from hms.i18n import t
 from storage import db, repo, sessions
 from storage.ledger import ActivityLedger
+from usecases.answers import Answerer, answer_locale
+from usecases.cardactions import CardActions
+from usecases.people import People, TeamInstall
+from usecases.ports import Proactive
+from usecases.rounds import Rounds
+from usecases.routing import Router
 
 log = logging.getLogger("hms.turns")
 
@@ -51,11 +53,6 @@ class TurnPort(Protocol):
     async def team_channels(self) -> list[dict[str, str]]: ...
 
     async def team_members(self) -> list[dict[str, Any]]: ...
-
-
-class Proactive(Protocol):
-    async def create_personal_conversation(self, service_url: str, tenant_id: str | None, user_id: str,
-                                           activity: dict[str, Any] | None = None) -> str: ...
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -95,6 +92,25 @@ KNOWN_TTL_SECONDS = 300
 
 
 @dataclass(frozen=True)
+class Turn:
+    """One activity being handled: the port to answer through, the open session, and what the door learnt."""
+
+    port: TurnPort
+    session: Any
+    email: str | None
+    locale: str
+    fresh: bool
+    now: dt.datetime
+
+    @property
+    def activity(self) -> dict[str, Any]:
+        return self.port.activity
+
+
+TurnHandler = Callable[[Turn], Awaitable[None]]
+
+
+@dataclass(frozen=True)
 class Known:
     """What the bot last stored for a conversation."""
 
@@ -123,8 +139,17 @@ class HmsBot:
         self.bot_id = bot_id
         self.proactive = proactive
         self.rounds = Rounds(config, card_key)
+        self.cards = CardActions(card_key, self.rounds.router, self.rounds.measures.router)
         self.answerer = Answerer(config, self.rounds)
+        self.people = People(config)
         self._known: dict[str, Known] = {}
+        self.activities: Router[TurnHandler] = Router("activity types")
+        self.activities.register("message", self._on_message)
+        self.activities.register("conversationUpdate", self._on_membership)
+        self.activities.register("installationUpdate", self._on_membership)
+        self.activities.register("invoke", self._on_invoke)
+        self.invokes: Router[TurnHandler] = Router("invoke names")
+        self.invokes.register("adaptiveCard/action", self._on_card_action)
 
     async def start(self) -> None:
         """Bring the organisation tables in line with the config file (idempotent)."""
@@ -155,15 +180,11 @@ class HmsBot:
                 # prompts that waited for this person's chat go out at the next delivery tick
                 await repo.release_waiting(s, email, now)
             locale = locale_of(act) or ref.locale or self.config.unit.locale
-            kind = act.get("type")
-            if kind == "message":
-                await self._on_message(s, turn, email, locale, fresh, now)
-            elif kind in ("conversationUpdate", "installationUpdate"):
-                await self._on_membership(s, turn, email, locale, fresh, now)
-            elif kind == "invoke":
-                await self._on_invoke(s, turn, email, locale, now)
-            else:
-                log.info("ignored activity of type %s", kind)
+            handler = self.activities.route(act.get("type"))
+            if handler is None:
+                log.info("ignored activity of type %s", act.get("type"))
+                return
+            await handler(Turn(turn, s, email, locale, fresh, now))
 
     async def _refresh_conversation(self, s: Any, act: dict[str, Any], now: dt.datetime) -> tuple[Known, bool]:
         """Store the conversation's coordinates when they are new or changed (the service URL can change).
@@ -184,44 +205,42 @@ class HmsBot:
         self._known[key] = known
         return known, fresh
 
-    # -- routing -------------------------------------------------------------------------------------------
+    # -- handlers, by activity type --------------------------------------------------------------------------
 
-    async def _on_message(self, s: Any, turn: TurnPort, email: str | None, locale: str, fresh: bool,
-                          now: dt.datetime) -> None:
-        act = turn.activity
+    async def _on_message(self, turn: Turn) -> None:
+        act, s, email, locale = turn.activity, turn.session, turn.email, turn.locale
         if email is None:
-            await turn.send(self._unknown_user(locale))
+            await turn.port.send(self.people.unknown_user(locale))
             return
         if isinstance(act.get("value"), dict) and not clean_text(str(act.get("text") or "")):
             # Action.Submit (clients without Action.Execute): replace the pressed card when we know it
-            result = await self.rounds.handle(s, email, act["value"], now, locale)
+            result = await self.cards.handle(s, email, act["value"], turn.now, locale)
             logs.note(card=result.outcome, via="submit")
             reply = message(result.card, result.outcome)
             if act.get("replyToId"):
                 try:
-                    await turn.update(str(act["replyToId"]), reply)
+                    await turn.port.update(str(act["replyToId"]), reply)
                     return
                 except Exception as exc:  # noqa: BLE001 - fall back to a new message
                     log.info("could not update the card: %s", type(exc).__name__)
-            await turn.send(reply)
+            await turn.port.send(reply)
             return
         text = clean_text(str(act.get("text") or ""))
         # answer in the language of the question; words that fit both languages follow the Teams locale
         locale = answer_locale(text, locale)
-        if fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
-            await turn.send(self._welcome(email, locale))
+        if turn.fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
+            await turn.port.send(self.people.welcome(email, locale))
         if not text:
-            await turn.send(help_card(locale))
+            await turn.port.send(help_card(locale))
             return
         await s.settle()  # the writer's connection is not needed for answering
         async with self.read_sessions() as reader:
-            answer = await self.answerer.answer(reader, text, email, now, locale)
+            answer = await self.answerer.answer(reader, text, email, turn.now, locale)
         logs.note(intent=answer.understanding.intent)
-        await turn.send(answer.activity)
+        await turn.port.send(answer.activity)
 
-    async def _on_membership(self, s: Any, turn: TurnPort, email: str | None, locale: str, fresh: bool,
-                             now: dt.datetime) -> None:
-        act = turn.activity
+    async def _on_membership(self, turn: Turn) -> None:
+        act, s, now = turn.activity, turn.session, turn.now
         bot_id = _get(act, "recipient", "id")
         added = [m.get("id") for m in act.get("membersAdded") or [] if isinstance(m, dict)]
         removed = [m.get("id") for m in act.get("membersRemoved") or [] if isinstance(m, dict)]
@@ -237,51 +256,44 @@ class HmsBot:
             return
         team_id = _get(act, "channelData", "team", "id")
         if team_id:
-            await self._learn_team(s, turn, str(team_id), now)
+            install = TeamInstall(str(team_id), str(act.get("serviceUrl")), tenant_of(act), bot_id,
+                                  act.get("channelId") or "msteams")
+            await self.people.learn_team(s, install, turn.port, self.proactive, now)
             return
-        if not fresh:
+        if not turn.fresh:
             return  # Teams sends both conversationUpdate and installationUpdate; greet once
         conversation_type = _get(act, "conversation", "conversationType") or "personal"
         if conversation_type != "personal":
             return
-        await turn.send(self._welcome(email, locale) if email else self._unknown_user(locale))
+        await turn.port.send(self.people.welcome(turn.email, turn.locale) if turn.email
+                             else self.people.unknown_user(turn.locale))
 
-    async def _on_invoke(self, s: Any, turn: TurnPort, email: str | None, locale: str, now: dt.datetime) -> None:
+    async def _on_invoke(self, turn: Turn) -> None:
         name = turn.activity.get("name")
-        if name == "adaptiveCard/action":
-            result = await self.rounds.handle(s, email, turn.activity.get("value"), now, locale)
-            logs.note(card=result.outcome, via="execute")
-            turn.respond(200, {"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive",
-                               "value": result.card})
+        handler = self.invokes.route(name)
+        if handler is None:
+            log.info("ignored invoke %s", name)
+            turn.port.respond(200, {})
             return
-        log.info("ignored invoke %s", name)
-        turn.respond(200, {})
+        await handler(turn)
+
+    async def _on_card_action(self, turn: Turn) -> None:
+        """Action.Execute: the card that replaces the pressed one goes back in the invoke response."""
+        result = await self.cards.handle(turn.session, turn.email, turn.activity.get("value"), turn.now, turn.locale)
+        logs.note(card=result.outcome, via="execute")
+        turn.port.respond(200, {"statusCode": 200, "type": "application/vnd.microsoft.card.adaptive",
+                                "value": result.card})
 
     # -- people --------------------------------------------------------------------------------------------
 
     async def _identify(self, s: Any, turn: TurnPort, now: dt.datetime) -> str | None:
-        """The organisation's e-mail for the sender: by Entra object id, then a known Teams id, then UPN/email."""
+        """The organisation's e-mail for the sender (see People.identify); None for the bot itself."""
         sender = turn.activity.get("from") or {}
         teams_id = sender.get("id")
         if not teams_id or teams_id == _get(turn.activity, "recipient", "id"):
             return None
-        aad = sender.get("aadObjectId")
-        if aad:
-            person = self.config.person_by_entra_id(aad)
-            if person:
-                return person.email
-        known = await repo.person_by_teams_id(s, teams_id)
-        if known and known.active and self.config.person(known.email):
-            return known.email
-        await s.settle()  # no connection held during the network call
-        member = await turn.member(teams_id)
-        for key in ("email", "userPrincipalName"):
-            value = (member or {}).get(key)
-            if value and self.config.person(value):
-                email = value.lower()
-                await repo.remember_teams_user(s, email, teams_id, aad or (member or {}).get("aadObjectId"), now)
-                return email
-        return None
+        return await self.people.identify(s, teams_id, sender.get("aadObjectId"), lambda: turn.member(teams_id),
+                                          now)
 
     def _coordinates(self, act: dict[str, Any]) -> dict[str, Any]:
         conv = act.get("conversation") or {}
@@ -301,74 +313,3 @@ class HmsBot:
             "locale": locale_of(act),
             "timezone": timezone_of(act),
         }
-
-    def _welcome(self, email: str, locale: str) -> dict[str, Any]:
-        person = self.config.person(email)
-        lang = i18n.lang(locale)
-        unit = self.config.unit.name.get(lang)
-        roles, sends = [], []
-        for role, scope in self.config.roles_of(email):
-            scope_name = ""
-            if scope and (sec := self.config.section(scope)):
-                scope_name = sec.name.get(lang)
-            elif scope and (flr := self.config.floor(scope)):
-                scope_name = flr.name.get(lang)
-            roles.append(t(locale, f"role.{role}", scope=scope_name, unit=unit))
-            text = t(locale, f"sends.{role}")
-            if text not in sends:
-                sends.append(text)
-        first = (person.name if person else email).split()[0]
-        return welcome_card(WelcomeView(first, unit, tuple(roles), tuple(sends)), locale)
-
-    def _unknown_user(self, locale: str) -> dict[str, Any]:
-        adviser = self.config.person(self.config.roles.hmsb_adviser)
-        view = UnknownUserView(self.config.unit.name.get(i18n.lang(locale)),
-                               adviser.name if adviser else self.config.roles.hmsb_adviser,
-                               self.config.roles.hmsb_adviser)
-        return unknown_user_card(view, locale)
-
-    # -- teams -----------------------------------------------------------------------------------------------
-
-    async def _learn_team(self, s: Any, turn: TurnPort, team_id: str, now: dt.datetime) -> None:
-        """Added to a team: find the LAMU channel, and open personal chats with members the bot can reach."""
-        act = turn.activity
-        lamu = self.config.roles.lamu
-        try:
-            channels = await turn.team_channels()
-        except Exception as exc:  # noqa: BLE001 - the team is still usable without its channel list
-            log.warning("could not list the team's channels: %s", type(exc).__name__)
-            channels = []
-        wanted = (lamu.channel_id or "").lower(), lamu.channel_name.lower()
-        for channel in channels:
-            if channel["id"].lower() == wanted[0] or channel["name"].lower() == wanted[1]:
-                await repo.upsert_conversation(
-                    s, channel["id"], now, conversation_type="channel", service_url=act.get("serviceUrl"),
-                    tenant_id=tenant_of(act), team_id=team_id, teams_channel_id=channel["id"],
-                    bot_id=_get(act, "recipient", "id"), channel_id=act.get("channelId") or "msteams")
-                log.info("found the LAMU channel in the team")
-                break
-        else:
-            log.warning("the LAMU channel %r was not found in the team", lamu.channel_name)
-        if self.proactive is None:
-            return
-        try:
-            members = await turn.team_members()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not list the team's members: %s", type(exc).__name__)
-            return
-        for member in members:
-            email = next((v.lower() for v in (member.get("email"), member.get("userPrincipalName"))
-                          if v and self.config.person(v)), None)
-            if email is None or await repo.personal_conversation(s, email):
-                continue
-            try:
-                conversation_id = await self.proactive.create_personal_conversation(
-                    str(act.get("serviceUrl")), tenant_of(act), str(member["id"]))
-            except Exception as exc:  # noqa: BLE001 - one unreachable member must not stop the rest
-                log.warning("could not open a chat with a team member: %s", type(exc).__name__)
-                continue
-            await repo.upsert_conversation(
-                s, conversation_id, now, conversation_type="personal", service_url=act.get("serviceUrl"),
-                tenant_id=tenant_of(act), bot_id=_get(act, "recipient", "id"), user_teams_id=str(member["id"]),
-                user_aad_id=member.get("aadObjectId"), person_email=email)
-            await repo.remember_teams_user(s, email, str(member["id"]), member.get("aadObjectId"), now)

@@ -9,12 +9,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
 PAYLOAD_VERSION = 1
-VERBS = frozenset({"round.open", "round.page", "round.submit", "round.confirm", "task.done", "measure.close",
-                   "measure.ticket"})
+
+
+def nonce_for(*parts: str) -> str:
+    """A stable card id derived from what the card is for (so a re-planned card keeps its id)."""
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 class BadAction(Exception):
@@ -46,8 +50,9 @@ class CardAction:
         return CardAction(verb, self.ref, self.nonce, self.tpl, self.tplv, self.page, self.v)
 
 
-def unpack(data: Any, secret: bytes) -> CardAction:
-    """The action in a submitted card's data; raises BadAction unless it is ours and untouched."""
+def unpack(data: Any, secret: bytes, verbs: Collection[str] = ()) -> CardAction:
+    """The action in a submitted card's data; raises BadAction unless it is ours, untouched, and its verb is one
+    of `verbs` (the verbs somebody handles)."""
     raw = data.get("hms") if isinstance(data, dict) else None
     if not isinstance(raw, dict):
         raise BadAction("no HMS payload")
@@ -64,7 +69,7 @@ def unpack(data: Any, secret: bytes) -> CardAction:
         raise BadAction("signature does not match")
     if action.v != PAYLOAD_VERSION:
         raise BadAction(f"unknown payload version {action.v}")
-    if action.verb not in VERBS:
+    if action.verb not in verbs:
         raise BadAction(f"unknown verb {action.verb}")
     return action
 

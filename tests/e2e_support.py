@@ -1,7 +1,7 @@
 """End-to-end harness: the bot in-process on loopback, the real Microsoft 365 Agents Playground in front of it,
 and WebSocket clients that collect what the bot sent.
 
-Everything listens on and talks to 127.0.0.1 only. The Playground is started through `bot.playground.start`
+Everything listens on and talks to 127.0.0.1 only. The Playground is started through `playground.launcher.start`
 (the loopback guard `playground/guard.cjs` preloaded, telemetry off); the bot runs without app id or password,
 so botbuilder never asks for a token. The bot's clock is a `FixedClock` the test moves by hand; the scheduler is
 off, so nothing is planned or delivered unless the test calls `plan()` / `drain()`.
@@ -31,16 +31,16 @@ import aiohttp
 from aiohttp import web
 from sqlmodel import SQLModel, select
 
-from bot import local, playground
 from bot.app import BOT, DELIVERY, Runtime, create_app
 from bot.settings import Settings
 from bot.turns import HmsBot
 from hms.clock import FixedClock
 from hms.config import HmsConfig
-from scheduler import planner
-from scheduler.delivery import Delivery, DeliveryReport, RateLimiter
+from playground import launcher as playground, local
 from storage import db
 from tests.cardtext import texts
+from usecases import planning as planner
+from usecases.delivery import Delivery, DeliveryReport, RateLimiter
 
 Frame = dict[str, Any]
 Predicate = Callable[[Frame], bool]

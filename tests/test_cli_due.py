@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from cli.main import main
 from hms.config import HmsConfig
 from hms.wheel import find_occurrence
 from storage import db, repo

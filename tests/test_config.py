@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from cli.main import main
 from hms.config import ConfigError, HmsConfig, load_config, parse_config
 
 

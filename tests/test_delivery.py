@@ -14,15 +14,15 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.gateway import GatewayConfig, TeamsGateway
-from bot.ports import Coordinates
 from cards.common import message
 from cards.notices import NoticeView, notice
 from hms.clock import FixedClock
 from hms.config import HmsConfig
-from scheduler.delivery import Delivery, RateLimiter
 from storage import db, models as m, repo
 from tests.conftest import oslo
 from tests.fakes.bf_peer import BfPeer
+from usecases.delivery import Delivery, RateLimiter
+from usecases.ports import Coordinates
 
 NOW = oslo(2027, 3, 10, 9)
 

@@ -2,7 +2,7 @@
 unknown user, and a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder.
 
 The bot runs in-process on 127.0.0.1 with a FixedClock and no scheduler; the Playground runs behind its loopback
-guard (bot/playground.py). See tests/e2e_support.py and docs/playground-api.md.
+guard (playground/launcher.py). See tests/e2e_support.py and docs/playground-api.md.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from bot import local, playground
 from hms.config import HmsConfig
 from hms.workdays import WorkCalendar
+from playground import launcher as playground, local
 from storage import models as m
 from tests.cardtext import input_ids, texts
 from tests.conftest import oslo

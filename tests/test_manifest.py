@@ -18,7 +18,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from bot import manifest as m
+from teamsapp import manifest as m
 
 DATA = Path(__file__).resolve().parent / "data" / "teams-manifest"
 APP_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"

@@ -11,12 +11,12 @@ import pytest
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.rounds import Rounds
 from hms.config import HmsConfig
 from hms.wheel import find_occurrence
-from scheduler.planner import plan
 from storage import db, models as m, repo
 from tests.conftest import oslo
+from usecases.planning import plan
+from usecases.rounds import Rounds
 
 
 @pytest.fixture

@@ -233,7 +233,7 @@ server.listen(0, () => {
 
 
 # ---------------------------------------------------------------------------
-# bot/playground.py (pure parts: no Playground is started here)
+# playground/launcher.py (pure parts: no Playground is started here)
 # ---------------------------------------------------------------------------
 
 
@@ -246,7 +246,7 @@ def _users() -> list[dict[str, str]]:
 
 def test_write_mock_config_schema(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from bot import playground as pg
+    from playground import launcher as pg
 
     path = pg.write_document(tmp_path / "pg.yml", pg.build_mock_config(
         current_user={"id": "user-id-0", "name": "Ingrid Lund", "aadObjectId": "aad-0", "email": "i@example.com"},
@@ -279,7 +279,7 @@ def test_write_mock_config_schema(tmp_path: Path) -> None:
 
 def test_build_command_always_uses_guard(tmp_path: Path) -> None:
     sys.path.insert(0, str(ROOT))
-    from bot import playground as pg
+    from playground import launcher as pg
 
     if pg.installed_version() is None:
         pytest.skip("Playground npm package not installed")

@@ -12,8 +12,6 @@ import pytest
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.answers import Answerer
-from bot.rounds import Rounds
 from cards.actions import CardAction
 from hms.config import HmsConfig
 from hms.i18n import t
@@ -21,6 +19,9 @@ from hms.wheel import find_occurrence
 from storage import db, models as m, repo
 from tests.cardtext import texts
 from tests.conftest import oslo
+from usecases.answers import Answerer
+from usecases.cardactions import CardActions
+from usecases.rounds import Rounds
 
 KEY = b"test-key"
 FATIMA = "fatima.ali@khm.uio.no"
@@ -40,6 +41,11 @@ async def s(db_url: str, khm: HmsConfig) -> AsyncIterator[AsyncSession]:
 @pytest.fixture
 def rounds(khm: HmsConfig) -> Rounds:
     return Rounds(khm, KEY)
+
+
+def verbs(rounds: Rounds) -> CardActions:
+    """The card-verb table the bot builds: the rounds' verbs and the measures' verbs."""
+    return CardActions(KEY, rounds.router, rounds.measures.router)
 
 
 def actions(card: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -82,9 +88,10 @@ async def submit_full(s: AsyncSession, khm: HmsConfig, rounds: Rounds, deviation
     card = await start(s, khm, rounds)
     values = answers_all(khm, deviations)
     keys = [i.key for i in khm.checklist("fire_round").items]
-    page2 = (await rounds.handle(s, email, press(card, "round.page", page_inputs(values, keys[:9])), NOW,
+    page2 = (await verbs(rounds).handle(s, email, press(card, "round.page", page_inputs(values, keys[:9])), NOW,
                                  "nb-NO")).card
-    result = await rounds.handle(s, email, press(page2, "round.submit", page_inputs(values, keys[9:])), NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, email, press(page2, "round.submit", page_inputs(values, keys[9:])), NOW,
+                                        "nb-NO")
     assert result.outcome == "submitted", texts(result.card)
     return page2, result.card
 
@@ -132,7 +139,7 @@ async def test_draft_survives_a_lost_connection(s: AsyncSession, khm: HmsConfig,
     card = await start(s, khm, rounds)
     values = answers_all(khm, {"exit_signs": "Skilt over dør 104 lyser ikke"})
     keys = [i.key for i in khm.checklist("fire_round").items]
-    await rounds.handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
+    await verbs(rounds).handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
     # the phone loses the card; asking again gives a card pre-filled from the draft
     again = await start(s, khm, rounds)
     prefilled = {b["id"]: b.get("value") for c in again["body"] if c["type"] == "Container" for b in c["items"]
@@ -148,7 +155,8 @@ async def test_deviation_without_comment_is_refused_and_kept_as_draft(s: AsyncSe
     values = answers_all(khm)
     values["a:fire_doors"] = "avvik"
     keys = [i.key for i in khm.checklist("fire_round").items]
-    result = await rounds.handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW,
+                                        "nb-NO")
     assert result.outcome == "invalid"
     assert t("nb", "checklist.comment_required") in texts(result.card) and "Side 1 av 2" in texts(result.card)
     assert (await repo.occurrence_row(s, OCC)).completed_at is None
@@ -160,7 +168,7 @@ async def test_same_card_submitted_twice(s: AsyncSession, khm: HmsConfig, rounds
     page2, _ = await submit_full(s, khm, rounds)
     before = (await count(s, m.ChecklistAnswer), await count(s, m.OutboxMessage))
     keys = [i.key for i in khm.checklist("fire_round").items]
-    again = await rounds.handle(s, FATIMA, press(page2, "round.submit", page_inputs(answers_all(khm), keys[9:])),
+    again = await verbs(rounds).handle(s, FATIMA, press(page2, "round.submit", page_inputs(answers_all(khm), keys[9:])),
                                 NOW, "nb-NO")
     assert again.outcome == "duplicate" and t("nb", "card.already_submitted") in texts(again.card)
     assert (await count(s, m.ChecklistAnswer), await count(s, m.OutboxMessage)) == before
@@ -170,7 +178,7 @@ async def test_round_completed_by_someone_else(s: AsyncSession, khm: HmsConfig, 
     deputy_card = await start(s, khm, rounds, "lars.bakke@khm.uio.no")
     await submit_full(s, khm, rounds)
     keys = [i.key for i in khm.checklist("fire_round").items]
-    late = await rounds.handle(s, "lars.bakke@khm.uio.no",
+    late = await verbs(rounds).handle(s, "lars.bakke@khm.uio.no",
                                press(deputy_card, "round.page", page_inputs(answers_all(khm), keys[:9])), NOW, "nb-NO")
     assert late.outcome == "completed_by_other"
     assert "allerede levert av Fatima Ali 26. november 10:00" in texts(late.card)
@@ -179,7 +187,7 @@ async def test_round_completed_by_someone_else(s: AsyncSession, khm: HmsConfig, 
 
 async def test_wrong_person(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     card = await start(s, khm, rounds)
-    result = await rounds.handle(s, "eirik.haugen@khm.uio.no", press(card, "round.page", answers_all(khm)), NOW,
+    result = await verbs(rounds).handle(s, "eirik.haugen@khm.uio.no", press(card, "round.page", answers_all(khm)), NOW,
                                  "nb-NO")
     assert result.outcome == "not_allowed" and "Fatima Ali" in texts(result.card)
     assert await count(s, m.ChecklistAnswer) == 0
@@ -194,7 +202,7 @@ async def test_section_leader_and_adviser_may_submit(s: AsyncSession, khm: HmsCo
 async def test_card_from_an_older_template_version(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     old = CardAction("round.submit", OCC, "old-card", "fire_round", 0, page=2).pack(KEY)
     value = {"action": {"verb": "round.submit", "data": {**old, **answers_all(khm)}}}
-    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, value, NOW, "nb-NO")
     assert result.outcome == "template_changed" and t("nb", "card.template_changed") in texts(result.card)
     assert actions(result.card)["round.page"]["data"]["hms"]["tplv"] == 1
     assert (await repo.occurrence_row(s, OCC)).completed_at is None
@@ -206,7 +214,7 @@ async def test_card_from_an_older_template_version(s: AsyncSession, khm: HmsConf
     {"hms": {"verb": "round.submit", "ref": OCC, "nonce": "n", "sig": "0" * 32, "v": 1}},
 ])
 async def test_malformed_payloads_refused(s: AsyncSession, rounds: Rounds, value: Any) -> None:
-    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, value, NOW, "nb-NO")
     assert result.outcome == "tampered" and t("nb", "card.tampered") in texts(result.card)
     assert await count(s, m.ChecklistAnswer) == 0 and await count(s, m.Occurrence) == 0
 
@@ -215,14 +223,14 @@ async def test_tampered_payload_refused(s: AsyncSession, khm: HmsConfig, rounds:
     card = await start(s, khm, rounds)
     value = press(card, "round.page", answers_all(khm))
     value["action"]["data"]["hms"]["ref"] = "fire_round:2026-Q4:hm-2"  # someone edits the payload
-    result = await rounds.handle(s, FATIMA, value, NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, value, NOW, "nb-NO")
     assert result.outcome == "tampered"
     assert await count(s, m.ChecklistAnswer) == 0
 
 
 async def test_unknown_user_pressing_a_card(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     card = await start(s, khm, rounds)
-    result = await rounds.handle(s, None, press(card, "round.page", answers_all(khm)), NOW, "en-US")
+    result = await verbs(rounds).handle(s, None, press(card, "round.page", answers_all(khm)), NOW, "en-US")
     assert result.outcome == "unknown_user" and "I don't know you" in texts(result.card)
     assert await count(s, m.ChecklistAnswer) == 0
 
@@ -230,7 +238,7 @@ async def test_unknown_user_pressing_a_card(s: AsyncSession, khm: HmsConfig, rou
 async def test_measure_ticket_and_close(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     await submit_full(s, khm, rounds, {"fire_doors": "Dør står på kile"})
     [(measure, finding, occ_row)] = await repo.open_measures(s)
-    card = rounds.measure_card(measure, finding, occ_row, "nb-NO")
+    card = rounds.measures.measure_card(measure, finding, occ_row, "nb-NO")
     show = {a["title"]: a for a in card["actions"] if a["type"] == "Action.ShowCard"}
     ticket_action = show["Registrer saksnummer"]["card"]["actions"][0]
     close_action = show["Lukk tiltaket"]["card"]["actions"][0]
@@ -240,17 +248,18 @@ async def test_measure_ticket_and_close(s: AsyncSession, khm: HmsConfig, rounds:
     def value(action: dict[str, Any], **inputs: str) -> dict[str, Any]:
         return {"action": {"verb": action["verb"], "data": {**action["data"], **inputs}}}
 
-    assert (await rounds.handle(s, "fatima.ali@khm.uio.no", value(close_action, note="fikset"), NOW,
+    assert (await verbs(rounds).handle(s, "fatima.ali@khm.uio.no", value(close_action, note="fikset"), NOW,
                                 "nb-NO")).outcome == "not_allowed"
-    saved = await rounds.handle(s, "jonas.eide@khm.uio.no", value(ticket_action, ticket="EA-4711"), NOW, "nb-NO")
+    saved = await verbs(rounds).handle(s, "jonas.eide@khm.uio.no", value(ticket_action, ticket="EA-4711"), NOW, "nb-NO")
     assert saved.outcome == "ticket" and "EA-4711" in texts(saved.card)
-    empty = await rounds.handle(s, "jonas.eide@khm.uio.no", value(close_action, note="  "), NOW, "nb-NO")
+    empty = await verbs(rounds).handle(s, "jonas.eide@khm.uio.no", value(close_action, note="  "), NOW, "nb-NO")
     assert empty.outcome == "invalid"
     later = oslo(2026, 12, 3, 14, 30)
-    closed = await rounds.handle(s, "jonas.eide@khm.uio.no", value(close_action, note="Kile fjernet, dør justert"),
-                                 later, "nb-NO")
+    closed = await verbs(rounds).handle(s, "jonas.eide@khm.uio.no",
+                                        value(close_action, note="Kile fjernet, dør justert"),
+                                        later, "nb-NO")
     assert closed.outcome == "closed" and "Lukket av Jonas Eide 3. desember 14:30" in texts(closed.card)
-    again = await rounds.handle(s, "hanne.solberg@khm.uio.no", value(close_action, note="x"), later, "nb-NO")
+    again = await verbs(rounds).handle(s, "hanne.solberg@khm.uio.no", value(close_action, note="x"), later, "nb-NO")
     assert again.outcome == "already_closed" and "Kile fjernet" in texts(again.card)
     history = [(e.status, e.actor_email) for e in await repo.measure_events(s, measure.id)]
     assert history == [("open", FATIMA), ("open", "jonas.eide@khm.uio.no"), ("closed", "jonas.eide@khm.uio.no")]
@@ -261,11 +270,11 @@ async def test_task_without_checklist_marked_done(s: AsyncSession, khm: HmsConfi
     occ = find_occurrence(khm, "annual_report:2026:samling")
     card = rounds.occurrence_card(occ, "nb-NO", nonce="n1")
     action = actions(card)["task.done"]
-    bad = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+    bad = await verbs(rounds).handle(s, "tor.arne.nilsen@khm.uio.no",
                               {"action": {"verb": "task.done", "data": {**action["data"], "link": "ftp://x"}}}, NOW,
                               "nb-NO")
     assert bad.outcome == "invalid" and (await repo.occurrence_row(s, occ.key)).completed_at is None
-    done = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no", {"action": {"verb": "task.done", "data": {
+    done = await verbs(rounds).handle(s, "tor.arne.nilsen@khm.uio.no", {"action": {"verb": "task.done", "data": {
         **action["data"], "note": "Sendt til HMSB", "link": "https://uio.no/rapport.pdf"}}}, NOW, "nb-NO")
     assert done.outcome == "done" and "Utført av Tor Arne Nilsen 26. november 10:00" in texts(done.card)
     [event] = await repo.occurrence_events(s, [occ.key])
@@ -280,21 +289,22 @@ async def test_safety_round_participant_confirms(s: AsyncSession, khm: HmsConfig
     values = {f"a:{i.key}": "ok" for i in khm.checklist("vernerunde").items}
     values["a:chemicals"], values["c:chemicals"] = "ma_forbedres", "Stoffkartoteket er ikke oppdatert"
     keys = [i.key for i in khm.checklist("vernerunde").items]
-    page2 = (await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+    page2 = (await verbs(rounds).handle(s, "tor.arne.nilsen@khm.uio.no",
                                  press(card, "round.page", page_inputs(values, keys[:9])), now, "nb-NO")).card
-    done = await rounds.handle(s, "tor.arne.nilsen@khm.uio.no",
+    done = await verbs(rounds).handle(s, "tor.arne.nilsen@khm.uio.no",
                                press(page2, "round.submit", page_inputs(values, keys[9:])), now, "nb-NO")
     assert done.outcome == "submitted" and "1 avvik" in texts(done.card)
     [ask] = (await s.exec(select(m.OutboxMessage).where(m.OutboxMessage.kind == "confirm"))).all()
     assert ask.recipient_email == "erik.dahl@khm.uio.no"
     confirm_card = json.loads(ask.payload)["activity"]["attachments"][0]["content"]
     assert "Du står som deltaker" in texts(confirm_card)
-    other = await rounds.handle(s, "kari.moe@khm.uio.no", press(confirm_card, "round.confirm", {}), now, "nb-NO")
+    other = await verbs(rounds).handle(s, "kari.moe@khm.uio.no", press(confirm_card, "round.confirm", {}), now, "nb-NO")
     assert other.outcome == "not_allowed"
     later = oslo(2027, 6, 11, 8, 30)
-    ok = await rounds.handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
+    ok = await verbs(rounds).handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
     assert ok.outcome == "confirmed" and "Deltakelse bekreftet av Erik Dahl 11. juni 08:30" in texts(ok.card)
-    again = await rounds.handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
+    again = await verbs(rounds).handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later,
+                                       "nb-NO")
     assert again.outcome == "already_confirmed"
     events = [e.kind for e in await repo.occurrence_events(s, [occ.key])]
     assert events.count("confirmed") == 1
@@ -302,16 +312,16 @@ async def test_safety_round_participant_confirms(s: AsyncSession, khm: HmsConfig
 
 async def test_confirm_before_submission_is_refused(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     data = CardAction("round.confirm", "vernerunde:2027:samling", "x").pack(KEY)
-    result = await rounds.handle(s, "erik.dahl@khm.uio.no", {"action": {"data": data}}, NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, "erik.dahl@khm.uio.no", {"action": {"data": data}}, NOW, "nb-NO")
     assert result.outcome == "not_submitted" and await count(s, m.OccurrenceEvent) == 0
 
 
 async def test_records_export_for_a_period(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     await submit_full(s, khm, rounds, {"fire_doors": "Dør på kile"})
     [(measure, finding, occ_row)] = await repo.open_measures(s)
-    close = next(a for a in rounds.measure_card(measure, finding, occ_row, "nb-NO")["actions"]
+    close = next(a for a in rounds.measures.measure_card(measure, finding, occ_row, "nb-NO")["actions"]
                  if a["type"] == "Action.ShowCard" and a["title"] == "Lukk tiltaket")["card"]["actions"][0]
-    await rounds.handle(s, "jonas.eide@khm.uio.no", {"action": {"data": {**close["data"], "note": "Fikset"}}},
+    await verbs(rounds).handle(s, "jonas.eide@khm.uio.no", {"action": {"data": {**close["data"], "note": "Fikset"}}},
                         oslo(2026, 12, 1, 9), "nb-NO")
     data = await repo.records(s, dt.date(2026, 10, 1), dt.date(2026, 12, 31))
     [round_] = data["rounds"]

@@ -14,8 +14,6 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import usecases
-from bot.rounds import Rounds, nonce_for
 from cards.annual_report import AnnualReportView, annual_report_card
 from cards.common import message
 from cards.due_list import DueGroup, DueRow, DueView, due_card
@@ -29,6 +27,9 @@ from hms.config import HmsConfig
 from hms.i18n import format_date, t
 from hms.nlu import Understanding, Vocabulary, text_language, understand
 from storage import repo
+from usecases.database import opened
+from usecases.due import due_items, scope_name
+from usecases.rounds import Rounds, nonce_for
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
 MEMO_SIZE = 512  # entries per memo (cards, understandings); the oldest goes first
@@ -145,7 +146,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         period = u.period or periods.month(today.year, today.month)
         vis = self.visibility(email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
+        items = [i for i in await due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
         title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
@@ -156,7 +157,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         period = periods.Period(today - dt.timedelta(days=366), today)
         vis = self.visibility(email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
+        items = [i for i in await due_items(s, self.config, period, now, self.cache)
                  if i.status == "overdue" and vis.sees(i.occurrence)]
         if u.section:
             items = [i for i in items if i.occurrence.section == u.section]
@@ -166,7 +167,7 @@ class Answerer:
                         locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         period = u.period or periods.Period(today - dt.timedelta(days=366), today + dt.timedelta(days=61))
-        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
+        items = [i for i in await due_items(s, self.config, period, now, self.cache)
                  if i.status != "done" and (email in i.occurrence.assignees or email == i.occurrence.deputy)]
         if not u.period:  # past items only when they are still not done
             items = [i for i in items if i.occurrence.due >= today or i.status == "overdue"]
@@ -178,7 +179,7 @@ class Answerer:
         lang = i18n.lang(locale)
         period = periods.year_of(today)
         vis = self.visibility(email)
-        items = [i for i in await usecases.due_items(s, self.config, period, now, self.cache)
+        items = [i for i in await due_items(s, self.config, period, now, self.cache)
                  if vis.sees(i.occurrence) and i.occurrence.due.year == today.year]
         section = self.config.section(u.section) if u.section else None
         if section:
@@ -224,7 +225,7 @@ class Answerer:
         lang = i18n.lang(locale)
         task = self.config.task("annual_report")
         year = today.year
-        items = await usecases.due_items(s, self.config, periods.year_of(today), now, self.cache)
+        items = await due_items(s, self.config, periods.year_of(today), now, self.cache)
         vis = self.visibility(email)
         lines = []
         for sec in self.config.sections:
@@ -247,7 +248,7 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
         task_key = ROUND_TASKS.get(u.round or "fire", "fire_round")
-        items = [i for i in await usecases.due_items(s, self.config, periods.day(today), now, self.cache)
+        items = [i for i in await due_items(s, self.config, periods.day(today), now, self.cache)
                  if i.occurrence.task == task_key]
         mine = [i for i in items if self.rounds.may_act(i.occurrence, email)]
         if u.floor:
@@ -278,7 +279,7 @@ class Answerer:
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
         card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
         task = self.config.task(task_key)
-        title = f"{task.title.get(lang) if task else task_key} – {usecases.scope_name(self.config, occ, locale)}"
+        title = f"{task.title.get(lang) if task else task_key} – {scope_name(self.config, occ, locale)}"
         return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values)}
 
     # -- helpers -------------------------------------------------------------------------------------------
@@ -313,7 +314,7 @@ class Answerer:
                 label, rows = this, []
             task = self.config.task(occ.task)
             rows.append(DueRow(format_date(occ.due, locale, year=False), task.title.get(lang) if task else occ.task,
-                               usecases.scope_name(self.config, occ, locale),
+                               scope_name(self.config, occ, locale),
                                ", ".join(self._name(e) for e in occ.assignees[:2]) or "–", item.status))
         if rows:
             groups.append(DueGroup(label or "", tuple(rows)))
@@ -332,3 +333,11 @@ def _line(label: str, items: list[wheel.DueItem]) -> StatusLine:
 
 
 
+
+
+async def ask(url: str, config: HmsConfig, questions: list[str], email: str, now: dt.datetime,
+              locale: str, card_key: bytes) -> list[Any]:
+    """Answer questions as `email` would get them in the chat (same understanding, same cards)."""
+    answerer = Answerer(config, Rounds(config, card_key))
+    async with opened(url) as session:
+        return [await answerer.answer(session, q, email, now, answer_locale(q, locale)) for q in questions]

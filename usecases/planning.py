@@ -16,14 +16,14 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot import usecases
-from bot.rounds import Rounds, outbox_row, person_target
-from cards.digest import DigestView, digest_card
-from hms import periods, policy as pol, wheel
+from hms import policy as pol, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
 from hms.workdays import WorkCalendar
 from storage import models as m, repo
+from usecases.digest import weekly_digest
+from usecases.outbox import outbox_row, person_target
+from usecases.rounds import Rounds
 
 log = logging.getLogger("hms.planner")
 
@@ -90,48 +90,11 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             activity = _measure_message(config, rounds, measure, finding, occ_row, step, locale)
         rows.append(outbox_row(key, kind, person_target(to), activity))
     if config.weekly_digest:
-        rows += await _digest(s, config, now, cal, existing)
+        rows += await weekly_digest(s, config, now, cal, existing)
     planned = await repo.enqueue(s, rows, now)
     if planned:
         log.info("planned %d message(s)", planned)
     return PlanReport(considered=len(wanted), planned=planned)
-
-
-async def _digest(s: AsyncSession, config: HmsConfig, now: dt.datetime, cal: WorkCalendar,
-                  existing: set[str]) -> list[dict[str, object]]:
-    """The adviser's weekly digest, on the first working day of each ISO week at the policy's send time."""
-    today = wheel.local_date(now, config)
-    week = today.isocalendar()
-    adviser = config.roles.hmsb_adviser
-    key = f"digest|{week.year}-W{week.week:02d}|{adviser}"
-    monday = dt.date.fromisocalendar(week.year, week.week, 1)
-    hour, minute = (int(x) for x in config.reminders.send_at.split(":"))
-    first = cal.next_working_day(monday)
-    if key in existing or first.isocalendar().week != week.week or now < cal.at(first, dt.time(hour, minute)):
-        return []
-    locale = config.unit.locale
-    year = periods.year_of(today)
-    items = await usecases.due_items(s, config, periods.Period(min(year.start, today - dt.timedelta(days=366)),
-                                                               year.end), now)
-    this_year = [i for i in items if i.occurrence.due.year == today.year]
-    counts = tuple(sum(i.status == st for i in this_year) for st in ("done", "open", "overdue", "upcoming"))
-
-    def line(item: wheel.DueItem) -> str:
-        occ = item.occurrence
-        task = config.task(occ.task)
-        who = ", ".join(p.name for e in occ.assignees[:2] if (p := config.person(e)))
-        return (f"{task.title.get(locale) if task else occ.task} – {usecases.scope_name(config, occ, locale)} "
-                f"({format_date(occ.due, locale)}, {who or '–'})")
-
-    overdue = tuple(line(i) for i in sorted(items, key=lambda i: i.occurrence.due, reverse=True)
-                    if i.status == "overdue")  # newest first: what just slipped is the news
-    soon = tuple(line(i) for i in items if i.status in ("open", "upcoming")
-                 and today <= i.occurrence.due <= today + dt.timedelta(days=14))
-    measures = await repo.open_measures(s)
-    counts_out = await repo.outbox_counts(s)
-    view = DigestView(f"{week.week}", counts, overdue, soon, len(measures),  # type: ignore[arg-type]
-                      sum(m_.deadline < today for m_, _, _ in measures), counts_out.get("dead", 0))
-    return [outbox_row(key, "digest", person_target(adviser), digest_card(view, locale))]
 
 
 def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding,
@@ -145,7 +108,7 @@ def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, find
         text = t(locale, "prompt.measure_overdue", due=due)
     else:
         text = t(locale, "prompt.measure_reminder", due=due)
-    return rounds.measure_activity(measure, finding, occ_row, locale, text)
+    return rounds.measures.measure_activity(measure, finding, occ_row, locale, text)
 
 
 async def _existing_keys(s: AsyncSession, keys: list[str]) -> set[str]:

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.ports import Coordinates, DeliveryError
 from cards.common import message
 from cards.notices import NoticeView, notice
 from hms.clock import Clock
 from hms.config import HmsConfig
 from hms.i18n import t
 from storage import models as m, repo
+from usecases.ports import Coordinates, DeliveryError
 
 log = logging.getLogger("hms.delivery")
 

@@ -89,7 +89,8 @@ def _due_period(args: argparse.Namespace, today: dt.date) -> periods.Period:
 
 
 def cmd_due(args: argparse.Namespace) -> int:
-    from bot import usecases
+    from usecases.database import DatabaseNotReady
+    from usecases.due import due_from_database, due_item_json
 
     settings = _settings()
     config = _config(args.config, settings)
@@ -98,12 +99,12 @@ def cmd_due(args: argparse.Namespace) -> int:
     if args.section and config.section(args.section) is None:
         raise CliError(f"unknown section {args.section!r}; known: {', '.join(s.key for s in config.sections)}")
     try:
-        items = asyncio.run(usecases.due_from_database(settings.database_url, config, period, now,
+        items = asyncio.run(due_from_database(settings.database_url, config, period, now,
                                                        section=args.section, person=args.person))
-    except usecases.DatabaseNotReady as exc:
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     if args.json:
-        print(json.dumps([usecases.due_item_json(config, i, args.locale) for i in items], ensure_ascii=False,
+        print(json.dumps([due_item_json(config, i, args.locale) for i in items], ensure_ascii=False,
                          indent=2))
     else:
         print(render_due_text(config, items, period, args.locale))
@@ -112,7 +113,7 @@ def cmd_due(args: argparse.Namespace) -> int:
 
 def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods.Period, locale: str) -> str:
     """A terminal listing grouped by the month of each deadline."""
-    from bot.usecases import scope_name
+    from usecases.due import scope_name
 
     lines = [i18n.t(locale, "due.header", period=i18n.format_period(period.start, period.end, locale)), ""]
     if not items:
@@ -158,11 +159,11 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
 
 
 def cmd_org_import(args: argparse.Namespace) -> int:
-    from bot import usecases
+    from usecases.organisation import import_org
 
     settings = _settings()
     config = load_config(args.file)
-    report = asyncio.run(usecases.import_org(settings.database_url, config, SystemClock().now()))
+    report = asyncio.run(import_org(settings.database_url, config, SystemClock().now()))
     print(f"imported {args.file}: {report.summary()}")
     for label, rows in (("created", report.created), ("updated", report.updated),
                         ("deactivated", report.deactivated), ("reactivated", report.reactivated)):
@@ -194,9 +195,10 @@ def _safe_url(url: str) -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from bot import logs, usecases
+    from bot import logs
     from bot.app import Runtime, create_app
     from hms.clock import OffsetClock
+    from usecases.database import DatabaseNotReady, prepare_database
 
     settings = _settings()
     logs.configure(settings.log_level)
@@ -213,8 +215,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CliError("MicrosoftAppPassword is not set")
     config = _config(args.config, settings)
     try:
-        usecases.prepare_database(settings.database_url)
-    except usecases.DatabaseNotReady as exc:
+        prepare_database(settings.database_url)
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     host = "127.0.0.1" if args.dev else settings.host
@@ -232,14 +234,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_local(args: argparse.Namespace) -> int:
-    from bot import logs, usecases
-    from bot.local import prepare, run_local
+    from bot import logs
     from hms.clock import OffsetClock
+    from playground.local import prepare, run_local
+    from usecases.database import prepare_database
 
     settings = _settings()
     logs.configure(settings.log_level)
     config = _config(args.config, settings)
-    usecases.prepare_database(settings.database_url)
+    prepare_database(settings.database_url)
     if not settings.database_url.startswith("sqlite"):
         print("note: local mode on a non-SQLite DATABASE_URL", file=sys.stderr)
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
@@ -261,7 +264,8 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from bot import usecases
+    from usecases.answers import ask
+    from usecases.database import DatabaseNotReady
 
     settings = _settings()
     config = _config(args.config, settings)
@@ -271,9 +275,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
         raise CliError(f"{email} is not a person in {args.config or settings.config_path}")
     questions = [line.strip() for line in sys.stdin if line.strip()] if args.text == "-" else [args.text]
     try:
-        answers = asyncio.run(usecases.ask(settings.database_url, config, questions, email, now, args.locale,
+        answers = asyncio.run(ask(settings.database_url, config, questions, email, now, args.locale,
                                            settings.card_key()))
-    except usecases.DatabaseNotReady as exc:
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     for question, answer in zip(questions, answers, strict=True):
         if args.json:
@@ -314,12 +318,13 @@ def render_card_text(activity: dict[str, Any]) -> str:
 
 
 def cmd_outbox(args: argparse.Namespace) -> int:
-    from bot import usecases
+    from usecases.database import DatabaseNotReady
+    from usecases.records import outbox_listing
 
     settings = _settings()
     try:
-        rows = asyncio.run(usecases.outbox_listing(settings.database_url, args.status, args.limit))
-    except usecases.DatabaseNotReady as exc:
+        rows = asyncio.run(outbox_listing(settings.database_url, args.status, args.limit))
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
@@ -335,14 +340,15 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import csv
 
-    from bot import usecases
+    from usecases.database import DatabaseNotReady
+    from usecases.records import export_records
 
     settings = _settings()
     if args.date_to < args.date_from:
         raise CliError("--to is before --from")
     try:
-        data = asyncio.run(usecases.export_records(settings.database_url, args.date_from, args.date_to))
-    except usecases.DatabaseNotReady as exc:
+        data = asyncio.run(export_records(settings.database_url, args.date_from, args.date_to))
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out)
     if args.csv:
@@ -362,16 +368,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_person_away(args: argparse.Namespace) -> int:
-    from bot import usecases
+    from usecases.database import DatabaseNotReady
+    from usecases.organisation import set_away
 
     settings = _settings()
     config = _config(args.config, settings)
     if config.person(args.email) is None:
         raise CliError(f"{args.email} is not a person in the organisation file")
     try:
-        asyncio.run(usecases.set_away(settings.database_url, config, args.email, not args.back,
+        asyncio.run(set_away(settings.database_url, config, args.email, not args.back,
                                       SystemClock().now()))
-    except usecases.DatabaseNotReady as exc:
+    except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     state = "back" if args.back else "away: prompts go to the deputy"
     print(f"{args.email.lower()} is {state}")
@@ -379,7 +386,7 @@ def cmd_person_away(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from bot.manifest import build_package
+    from teamsapp.manifest import build_package
 
     try:
         package = build_package(args.app_id)

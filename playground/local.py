@@ -1,7 +1,7 @@
 """Local Teams for newcomers and tests: the bot in local mode plus the Microsoft 365 Agents Playground, with mock
 data made from the organisation file (the demo people, the LAMU team and channel).
 
-The Playground always runs behind playground/guard.cjs (loopback only) via bot.playground.
+The Playground always runs behind playground/guard.cjs (loopback only) via playground.launcher.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from bot import playground
 from bot.app import Runtime, create_app
 from bot.settings import Settings
 from hms.clock import Clock
 from hms.config import HmsConfig
+from playground import launcher as playground
 
 log = logging.getLogger("hms.local")
 

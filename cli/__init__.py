@@ -1,0 +1,1 @@
+"""The command line (`hms-bot`): one edge of the use cases, beside the Teams bot and the scheduler."""

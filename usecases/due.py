@@ -1,0 +1,76 @@
+"""What is due: the wheel's occurrences in a period with their status from stored completions, filtered and
+named for people (shared by the chat's answers, the digest and `hms-bot due`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from hms import i18n, wheel
+from hms.config import HmsConfig
+from hms.periods import Period
+from storage import repo
+from usecases.database import opened
+
+
+def scope_name(config: HmsConfig, occ: wheel.Occurrence, locale: str | None) -> str:
+    """The floor, section or unit an occurrence is for, in the user's language."""
+    if occ.floor:
+        floor = config.floor(occ.floor)
+        return floor.name.get(i18n.lang(locale)) if floor else occ.floor
+    if occ.section:
+        section = config.section(occ.section)
+        return section.name.get(i18n.lang(locale)) if section else occ.section
+    return config.unit.name.get(i18n.lang(locale))
+
+
+def filter_items(config: HmsConfig, items: list[wheel.DueItem], *, section: str | None = None,
+                 person: str | None = None) -> list[wheel.DueItem]:
+    """Keep items of one section and/or held by one person (as assignee)."""
+    out = items
+    if section:
+        out = [i for i in out if i.occurrence.section == section]
+    if person:
+        email = person.lower()
+        out = [i for i in out if email in i.occurrence.assignees]
+    return out
+
+
+async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.datetime,
+                    cache: wheel.OccurrenceCache | None = None) -> list[wheel.DueItem]:
+    """Every occurrence touching the period with its status from stored completions."""
+    done = await repo.completions(session, period.start, period.end)
+    return wheel.due_items(config, period.start, period.end, now, done, cache)
+
+
+async def due_from_database(url: str, config: HmsConfig, period: Period, now: dt.datetime, *,
+                            section: str | None = None, person: str | None = None) -> list[wheel.DueItem]:
+    """What the `due` command lists: opens the database, reads completions, closes it."""
+    async with opened(url) as session:
+        items = await due_items(session, config, period, now)
+    return filter_items(config, items, section=section, person=person)
+
+
+def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "nb") -> dict[str, Any]:
+    """The JSON form of one due item (stable field names, ISO dates)."""
+    occ = item.occurrence
+    task = config.task(occ.task)
+    assert task is not None
+    return {
+        "occurrence": occ.key,
+        "task": occ.task,
+        "title": task.title.get(i18n.lang(locale)),
+        "cycle": occ.cycle,
+        "scope": occ.scope,
+        "section": occ.section,
+        "floor": occ.floor,
+        "assignee": occ.assignee,
+        "assignees": list(occ.assignees),
+        "deputy": occ.deputy,
+        "due": occ.due.isoformat(),
+        "window_start": occ.window_start.isoformat(),
+        "window_end": occ.due.isoformat(),
+        "status": item.status,
+        "completed_at": item.completion.at.isoformat() if item.completion else None,
+        "completed_by": item.completion.by if item.completion else None,
+    }

@@ -1,0 +1,432 @@
+"""Rounds in the chat: the checklist and task cards people get, what happens when they press a button, and the
+findings and measures that deviations become.
+
+Card verbs this room handles: round.open, round.page, round.submit, round.confirm and task.done (the measure
+verbs are in `usecases.measures`). A press on an occurrence is checked before anything is stored: the sender may
+act on it, the template version it was made from, and whether the round is already done (by this card or by
+someone else). Answers are append-only; completion is a compare-and-set, so two people submitting at once cannot
+both complete a round. Work that may be slow (the LAMU summary, the adviser's copy, the measure owner's card)
+goes to the outbox and is delivered after the invoke response.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from cards.actions import CardAction, nonce_for
+from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
+from cards.common import message, text
+from cards.notices import NoticeView, notice
+from cards.task_done import TaskView, task_card
+from hms import i18n, wheel
+from hms.config import Checklist, HmsConfig
+from hms.i18n import format_date, t
+from storage import models as m, repo
+from usecases.cardactions import ActionResult, CardHandler, CardPress, refusal
+from usecases.measures import Measures
+from usecases.naming import Names
+from usecases.outbox import outbox_row, person_target
+from usecases.routing import Router
+
+log = logging.getLogger("hms.rounds")
+
+FINDING_TEXT_MAX = 600
+
+OccurrenceStep = Callable[[CardPress, wheel.Occurrence, m.Occurrence], Awaitable[ActionResult]]
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A checklist press with what is stored so far: the checklist, this page's inputs, and the merge of both."""
+
+    checklist: Checklist
+    item_keys: list[str]
+    values: dict[str, str]
+    comments: dict[str, str]
+    merged_values: dict[str, str]
+    merged_comments: dict[str, str]
+    view: ChecklistView
+
+
+ChecklistStep = Callable[[CardPress, wheel.Occurrence, m.Occurrence, Draft], Awaitable[ActionResult]]
+
+
+class Rounds:
+    """Cards for rounds and tasks, and the card verbs that fill them in, confirm them and mark them done."""
+
+    def __init__(self, config: HmsConfig, secret: bytes, measures: Measures | None = None):
+        self.config = config
+        self.secret = secret
+        self.names = Names(config)
+        self.measures = measures or Measures(config, secret)
+        self.router: Router[CardHandler] = Router("rounds")
+        self.router.register("round.confirm", self._confirm)
+        self.router.register("task.done", self._on_occurrence(self._task_done))
+        self.router.register("round.open", self._on_occurrence(self._on_checklist(self._open)))
+        self.router.register("round.page", self._on_occurrence(self._on_checklist(self._page)))
+        self.router.register("round.submit", self._on_occurrence(self._on_checklist(self._submit)))
+
+    def may_act(self, occ: wheel.Occurrence, email: str) -> bool:
+        """The assignee, the deputy, the accountable/section leader and the HMSB adviser may act on a round."""
+        section = self.config.section(occ.section) if occ.section else None
+        return (email in occ.assignees or email == occ.deputy or email in occ.accountable
+                or email == self.config.roles.hmsb_adviser or bool(section and section.leader == email))
+
+    # -- cards ------------------------------------------------------------------------------------------------
+
+    def occurrence_card(self, occ: wheel.Occurrence, locale: str, *, nonce: str, notice_text: str | None = None,
+                        page: int = 1, values: dict[str, str] | None = None, comments: dict[str, str] | None = None,
+                        errors: dict[str, str] | None = None) -> dict[str, Any]:
+        """The fillable card for an occurrence: the checklist form, or the mark-as-done card."""
+        task = self.config.task(occ.task)
+        checklist = self.config.checklist(task.checklist) if task and task.checklist else None
+        due_line = t(locale, "round.due_line", due=format_date(occ.due, locale))
+        where = self.names.scope(occ, locale)
+        if checklist is None:
+            done = CardAction("task.done", occ.key, nonce).pack(self.secret)
+            return task_card(TaskView(self.names.task(occ, locale), where, due_line, notice_text), locale, done)
+        view = self._checklist_view(occ, checklist, locale, page, values or {}, comments or {}, errors or {},
+                                    notice_text)
+        base = CardAction("round.page", occ.key, nonce, checklist.key, checklist.version)
+
+        def data(verb: str, target_page: int) -> dict[str, Any]:
+            return base.with_verb(verb).with_page(target_page).pack(self.secret)
+
+        return checklist_card(view, locale, data)
+
+    def _checklist_view(self, occ: wheel.Occurrence, checklist: Checklist, locale: str, page: int,
+                        values: dict[str, str], comments: dict[str, str], errors: dict[str, str],
+                        notice_text: str | None) -> ChecklistView:
+        lang = i18n.lang(locale)
+        items = tuple(ChecklistItemView(i.key, i.text.get(lang)) for i in checklist.items)
+        due_line = t(locale, "round.due_line", due=format_date(occ.due, locale))
+        if occ.participants:
+            due_line += " · " + t(locale, "checklist.participants",
+                                  names=", ".join(self.names.person(e) for e in occ.participants))
+        view = ChecklistView(
+            title=self.names.task(occ, locale), where=self.names.scope(occ, locale),
+            due_line=due_line, items=items,
+            answers=tuple((a.key, a.label.get(lang)) for a in checklist.answers),
+            deviation_answers=frozenset(a.key for a in checklist.answers if a.is_deviation),
+            page=1, values=values, comments=comments, errors=errors, notice=notice_text)
+        return ChecklistView(**{**view.__dict__, "page": max(1, min(page, view.pages))})
+
+    def prompt_activity(self, occ: wheel.Occurrence, step: str, kind: str, locale: str) -> dict[str, Any]:
+        """The message a prompt, reminder, overdue notice or deputy prompt carries: the fillable card."""
+        texts = {"prompt": "prompt.prompt", "reminder": "prompt.reminder", "overdue": "prompt.overdue",
+                 "deputy": "prompt.deputy"}
+        line = t(locale, texts[kind], task=self.names.task(occ, locale), where=self.names.scope(occ, locale),
+                 due=format_date(occ.due, locale))
+        card = self.occurrence_card(occ, locale, nonce=nonce_for(occ.key, step), notice_text=line)
+        return message(card, line)
+
+    def escalation_activity(self, occ: wheel.Occurrence, locale: str) -> dict[str, Any]:
+        """The notice a section leader or the adviser gets when a round is overdue."""
+        line = t(locale, "prompt.escalation", task=self.names.task(occ, locale),
+                 where=self.names.scope(occ, locale), due=format_date(occ.due, locale),
+                 who=", ".join(self.names.person(e) for e in occ.assignees))
+        return message(notice(NoticeView(self.names.task(occ, locale), (line,), "Attention")), line)
+
+    async def result_card(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, locale: str,
+                          notice_text: str | None = None) -> dict[str, Any]:
+        """The read-only card of a done occurrence: who, when, deviations, every answer."""
+        assert row.id is not None
+        task = self.config.task(occ.task)
+        checklist = self.config.checklist(task.checklist) if task and task.checklist else None
+        who = self.names.person(row.completed_by)
+        when = self.names.when(row.completed_at, locale) if row.completed_at else "–"
+        if checklist is None:
+            events = [e for e in await repo.occurrence_events(s, [occ.key]) if e.kind == "completed"]
+            note = events[0].note if events else None
+            line = t(locale, "task.done", who=who, when=when) + (f" {note}" if note else "")
+            return task_card(TaskView(self.names.task(occ, locale), self.names.scope(occ, locale),
+                                      t(locale, "round.due_line", due=format_date(occ.due, locale)), notice_text,
+                                      done_line=line), locale, None)
+        answers = await repo.latest_answers(s, row.id, final=True)
+        lang = i18n.lang(locale)
+        labels = {a.key: (a.label.get(lang), a.is_deviation) for a in checklist.answers}
+        rows = []
+        for item in checklist.items:
+            answer = answers.get(item.key)
+            if answer is None:
+                continue
+            label, deviation = labels.get(answer.answer, (answer.answer, False))
+            rows.append((item.text.get(lang), label, answer.comment or "", deviation))
+        count = sum(r[3] for r in rows)
+        headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
+                    t(locale, "checklist.headline_none", who=who, when=when))
+        confirmed = [e for e in await repo.occurrence_events(s, [occ.key]) if e.kind == "confirmed"]
+        for event in confirmed:
+            headline += "\n\n" + t(locale, "confirm.done", who=self.names.person(event.actor_email),
+                                    when=self.names.when(event.at, locale))
+        return submitted_card(SubmittedView(self.names.task(occ, locale), self.names.scope(occ, locale),
+                                            headline, tuple(rows), notice_text), locale)
+
+    # -- actions: what every press on an occurrence goes through -----------------------------------------------
+
+    def _on_occurrence(self, step: OccurrenceStep) -> CardHandler:
+        """A handler that first finds the occurrence, checks the sender may act on it, stores it on first touch,
+        and answers "already done" (by this card or by someone else) instead of running `step`."""
+        async def handler(press: CardPress) -> ActionResult:
+            occ = wheel.find_occurrence(self.config, press.action.ref)
+            if occ is None:
+                return refusal(press.locale, "card.unknown", "unknown")
+            if not self.may_act(occ, press.email):
+                who = ", ".join(self.names.person(e) for e in occ.assignees)
+                return refusal(press.locale, "card.not_allowed", "not_allowed", who=who)
+            row = await repo.ensure_occurrence(press.session, occ, press.now)
+            if row.completed_at is not None:
+                return await self._already_done(press.session, occ, row, press.action, press.locale)
+            return await step(press, occ, row)
+        return handler
+
+    def _on_checklist(self, step: ChecklistStep) -> OccurrenceStep:
+        """A step on a checklist: this page's inputs merged over the stored drafts; a card made from an older
+        checklist version saves what it can and comes back as the new version instead of running `step`."""
+        async def handler(press: CardPress, occ: wheel.Occurrence, row: m.Occurrence) -> ActionResult:
+            assert row.id is not None
+            task = self.config.task(occ.task)
+            checklist = self.config.checklist(task.checklist) if task and task.checklist else None
+            if checklist is None:
+                return refusal(press.locale, "card.unknown", "unknown")
+            item_keys = [i.key for i in checklist.items]
+            given = press.values
+            values = {k[2:]: v for k, v in given.items() if k.startswith("a:") and k[2:] in item_keys}
+            comments = {k[2:]: v.strip()[:FINDING_TEXT_MAX] for k, v in given.items()
+                        if k.startswith("c:") and k[2:] in item_keys and v.strip()}
+            drafts = await repo.latest_answers(press.session, row.id)
+            merged_values = {k: a.answer for k, a in drafts.items()} | values
+            merged_comments = {k: a.comment for k, a in drafts.items() if a.comment} | comments
+            action = press.action
+            if action.tpl != checklist.key or action.tplv != checklist.version:
+                await self._save_draft(press, row, checklist, values, comments)
+                card = self.occurrence_card(occ, press.locale, nonce=action.nonce,
+                                            notice_text=t(press.locale, "card.template_changed"),
+                                            values=merged_values, comments=merged_comments)
+                return ActionResult(card, "template_changed")
+            view = self._checklist_view(occ, checklist, press.locale, action.page, {}, {}, {}, None)
+            draft = Draft(checklist, item_keys, values, comments, merged_values, merged_comments, view)
+            return await step(press, occ, row, draft)
+        return handler
+
+    async def _already_done(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, action: CardAction,
+                            locale: str) -> ActionResult:
+        assert row.id is not None and row.completed_at is not None
+        mine = await repo.latest_answers(s, row.id, submission_id=action.nonce, final=True)
+        text_ = (t(locale, "card.already_submitted") if mine else
+                 t(locale, "card.completed_by", who=self.names.person(row.completed_by),
+                   when=self.names.when(row.completed_at, locale)))
+        card = await self.result_card(s, occ, row, locale, notice_text=text_)
+        return ActionResult(card, "duplicate" if mine else "completed_by_other")
+
+    # -- actions: the verbs -----------------------------------------------------------------------------------
+
+    async def _confirm(self, press: CardPress) -> ActionResult:
+        """A participant (the safety representative on a safety round) confirms they took part; once."""
+        s, email, locale = press.session, press.email, press.locale
+        occ = wheel.find_occurrence(self.config, press.action.ref)
+        if occ is None:
+            return refusal(locale, "card.unknown", "unknown")
+        if email not in occ.participants:
+            return refusal(locale, "confirm.not_participant", "not_allowed")
+        row = await repo.occurrence_row(s, occ.key)
+        if row is None or row.completed_at is None:
+            return refusal(locale, "confirm.not_submitted", "not_submitted")
+        events = await repo.occurrence_events(s, [occ.key])
+        done = [e for e in events if e.kind == "confirmed" and e.actor_email == email]
+        if not done:
+            s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="confirmed", actor_email=email, at=press.now))
+            await s.commit()
+        card = await self.result_card(s, occ, row, locale)
+        return ActionResult(card, "already_confirmed" if done else "confirmed")
+
+    async def _open(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence, draft: Draft) -> ActionResult:
+        """Open the checklist with what is saved so far."""
+        card = self.occurrence_card(occ, press.locale, nonce=press.action.nonce, values=draft.merged_values,
+                                    comments=draft.merged_comments)
+        return ActionResult(card, "opened")
+
+    async def _page(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence, draft: Draft) -> ActionResult:
+        """Save this page as a draft and move to another page (checking this page when moving forward)."""
+        await self._save_draft(press, row, draft.checklist, draft.values, draft.comments)
+        # the page being left is the one whose inputs came in; check those only when moving forward
+        leaving = [k for k in draft.item_keys if f"a:{k}" in press.values]
+        errors = self._validate(draft.checklist, leaving, draft.merged_values, draft.merged_comments, press.locale)
+        forward = not leaving or press.action.page > _page_of(draft.view, leaving[0])
+        if errors and forward:
+            page = _page_of(draft.view, next(iter(errors)))
+            card = self.occurrence_card(occ, press.locale, nonce=press.action.nonce, page=page,
+                                        values=draft.merged_values, comments=draft.merged_comments, errors=errors,
+                                        notice_text=t(press.locale, "checklist.fix_errors"))
+            return ActionResult(card, "invalid")
+        card = self.occurrence_card(occ, press.locale, nonce=press.action.nonce, page=press.action.page,
+                                    values=draft.merged_values, comments=draft.merged_comments)
+        return ActionResult(card, "page")
+
+    async def _submit(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence,
+                      draft: Draft) -> ActionResult:
+        """Complete the round once: every item answered, deviations commented; findings and measures follow."""
+        s, email, now, locale = press.session, press.email, press.now, press.locale
+        checklist, item_keys = draft.checklist, draft.item_keys
+        errors = self._validate(checklist, item_keys, draft.merged_values, draft.merged_comments, locale)
+        if errors:
+            await self._save_draft(press, row, checklist, draft.values, draft.comments)
+            page = _page_of(draft.view, next(k for k in item_keys if k in errors))
+            card = self.occurrence_card(occ, locale, nonce=press.action.nonce, page=page, values=draft.merged_values,
+                                        comments=draft.merged_comments, errors=errors,
+                                        notice_text=t(locale, "checklist.fix_errors"))
+            return ActionResult(card, "invalid")
+        if not await repo.complete_once(s, row, email, now):
+            await s.rollback()
+            row = await repo.occurrence_row(s, occ.key) or row
+            return await self._already_done(s, occ, row, press.action, locale)
+        for key in item_keys:
+            s.add(m.ChecklistAnswer(occurrence_id=m.pk(row), submission_id=press.action.nonce,
+                                    template_key=checklist.key, template_version=checklist.version, item_key=key,
+                                    answer=draft.merged_values[key], comment=draft.merged_comments.get(key),
+                                    is_draft=False, submitted_by=email, submitted_at=now))
+        s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now,
+                                note=f"checklist {checklist.key} v{checklist.version}"))
+        deviations = [k for k in item_keys if next(a for a in checklist.answers
+                                                   if a.key == draft.merged_values[k]).is_deviation]
+        measures = await self._findings(s, occ, row, deviations, draft.merged_comments, email, now)
+        await s.commit()
+        row = await repo.occurrence_row(s, occ.key) or row
+        await self._after_submit(s, occ, row, measures, now)
+        card = await self.result_card(s, occ, row, locale)
+        log.info("round submitted", extra={"occurrence": occ.key, "deviations": len(deviations)})
+        return ActionResult(card, "submitted")
+
+    async def _task_done(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence) -> ActionResult:
+        """Mark a task without a checklist done, with an optional note and https link."""
+        s, email, now, locale = press.session, press.email, press.now, press.locale
+        note = press.values.get("note", "").strip()[:1000] or None
+        link = press.values.get("link", "").strip() or None
+        if link and not link.startswith("https://"):
+            view = TaskView(self.names.task(occ, locale), self.names.scope(occ, locale),
+                            t(locale, "round.due_line", due=format_date(occ.due, locale)),
+                            error=t(locale, "task.link_invalid"))
+            return ActionResult(task_card(view, locale, CardAction("task.done", occ.key, nonce_for(
+                occ.key, "task")).pack(self.secret)), "invalid")
+        if not await repo.complete_once(s, row, email, now):
+            await s.rollback()
+            row = await repo.occurrence_row(s, occ.key) or row
+            return await self._already_done(s, occ, row, CardAction("task.done", occ.key, ""), locale)
+        s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now, note=note,
+                                link=link))
+        await s.commit()
+        row = await repo.occurrence_row(s, occ.key) or row
+        return ActionResult(await self.result_card(s, occ, row, locale), "done")
+
+    # -- what a press stores and queues ------------------------------------------------------------------------
+
+    def _validate(self, checklist: Checklist, keys: list[str], values: dict[str, str], comments: dict[str, str],
+                  locale: str) -> dict[str, str]:
+        allowed = {a.key: a for a in checklist.answers}
+        errors: dict[str, str] = {}
+        for key in keys:
+            answer = values.get(key)
+            if not answer:
+                errors[key] = t(locale, "checklist.missing")
+            elif answer not in allowed:
+                errors[key] = t(locale, "checklist.unknown_answer")
+            elif allowed[answer].comment_required and not comments.get(key, "").strip():
+                errors[key] = t(locale, "checklist.comment_required")
+        return errors
+
+    async def _save_draft(self, press: CardPress, row: m.Occurrence, checklist: Checklist,
+                          values: dict[str, str], comments: dict[str, str]) -> None:
+        allowed = {a.key for a in checklist.answers}
+        for key, answer in values.items():
+            if answer in allowed:
+                press.session.add(m.ChecklistAnswer(
+                    occurrence_id=m.pk(row), submission_id=press.action.nonce, template_key=checklist.key,
+                    template_version=checklist.version, item_key=key, answer=answer, comment=comments.get(key),
+                    is_draft=True, submitted_by=press.email, submitted_at=press.now))
+        await press.session.commit()
+
+    async def _findings(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, deviations: list[str],
+                        comments: dict[str, str], email: str, now: dt.datetime) -> list[tuple[m.Measure, m.Finding]]:
+        """Every deviation becomes a finding and a measure owned by the section leader (flushes)."""
+        assert row.id is not None
+        section = self.config.section(occ.section) if occ.section else None
+        owner = section.leader if section else self.config.roles.hmsb_adviser
+        deadline = wheel.local_date(now, self.config) + dt.timedelta(days=self.config.measures.deadline_days)
+        out = []
+        for key in deviations:
+            finding = m.Finding(occurrence_id=m.pk(row), item_key=key, description=comments.get(key, ""),
+                                created_by=email, created_at=now)
+            s.add(finding)
+            await s.flush()
+            measure = m.Measure(finding_id=m.pk(finding), owner_email=owner, deadline=deadline, status="open",
+                                created_at=now)
+            s.add(measure)
+            await s.flush()
+            s.add(m.MeasureEvent(measure_id=m.pk(measure), status="open", actor_email=email, at=now,
+                                 note="created from a deviation"))
+            out.append((measure, finding))
+        return out
+
+    async def _after_submit(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence,
+                            measures: list[tuple[m.Measure, m.Finding]], now: dt.datetime) -> None:
+        """Queue the slow work: the adviser's copy, the LAMU summary, each measure owner's card."""
+        locale = self.config.unit.locale
+        adviser = self.config.roles.hmsb_adviser
+        doc = await self.result_card(s, occ, row, locale)
+        title = t(locale, "summary.doc", task=self.names.task(occ, locale), where=self.names.scope(occ, locale))
+        rows: list[dict[str, object]] = [outbox_row(f"{occ.key}|documentation|{adviser}", "documentation",
+                                                    person_target(adviser), message(doc, title))]
+        rows.append(outbox_row(f"{occ.key}|lamu-summary", "lamu_summary",
+                               self._lamu_target(occ), self._summary(occ, row, len(measures), locale)))
+        for participant in occ.participants:
+            rows.append(outbox_row(f"{occ.key}|confirm|{participant}", "confirm", person_target(participant),
+                                   self._confirm_activity(occ, row, doc, locale)))
+        for measure, finding in measures:
+            activity = self.measures.measure_activity(measure, finding, row, locale, t(locale, "measure.new"))
+            rows.append(outbox_row(f"measure:{measure.id}|created|{measure.owner_email}", "measure",
+                                   person_target(measure.owner_email), activity))
+        await repo.enqueue(s, rows, now)
+
+    def _confirm_activity(self, occ: wheel.Occurrence, row: m.Occurrence, doc: dict[str, Any],
+                          locale: str) -> dict[str, Any]:
+        ask = t(locale, "confirm.ask", who=self.names.person(row.completed_by), task=self.names.task(occ, locale),
+                where=self.names.scope(occ, locale))
+        data = CardAction("round.confirm", occ.key, nonce_for(occ.key, "confirm")).pack(self.secret)
+        card = {**doc, "body": [*doc["body"], text(ask, color="Accent")],
+                "actions": [{"type": "Action.Execute", "title": t(locale, "confirm.button"), "verb": "round.confirm",
+                             "data": data, "fallback": {"type": "Action.Submit", "title": t(locale, "confirm.button"),
+                                                        "data": data}}]}
+        return message(card, ask)
+
+    def _lamu_target(self, occ: wheel.Occurrence) -> dict[str, Any]:
+        locale = self.config.unit.locale
+        thread = f"{occ.task}:{occ.cycle}"
+        return {"kind": "lamu", "thread": thread, "thread_title": t(
+            locale, "summary.thread", task=self.names.task(occ, locale), cycle=occ.cycle)}
+
+    def _summary(self, occ: wheel.Occurrence, row: m.Occurrence, deviations: int, locale: str) -> dict[str, Any]:
+        who = self.names.person(row.completed_by)
+        when = self.names.when(row.completed_at, locale) if row.completed_at else "–"
+        responsible = occ.accountable[0] if occ.accountable else (occ.assignees[0] if occ.assignees else None)
+        lines = [t(locale, "summary.body", who=who, when=when, count=deviations)]
+        if responsible:
+            lines.append(t(locale, "summary.responsible", who=f"<at>{self.names.person(responsible)}</at>"))
+        title = t(locale, "summary.title", task=self.names.task(occ, locale), cycle=occ.cycle,
+                  where=self.names.scope(occ, locale))
+        activity = message(notice(NoticeView(title, tuple(lines), "Attention" if deviations else "Good")), title)
+        if responsible:
+            activity["mention"] = {"email": responsible, "name": self.names.person(responsible)}
+        return activity
+
+
+def _page_of(view: ChecklistView, item_key: str) -> int:
+    for page in range(1, view.pages + 1):
+        if any(i.key == item_key for i in view.page_items(page)):
+            return page
+    return 1
