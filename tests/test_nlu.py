@@ -342,6 +342,16 @@ def test_quarters() -> None:
     assert parse_period("Q1", D(2026, 11, 26), prefer_past=True) == periods.quarter(2026, 1)
 
 
+def test_numbers_too_long_to_be_a_date_are_not_read() -> None:
+    # int() refuses more than 4,300 digits: this raised ValueError
+    huge = "9" * 5_000
+    for text in (huge, f"uke {huge}", f"q {huge}", f"kvartal {huge}", f"neste {huge} dager"):
+        assert parse_period(text, D(2026, 11, 26)) is None
+    for text in (f"{huge} mars", f"mars {huge}"):  # not a day of March: March itself
+        assert parse_period(text, D(2026, 11, 26)) == periods.month(2027, 3)
+    assert parse_period("uke 0012", D(2026, 11, 26)) == periods.iso_week(2027, 12)  # four digits still count
+
+
 def test_fold_and_tokenize() -> None:
     assert periods.fold("Måned MAANED maned") == "maned maned maned"
     assert periods.fold("Økern Oekern") == "okern okern"
