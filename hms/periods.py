@@ -315,11 +315,16 @@ class _Parser:
     def tok(self, i: int) -> str:
         return self.t[i] if 0 <= i < len(self.t) else ""
 
-    def number(self, i: int) -> int | None:
+    def digits(self, i: int) -> int | None:
+        """The number written in digits at i. Every number a period uses (a day, week, quarter, count up to 1000
+        or year) has at most four digits; longer runs are not read, since int() refuses more than 4,300 digits
+        and costs the square of their count below that."""
         w = self.tok(i)
-        if w.isdigit():
-            return int(w)
-        return NUMBER_WORDS.get(w)
+        return int(w) if w.isdigit() and len(w) <= 4 else None
+
+    def number(self, i: int) -> int | None:
+        n = self.digits(i)
+        return n if n is not None else NUMBER_WORDS.get(self.tok(i))
 
     def year_number(self, i: int) -> int | None:
         w = self.tok(i)
@@ -524,10 +529,9 @@ class _Parser:
         j = i + 1
         if self.tok(j) in WEEK_NUMBER_FILLER:
             j += 1
-        w = self.tok(j)
-        if not w.isdigit() or not 1 <= int(w) <= 53:
+        n = self.digits(j)
+        if n is None or not 1 <= n <= 53:
             return None
-        n = int(w)
         yp = self.year_phrase(j + 1)
         if yp is not None:
             p = iso_week(yp[0], n)
@@ -549,7 +553,7 @@ class _Parser:
         q: int | None = None
         stop = i
         if w == "q" and w2.isdigit():
-            q, stop = int(w2), i + 2
+            q, stop = self.digits(i + 1), i + 2
         elif (w.isdigit() and len(w) == 1) or w in ORDINALS:
             n = int(w) if w.isdigit() else ORDINALS[w]
             j = i + 1
@@ -587,8 +591,8 @@ class _Parser:
 
     def at_month(self, i: int) -> _Mention | None:
         """"15. mars", "mars", "march 2027", "mars neste år", "15 march", "march 15"."""
-        w = self.tok(i)
-        if w.isdigit() and 1 <= int(w) <= 31:
+        d = self.digits(i)
+        if d is not None and 1 <= d <= 31:
             j = i + 1
             if self.tok(j) in ORDINAL_SUFFIXES or self.tok(j) == "of":
                 j += 1
@@ -596,13 +600,13 @@ class _Parser:
             if m is None:
                 return None
             yp = self.year_phrase(j + 1)
-            p = self.resolve_day(int(w), m, yp[0] if yp else None)
+            p = self.resolve_day(d, m, yp[0] if yp else None)
             return _Mention(i, yp[1] if yp else j + 1, p, kind="day") if p else None
         m = self._month_name(i)
         if m is None:
             return None
         nxt = self.tok(i + 1)
-        if nxt.isdigit() and 1 <= int(nxt) <= 31 and len(nxt) <= 2:
+        if len(nxt) <= 2 and nxt.isdigit() and 1 <= int(nxt) <= 31:
             j = i + 2
             if self.tok(j) in ORDINAL_SUFFIXES:
                 j += 1

@@ -196,6 +196,18 @@ def test_ask_one_question_and_stdin_lines(sqlite_env: str, monkeypatch: pytest.M
     assert "Here is what I can help with" in capsys.readouterr().out
 
 
+def test_ask_a_huge_word_gets_the_help_card(sqlite_env: str, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    # took 10 s before the understanding was bounded (hms/nlu.py, tests/test_nlu.py measure the work)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a" * 100_000 + "\nhva er forsinket?\n"))
+    assert main(["ask", "-", "--json", "--now", "2027-03-10T09:00"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [x["intent"] for x in lines] == ["unknown", "overdue"]
+    assert "Det forsto jeg ikke helt" in json.dumps(lines[0]["answer"]["card"], ensure_ascii=False)
+
+
 def test_export_command(sqlite_env: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "records.json"
     assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(out)]) == 0

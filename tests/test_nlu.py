@@ -8,13 +8,17 @@ apart from the corpus to measure how the rules carry over to new wording (see it
 from __future__ import annotations
 
 import datetime as dt
+import random
+import string
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from hms import periods
+from hms import nlu, periods
 from hms.nlu import INTENTS, Understanding, Vocabulary, damerau_levenshtein, understand
 from hms.periods import Period, parse_period
 
@@ -212,6 +216,89 @@ def test_damerau_levenshtein() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Bounded work: one message cannot stall the bot (it answers on the event loop)
+
+
+class _OverBudget(BaseException):  # not an Exception: the code under test may catch those
+    pass
+
+
+def lines_run(fn: Callable[[], object], budget: int = 10**9) -> int:
+    """How many Python lines `fn()` executes: a measure of work that does not depend on the machine's speed or
+    load. Stops `fn` once it passes `budget` (so slow code fails fast) and then returns budget + 1."""
+    count = 0
+
+    def local(_frame: Any, event: str, _arg: Any) -> Any:
+        nonlocal count
+        if event == "line":
+            count += 1
+            if count > budget:
+                raise _OverBudget
+        return local
+
+    previous = sys.gettrace()
+    sys.settrace(lambda _frame, _event, _arg: local)
+    try:
+        fn()
+    except _OverBudget:
+        pass
+    finally:
+        sys.settrace(previous)
+    return count
+
+
+NORMAL_QUESTION = "hva forfaller denne måneden?"
+
+
+@pytest.mark.parametrize("text", [
+    pytest.param("a" * 28_000, id="28 KB word"),
+    pytest.param("a" * 120_000, id="120 KB word"),
+    pytest.param("b" * 100_000, id="100,000-character word"),
+    pytest.param("".join(random.Random(9).choices(string.ascii_lowercase, k=20_000)), id="random 20,000 letters"),
+    pytest.param("samlingsforvaltning" * 1_000, id="a section name repeated into one word"),
+    pytest.param("9" * 5_000, id="5,000-digit number"),
+    pytest.param("uke " + "9" * 5_000, id="week 5,000 digits"),
+    pytest.param("([{<" * 15_000 + ">}])" * 15_000, id="120 KB nested brackets"),
+    pytest.param("?" * 120_000, id="120 KB question marks"),
+])
+def test_a_huge_word_costs_about_what_a_normal_question_costs(text: str, vocab: Vocabulary, today: dt.date) -> None:
+    # Was: the typo search made every deletion variant of a long word, the cube of its length in time and
+    # memory (28 KB of one letter: 0.7 s per turn; 1,200 random letters: 5 s and 900 MB); a 5,000-digit number
+    # raised ValueError in the period parser.
+    normal = lines_run(lambda: understand(NORMAL_QUESTION, today, vocab))
+    budget = 8 * normal
+    got: list[Understanding] = []
+    assert lines_run(lambda: got.append(understand(text, today, vocab)), budget) <= budget
+    assert got[0].intent in ("unknown", "help")  # the bot answers both with its help card
+    language: list[str | None] = []
+    assert lines_run(lambda: language.append(nlu.text_language(text)), budget) <= budget
+
+
+def test_a_huge_message_of_many_words_costs_no_more_than_reading_a_thousand_characters(
+        corpus: dict[str, Any], vocab: Vocabulary, today: dt.date) -> None:
+    questions = " ".join(c["text"] for c in corpus["cases"])
+    message = (questions * (120_000 // len(questions) + 1))[:120_000]
+    thousand = lines_run(lambda: understand(message[:1_000], today, vocab))
+    normal = lines_run(lambda: understand(NORMAL_QUESTION, today, vocab))
+    assert lines_run(lambda: understand(message, today, vocab), thousand) <= thousand
+    # MAX_TEXT characters of real words are worth about twenty normal questions, not 4,000
+    assert thousand <= 40 * normal
+    assert understand(message, today, vocab) == understand(nlu.clip(message), today, vocab)
+
+
+def test_only_a_prefix_is_understood_and_no_word_is_cut_in_two(vocab: Vocabulary, today: dt.date) -> None:
+    short = "hva forfaller denne måneden?"
+    assert nlu.clip(short) == short
+    filler = "x " * (nlu.MAX_TEXT // 2 - 3)  # MAX_TEXT - 6 characters: the limit falls inside "forfaller"
+    assert nlu.clip(filler + "hva forfaller denne måneden? " * 1_000) == filler + "hva "
+    cut = nlu.clip(filler + "hvaforfaller" * 100)
+    assert cut == filler, "a word running past the limit is left out, not read in part"
+    assert nlu.clip("a" * 100_000) == "a" * nlu.MAX_TEXT  # one huge word: its start (not understood anyway)
+    assert nlu.clip(cut) == cut  # clipping twice changes nothing (the memos key on it)
+    assert understand("forsinket " + "?" * 200_000, today, vocab).intent == "overdue"
+
+
+# ---------------------------------------------------------------------------------------------------------
 # hms.periods
 
 
@@ -340,6 +427,16 @@ def test_quarters() -> None:
     assert parse_period("forrige kvartal", D(2026, 2, 1)) == periods.quarter(2025, 4)
     assert parse_period("fjerde kvartal", D(2026, 2, 1)) == periods.quarter(2026, 4)
     assert parse_period("Q1", D(2026, 11, 26), prefer_past=True) == periods.quarter(2026, 1)
+
+
+def test_numbers_too_long_to_be_a_date_are_not_read() -> None:
+    # int() refuses more than 4,300 digits: this raised ValueError
+    huge = "9" * 5_000
+    for text in (huge, f"uke {huge}", f"q {huge}", f"kvartal {huge}", f"neste {huge} dager"):
+        assert parse_period(text, D(2026, 11, 26)) is None
+    for text in (f"{huge} mars", f"mars {huge}"):  # not a day of March: March itself
+        assert parse_period(text, D(2026, 11, 26)) == periods.month(2027, 3)
+    assert parse_period("uke 0012", D(2026, 11, 26)) == periods.iso_week(2027, 12)  # four digits still count
 
 
 def test_fold_and_tokenize() -> None:

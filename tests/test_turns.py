@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
 from bot.turns import HmsBot, clean_text
+from hms import nlu
 from hms.clock import FixedClock
 from hms.config import HmsConfig
 from storage import db, models as m, repo
@@ -254,6 +256,35 @@ async def test_card_action_invoke_gets_an_answer(bot: HmsBot) -> None:
 def test_clean_text_strips_mentions() -> None:
     assert clean_text("<at>HMS-hjulet</at> hva forfaller  denne måneden?") == "hva forfaller denne måneden?"
     assert clean_text("<p>status</p>") == "status"
+    assert clean_text("<AT>HMS-hjulet</AT> <p><b>status</b> for <i>1. etasje</i></p>") == "status for 1. etasje"
+
+
+def _fastest(fn: Callable[[], object], runs: int = 5) -> float:
+    best = float("inf")
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+@pytest.mark.parametrize("markup", ["<at>" * 4_000, "<" * 16_000, "<a " * 5_333, "<at>x" * 3_200])
+def test_clean_text_of_unclosed_markup_costs_about_what_ordinary_text_costs(markup: str) -> None:
+    # Was: every "<" scanned to the end of the message for its closing tag, 0.6 s for 16 KB of "<at>" and
+    # 40 s for 120 KB, on the event loop. Compared with ordinary text of the same length timed in the same
+    # test (no absolute timings: this machine is shared); the bound is generous, the old ratio was ~2,000.
+    ordinary = ("<at>HMS-hjulet</at> hva forfaller <p>denne</p> måneden? " * 400)[:len(markup)]
+    assert _fastest(lambda: clean_text(markup)) <= 30 * _fastest(lambda: clean_text(ordinary)) + 0.002
+
+
+async def test_a_huge_message_gets_the_help_card_and_is_remembered_by_its_prefix(bot: HmsBot) -> None:
+    turn = FakeTurn(activity(text="a" * 28_000))
+    await bot.on_turn(turn)
+    assert "Det forsto jeg ikke helt" in texts(turn.sent[-1])
+    many = FakeTurn(activity(id="2", text="hva er forsinket? " * 7_000))  # 126 KB: its start is understood
+    await bot.on_turn(many)
+    assert "forsinket" in texts(many.sent[-1]).lower()
+    assert all(len(words) <= nlu.MAX_TEXT for words, _day in bot.answerer._understood)  # no 100 KB memo keys
 
 
 

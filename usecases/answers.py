@@ -25,7 +25,7 @@ from cards.status import StatusLine, StatusView, status_card
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
-from hms.nlu import Understanding, Vocabulary, text_language, understand
+from hms.nlu import Understanding, Vocabulary, clip, text_language, understand
 from storage import repo
 from usecases.database import opened
 from usecases.due import due_items, scope_name
@@ -120,8 +120,8 @@ class Answerer:
         """`hms.nlu.understand`, memoised: a pure function of the words and the date, and people ask the same
         few questions in the same words again and again."""
         today = wheel.local_date(now, self.config)
-        found: Understanding = _remember(self._understood, (text_value, today),
-                                         lambda: understand(text_value, today, self.vocab))
+        words = clip(text_value)  # the memo keeps what is understood, not a 100 KB message
+        found: Understanding = _remember(self._understood, (words, today), lambda: understand(words, today, self.vocab))
         return found
 
     async def answer(self, session: AsyncSession, text_value: str, email: str, now: dt.datetime,
