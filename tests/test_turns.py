@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -259,22 +258,13 @@ def test_clean_text_strips_mentions() -> None:
     assert clean_text("<AT>HMS-hjulet</AT> <p><b>status</b> for <i>1. etasje</i></p>") == "status for 1. etasje"
 
 
-def _fastest(fn: Callable[[], object], runs: int = 5) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-@pytest.mark.parametrize("markup", ["<at>" * 4_000, "<" * 16_000, "<a " * 5_333, "<at>x" * 3_200])
-def test_clean_text_of_unclosed_markup_costs_about_what_ordinary_text_costs(markup: str) -> None:
-    # Was: every "<" scanned to the end of the message for its closing tag, 0.6 s for 16 KB of "<at>" and
-    # 40 s for 120 KB, on the event loop. Compared with ordinary text of the same length timed in the same
-    # test (no absolute timings: this machine is shared); the bound is generous, the old ratio was ~2,000.
-    ordinary = ("<at>HMS-hjulet</at> hva forfaller <p>denne</p> måneden? " * 400)[:len(markup)]
-    assert _fastest(lambda: clean_text(markup)) <= 30 * _fastest(lambda: clean_text(ordinary)) + 0.002
+@pytest.mark.parametrize(("markup", "words"), [
+    ("<at>" * 4_000, ""), ("<" * 16_000, "<" * 16_000), ("<a " * 5_333, "<a " * 5_333), ("<at>x" * 3_200, "x " * 3_200),
+    ("hei <at>Bot</at> <at>uten slutt hva forfaller?", "hei uten slutt hva forfaller?")])
+def test_clean_text_of_unclosed_markup(markup: str, words: str) -> None:
+    """Unclosed tags are kept as words (what they cost is measured in bench/nlu_bench.py: linear since a tag
+    ends at the next "<"; it was 40 s for 120 KB of "<at>" on the event loop)."""
+    assert clean_text(markup) == " ".join(words.split())
 
 
 async def test_a_huge_message_gets_the_help_card_and_is_remembered_by_its_prefix(bot: HmsBot) -> None:
