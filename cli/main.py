@@ -37,7 +37,7 @@ def _settings() -> Any:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
         raise CliError("invalid settings in the environment:\n" + "\n".join(lines)) from None
 
 
