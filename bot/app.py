@@ -3,6 +3,7 @@
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
 migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
 malformed JSON or an activity without the fields every activity has, 401 for a bad token; never a stack trace.
+Activities from another tenant are dropped here with an empty 200, whatever their type.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from aiohttp import web
 from bot import logs
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
 from bot.settings import Settings
-from bot.turns import HmsBot
+from bot.turns import HmsBot, tenant_of
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
 from scheduler.jobs import build_scheduler
@@ -78,6 +79,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
     except Unauthorized as exc:
         log.warning("activity refused: unauthorized (%s)", str(exc)[:200])
         return _error(401, "unauthorized", "missing or invalid token")
+    tenant = tenant_of(body)
+    if bot.tenant_id and tenant != bot.tenant_id:
+        # dropped here, before any turn: the same empty 200 for every activity type (a turn that drops an
+        # invoke leaves it unanswered, which botbuilder's contract makes a 501)
+        log.warning("dropped an activity from another tenant (%s)", tenant or "none")
+        return web.Response(status=200)
     outcome = "ok"
     try:
         status, payload = await gateway.run(authenticated, body, bot.on_turn)
