@@ -2,12 +2,14 @@
 
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
 migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
-malformed JSON or an activity without the fields every activity has, 401 for a bad token; never a stack trace.
+malformed JSON or an activity without the fields every activity has, 401 for a bad token, 408 for a body that does
+not arrive within HMS_BODY_TIMEOUT; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
 Activities from another tenant are dropped here with an empty 200, whatever their type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -60,11 +62,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "send the activity as application/json")
+    settings = request.app[SETTINGS]
     try:
-        raw = await request.read()
+        # aiohttp has no body deadline of its own: without this a slow sender holds the connection for good
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        log.warning("activity refused: body over %d bytes", request.app[SETTINGS].max_body_bytes)
+        log.warning("activity refused: body over %d bytes", settings.max_body_bytes)
         return _error(413, "too_large", "the activity is larger than this bot accepts")
+    except TimeoutError:
+        log.info("activity refused: the body did not arrive within %g s", settings.body_timeout)
+        late = _error(408, "request_timeout", "the body did not arrive in time")
+        late.force_close()
+        return late
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     scheduler: bool = Field(True, validation_alias=_env("HMS_SCHEDULER"))
     card_secret: SecretStr | None = Field(None, validation_alias=_env("HMS_CARD_SECRET"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
+    # Slow senders must not hold sockets (see bot/serving.py): seconds to send a request's headers (also how long
+    # an idle keep-alive connection stays open) and its body; and the most connections open at once (keep it
+    # well below the process's open-files limit, `ulimit -n`, which also covers database connections).
+    header_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_HEADER_TIMEOUT"))
+    body_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_BODY_TIMEOUT"))
+    max_connections: int = Field(500, ge=1, validation_alias=_env("HMS_MAX_CONNECTIONS"))
 
     def card_key(self) -> bytes:
         """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else (local
