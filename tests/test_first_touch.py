@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,7 @@ async def test_twenty_first_presses_on_a_fresh_round_all_keep_their_drafts(peer:
         responses = await asyncio.gather(*(post(client, body, token) for body in bodies))
         statuses = [r.status for r in responses]
         answers = [await r.json() for r in responses]
+    print(f"\n[first touch] {PRESSES} first presses: statuses {dict(Counter(statuses))}")
     assert statuses == [200] * PRESSES, statuses
     for answer in answers:
         assert answer["type"] == "application/vnd.microsoft.card.adaptive"
