@@ -52,11 +52,13 @@ async def trickle(writer: asyncio.StreamWriter, data: bytes, every: float) -> No
 
 
 async def until_closed(reader: asyncio.StreamReader) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    try:
-        return await reader.read()
-    except ConnectionError:
-        return b""
+    """Everything the server sends until it closes the connection (read as it arrives: a reset, which a client
+    still sending to a closed socket gets, makes the reader drop what it buffered)."""
+    received = b""
+    with suppress(ConnectionError):
+        while chunk := await reader.read(65536):
+            received += chunk
+    return received
 
 
 async def healthz(port: int) -> int:
