@@ -10,8 +10,9 @@ aiohttp's defaults suit a server behind a careful proxy; the bot may face the in
 - **A cap on connections.** At most `max_connections` at once; one more is answered 503 and closed at once,
   so a flood of sockets meets a refusal instead of running the process out of file descriptors.
 - **Accept errors once per interval.** When the process has run out of file descriptors anyway, asyncio reports
-  every failed accept through the loop's exception handler, with a traceback (Python 3.11 retries the accept
-  up to the listen backlog each time: measured, 189,000 tracebacks in 10 s). One line per interval instead.
+  every failed accept through the loop's exception handler, with a traceback, and Python 3.11 tries the accept
+  again up to the listen backlog each time (a tester saw 189,000 tracebacks in 10 s; 120 clients against a
+  server out of descriptors gave 973 in 3 s here). One line per interval instead.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ class LimitedSite(web.BaseSite):
     """A TCP site that holds at most `max_connections` connections at once.
 
     Counted from the protocol factory to the socket's close (not from aiohttp's own list of connections, which
-    a burst of accepts outruns: their handlers register a loop iteration later)."""
+    a burst of accepts outruns: their handlers register a loop iteration later). Should asyncio fail to build
+    the transport after the factory ran, that slot stays taken; asyncio does not tell the protocol."""
 
     __slots__ = ("_host", "_port", "bound_port", "max_connections", "open_connections", "refused")
 
