@@ -2,11 +2,14 @@
 
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
 migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
-malformed JSON or an activity without the fields every activity has, 401 for a bad token; never a stack trace.
+malformed JSON or an activity without the fields every activity has, 401 for a bad token, 408 for a body that does
+not arrive within HMS_BODY_TIMEOUT; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
+Activities from another tenant are dropped here with an empty 200, whatever their type.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
@@ -19,7 +22,7 @@ from aiohttp import web
 from bot import logs
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
 from bot.settings import Settings
-from bot.turns import HmsBot
+from bot.turns import HmsBot, tenant_of
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
 from scheduler.jobs import build_scheduler
@@ -59,11 +62,19 @@ async def messages(request: web.Request) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "send the activity as application/json")
+    settings = request.app[SETTINGS]
     try:
-        raw = await request.read()
+        # aiohttp has no body deadline of its own: without this a slow sender holds the connection for good
+        async with asyncio.timeout(settings.body_timeout):
+            raw = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        log.warning("activity refused: body over %d bytes", request.app[SETTINGS].max_body_bytes)
+        log.warning("activity refused: body over %d bytes", settings.max_body_bytes)
         return _error(413, "too_large", "the activity is larger than this bot accepts")
+    except TimeoutError:
+        log.info("activity refused: the body did not arrive within %g s", settings.body_timeout)
+        late = _error(408, "request_timeout", "the body did not arrive in time")
+        late.force_close()
+        return late
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -78,6 +89,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
     except Unauthorized as exc:
         log.warning("activity refused: unauthorized (%s)", str(exc)[:200])
         return _error(401, "unauthorized", "missing or invalid token")
+    tenant = tenant_of(body)
+    if bot.tenant_id and tenant != bot.tenant_id:
+        # dropped here, before any turn: the same empty 200 for every activity type (a turn that drops an
+        # invoke leaves it unanswered, which botbuilder's contract makes a 501)
+        log.warning("dropped an activity from another tenant (%s)", tenant or "none")
+        return web.Response(status=200)
     outcome = "ok"
     try:
         status, payload = await gateway.run(authenticated, body, bot.on_turn)

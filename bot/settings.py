@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hms.config import DEFAULT_CONFIG_PATH
@@ -41,10 +41,16 @@ class Settings(BaseSettings):
     scheduler: bool = Field(True, validation_alias=_env("HMS_SCHEDULER"))
     card_secret: SecretStr | None = Field(None, validation_alias=_env("HMS_CARD_SECRET"))
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("HMS_MAX_BODY_BYTES"))
+    # Slow senders must not hold sockets (see bot/serving.py): seconds to send a request's headers (also how long
+    # an idle keep-alive connection stays open) and its body; and the most connections open at once (keep it
+    # well below the process's open-files limit, `ulimit -n`, which also covers database connections).
+    header_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_HEADER_TIMEOUT"))
+    body_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_BODY_TIMEOUT"))
+    max_connections: int = Field(500, ge=1, validation_alias=_env("HMS_MAX_CONNECTIONS"))
 
     def card_key(self) -> bytes:
-        """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else a
-        fixed local-mode key (cards then only stay valid on this machine's local bot)."""
+        """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else (local
+        mode only: no app id) a fixed key that anyone can read in this source."""
         if self.card_secret and self.card_secret.get_secret_value():
             return self.card_secret.get_secret_value().encode()
         password = self.app_password.get_secret_value()
@@ -57,3 +63,16 @@ class Settings(BaseSettings):
         if not v.startswith(("sqlite:", "sqlite+", "postgres")):
             raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
         return v
+
+    @model_validator(mode="after")
+    def _card_key_is_secret(self) -> Settings:
+        # With an app id the bot faces Teams: a card signed with the public local-mode key could be forged by
+        # anyone. A managed identity has no password to derive the key from, so it needs HMS_CARD_SECRET.
+        if not self.app_id or self.app_password.get_secret_value() or (
+                self.card_secret and self.card_secret.get_secret_value()):
+            return self
+        if self.app_type == "UserAssignedMSI":
+            raise ValueError("MicrosoftAppType=UserAssignedMSI has no app password to sign cards with: set "
+                             "HMS_CARD_SECRET to a long random secret, the same on every replica")
+        raise ValueError("MicrosoftAppPassword is not set (cards are signed with a key derived from it; "
+                         "HMS_CARD_SECRET may be set instead)")

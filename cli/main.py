@@ -37,7 +37,7 @@ def _settings() -> Any:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        lines = [f"  {'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()]
         raise CliError("invalid settings in the environment:\n" + "\n".join(lines)) from None
 
 
@@ -193,9 +193,7 @@ def _safe_url(url: str) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from bot import logs
+    from bot import logs, serving
     from bot.app import Runtime, create_app
     from hms.clock import OffsetClock
     from usecases.database import DatabaseNotReady, prepare_database
@@ -229,7 +227,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"LOCAL MODE: the clock starts at {args.now}", file=sys.stderr)
     app = create_app(settings, config=config, clock=clock,
                      runtime=Runtime(dev=args.dev, dev_bot_id=args.bot_id or "", dev_tenant_id=args.tenant_id or ""))
-    web.run_app(app, host=host, port=port, print=None, access_log=None)
+    serving.run(app, settings, host, port)
     return 0
 
 

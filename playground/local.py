@@ -13,9 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 from bot.app import Runtime, create_app
+from bot.serving import serving
 from bot.settings import Settings
 from hms.clock import Clock
 from hms.config import HmsConfig
@@ -74,20 +73,17 @@ async def run_local(settings: Settings, config: HmsConfig, *, clock: Clock | Non
     """Start the bot (loopback, local mode) and the Playground; run until the Playground stops or Ctrl-C."""
     app = create_app(settings, config=config, clock=clock,
                      runtime=Runtime(dev=True, dev_bot_id=BOT["id"], dev_tenant_id=TENANT_ID, plan_every=60))
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", bot_port).start()
-    proc = playground.start(f"http://127.0.0.1:{bot_port}/api/messages", port=playground_port, config_path=mock_path,
-                            env={"TZ": "Europe/Oslo"})
-    try:
-        await asyncio.to_thread(playground.wait_ready, playground_port, 60.0, proc=proc)
-        print(f"\nHMS-hjulet runs locally. Open http://127.0.0.1:{playground_port} in a browser and chat as "
-              f"{mock_config(config, current)['currentUser']['name']}. Ctrl-C stops.\n", file=sys.stderr)
-        await asyncio.to_thread(proc.wait)
-        print(f"the Playground stopped (exit {proc.returncode}); see {mock_path.parent / 'playground.out'}",
-              file=sys.stderr)
-    finally:
-        with contextlib.suppress(Exception):
-            playground.stop(proc)
-        await runner.cleanup()
+    async with serving(app, settings, "127.0.0.1", bot_port):  # the same limits as `hms-bot serve`
+        proc = playground.start(f"http://127.0.0.1:{bot_port}/api/messages", port=playground_port,
+                                config_path=mock_path, env={"TZ": "Europe/Oslo"})
+        try:
+            await asyncio.to_thread(playground.wait_ready, playground_port, 60.0, proc=proc)
+            print(f"\nHMS-hjulet runs locally. Open http://127.0.0.1:{playground_port} in a browser and chat as "
+                  f"{mock_config(config, current)['currentUser']['name']}. Ctrl-C stops.\n", file=sys.stderr)
+            await asyncio.to_thread(proc.wait)
+            print(f"the Playground stopped (exit {proc.returncode}); see {mock_path.parent / 'playground.out'}",
+                  file=sys.stderr)
+        finally:
+            with contextlib.suppress(Exception):
+                playground.stop(proc)
 

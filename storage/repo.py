@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hms import wheel
@@ -30,6 +30,9 @@ class ImportReport:
     def summary(self) -> str:
         return (f"{len(self.created)} created, {len(self.updated)} updated, "
                 f"{len(self.deactivated)} deactivated, {len(self.reactivated)} reactivated")
+
+
+_IMPORT_LOCK = 0x484D535F4F5247  # "HMS_ORG": the PostgreSQL advisory lock that serialises organisation imports
 
 
 def _role_rows(config: HmsConfig) -> set[tuple[str, str, str]]:
@@ -54,7 +57,13 @@ async def import_org(session: AsyncSession, config: HmsConfig, now: dt.datetime)
 
     People, sections, floors and role assignments that left the file are marked inactive and keep their rows,
     so past answers still name who gave them. Commits.
+
+    Every replica imports at start, and several start at once: on PostgreSQL the import holds a transaction
+    lock, so imports run one after the other (the later ones find the rows and change nothing) instead of
+    racing to insert the same people. SQLite serves one process, whose writes are serialised anyway.
     """
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_IMPORT_LOCK)))  # type: ignore[call-overload]
     report = ImportReport()
 
     people = {p.email: p for p in (await session.exec(select(m.Person))).all()}
@@ -119,17 +128,37 @@ def _sync_rows(session: AsyncSession, model: Any, key_field: str, rows: dict[str
             report.deactivated.append(f"{label} {key}")
 
 
+def _insert(session: AsyncSession) -> Any:
+    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
+    return db.dialect_insert(session.bind.dialect.name if session.bind is not None else "sqlite")
+
+
+async def insert_absent(session: AsyncSession, model: type[SQLModel], unique: str, /, **values: Any) -> bool:
+    """Insert a row unless one with the same value in its `unique` column exists (INSERT .. ON CONFLICT DO
+    NOTHING, on SQLite and PostgreSQL alike; on PostgreSQL a concurrent insert of the same key is waited for).
+    True when this call created it. Does not commit; read the row back with a query afterwards."""
+    table = m.table(model)
+    stmt = _insert(session)(table).values(**values).on_conflict_do_nothing(index_elements=[unique]).returning(
+        table.c[unique])
+    return (await session.exec(stmt)).first() is not None  # type: ignore[call-overload]
+
+
 # -- occurrences and completions ----------------------------------------------------------------------------
 
 
 async def ensure_occurrence(session: AsyncSession, occ: wheel.Occurrence, now: dt.datetime) -> m.Occurrence:
-    """The stored row for an occurrence, created on first use (flushes, does not commit)."""
-    row = (await session.exec(select(m.Occurrence).where(m.Occurrence.key == occ.key))).first()
+    """The stored row for an occurrence, created on first use (does not commit).
+
+    Twenty people may press the first button of a fresh round at once: the row is inserted if absent and the
+    winner read back, never a select-then-insert that loses the race with a unique violation.
+    """
+    stmt = select(m.Occurrence).where(m.Occurrence.key == occ.key)
+    row = (await session.exec(stmt)).first()
     if row is None:
-        row = m.Occurrence(key=occ.key, task_key=occ.task, cycle=occ.cycle, section_key=occ.section,
-                           floor_key=occ.floor, window_start=occ.window_start, due=occ.due, created_at=now)
-        session.add(row)
-        await session.flush()
+        await insert_absent(session, m.Occurrence, "key", key=occ.key, task_key=occ.task, cycle=occ.cycle,
+                            section_key=occ.section, floor_key=occ.floor, window_start=occ.window_start,
+                            due=occ.due, created_at=now)
+        row = (await session.exec(stmt)).one()
     return row
 
 
@@ -172,9 +201,6 @@ async def occurrence_events(session: AsyncSession, keys: Iterable[str]) -> list[
 # -- inbound activities and conversation references -----------------------------------------------------------
 
 
-def _insert(session: AsyncSession) -> Any:
-    """The dialect's INSERT (for ON CONFLICT DO NOTHING)."""
-    return db.dialect_insert(session.bind.dialect.name if session.bind is not None else "sqlite")
 
 
 CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel_id", "team_id", "teams_channel_id",
@@ -195,13 +221,11 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
     fresh = row is not None and not row.active
     if row is None:
         # Teams sends installationUpdate and conversationUpdate at once: insert-if-absent, then read the winner
-        table = m.table(m.ConversationRef)
-        created = (await session.exec(_insert(session)(table).values(  # type: ignore[call-overload]
-            conversation_id=conversation_id, conversation_type=fields.get("conversation_type") or "personal",
+        fresh = await insert_absent(
+            session, m.ConversationRef, "conversation_id", conversation_id=conversation_id,
+            conversation_type=fields.get("conversation_type") or "personal",
             service_url=fields.get("service_url") or "", channel_id=fields.get("channel_id") or "msteams",
-            active=True, created_at=now, updated_at=now,
-        ).on_conflict_do_nothing(index_elements=["conversation_id"]).returning(table.c.id))).first()
-        fresh = created is not None
+            active=True, created_at=now, updated_at=now)
         row = (await session.exec(stmt.execution_options(populate_existing=True))).one()
     for key, value in fields.items():
         if value is not None and getattr(row, key) != value:
@@ -258,6 +282,17 @@ async def remember_teams_user(session: AsyncSession, email: str, teams_user_id: 
         person.entra_object_id = aad_object_id
     person.updated_at = now
     await session.commit()
+
+
+async def remember_thread(session: AsyncSession, key: str, teams_channel_id: str, conversation_id: str,
+                          activity_id: str | None, now: dt.datetime) -> m.ChannelThread:
+    """Store the channel thread started for `key`, or, when another replica stored one first, return that one
+    (its thread is the one every reply goes to). Commits."""
+    await insert_absent(session, m.ChannelThread, "key", key=key, teams_channel_id=teams_channel_id,
+                        conversation_id=conversation_id, activity_id=activity_id, created_at=now)
+    thread = (await session.exec(select(m.ChannelThread).where(m.ChannelThread.key == key))).one()
+    await session.commit()
+    return thread
 
 
 # -- the outbox -----------------------------------------------------------------------------------------------

@@ -162,6 +162,35 @@ def test_serve_refuses_without_an_app_id(sqlite_env: str, monkeypatch: pytest.Mo
     assert "--now is only for local mode" in capsys.readouterr().err
 
 
+def test_a_managed_identity_without_a_card_secret_refuses_to_start(sqlite_env: str, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """A managed identity has no app password to derive the card-signing key from; without HMS_CARD_SECRET
+    the cards were signed with the local-mode key printed in this source, so anyone could forge a card."""
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    for name in ("MicrosoftAppPassword", "HMS_CARD_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MicrosoftAppId", "11111111-2222-3333-4444-555555555555")
+    monkeypatch.setenv("MicrosoftAppTenantId", "5b0c9a31-8e7d-4c2b-b1a0-9d8e7f6a5b4c")
+    monkeypatch.setenv("MicrosoftAppType", "UserAssignedMSI")
+    with pytest.raises(ValidationError, match="HMS_CARD_SECRET"):
+        Settings()
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert "UserAssignedMSI" in err and "set HMS_CARD_SECRET" in err and "Traceback" not in err
+    # a password-less app of another type is told which variable is missing too
+    with pytest.raises(ValidationError, match="MicrosoftAppPassword is not set"):
+        Settings(app_type="SingleTenant")
+    monkeypatch.setenv("HMS_CARD_SECRET", "a long random secret shared by the replicas")
+    settings = Settings()
+    assert settings.card_key() == b"a long random secret shared by the replicas"
+    # local mode (no app id) still starts with its fixed key: its cards only ever reach the loopback bot
+    monkeypatch.delenv("HMS_CARD_SECRET")
+    assert len(Settings(app_id="").card_key()) == 32
+
+
 def test_manifest_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import zipfile
 

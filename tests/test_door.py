@@ -214,16 +214,40 @@ async def test_scheme_other_than_bearer_is_401(peer: BfPeer, db_path: Path, khm:
 # -- 3. another tenant ---------------------------------------------------------------------------------------
 
 
-async def test_other_tenant_is_dropped_silently(peer: BfPeer, db_path: Path, khm: HmsConfig,
+OTHER_TENANT_ACTIVITIES: dict[str, dict[str, Any]] = {
+    "message": {"type": "message"},
+    "card action (invoke)": {"type": "invoke", "text": None, "name": "adaptiveCard/action",
+                             "value": {"action": {"type": "Action.Execute", "verb": "status", "data": {}}}},
+    "unknown invoke": {"type": "invoke", "text": None, "name": "composeExtension/query"},
+    "install": {"type": "installationUpdate", "text": None, "action": "add"},
+    "members added": {"type": "conversationUpdate", "text": None, "membersAdded": [{"id": "29:fatima"}]},
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_TENANT_ACTIVITIES))
+async def test_other_tenant_is_dropped_silently(case: str, peer: BfPeer, db_path: Path, khm: HmsConfig,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.WARNING, logger="hms.turns")
+    """Every activity from another tenant, whatever its type, is dropped at the door with a 200 and nothing
+    stored or sent (an invoke got 501 before: the turn dropped it without answering)."""
+    caplog.set_level(logging.WARNING)
     async with door(auth_settings(peer, db_path), khm) as client:
-        response = await post(client, activity(peer, tenant=OTHER_TENANT), peer.mint(APP_ID))
-        assert response.status == 200
+        response = await post(client, activity(peer, tenant=OTHER_TENANT, **OTHER_TENANT_ACTIVITIES[case]),
+                              peer.mint(APP_ID))
+        assert response.status == 200, await response.text()
+        assert await response.read() == b""
     assert_nothing_stored(db_path)
     assert peer.calls == []
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hms.turns"]
-    assert any("another tenant" in r.getMessage() for r in warnings), [r.getMessage() for r in caplog.records]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("another tenant" in w for w in warnings), [r.getMessage() for r in caplog.records]
+
+
+async def test_another_tenant_needs_a_valid_token_to_learn_that(peer: BfPeer, db_path: Path, khm: HmsConfig) -> None:
+    """The tenant gate comes after authentication: without a valid token the answer is 401, as for anyone."""
+    async with door(auth_settings(peer, db_path), khm) as client:
+        response = await post(client, activity(peer, tenant=OTHER_TENANT, type="invoke", text=None,
+                                               name="adaptiveCard/action"))
+        assert response.status == 401
+    assert_nothing_stored(db_path)
 
 
 # -- 4. request shape ----------------------------------------------------------------------------------------

@@ -168,11 +168,9 @@ class Delivery:
                                target.get("thread_title") or target["thread"])
                 conversation_id, root_id = await self.sender.send_to_channel(
                     channel.service_url, channel.tenant_id, channel.teams_channel_id, root)
-                thread = m.ChannelThread(key=target["thread"], teams_channel_id=channel.teams_channel_id,
-                                         conversation_id=conversation_id, activity_id=root_id,
-                                         created_at=self.clock.now())
-                s.add(thread)
-                await s.commit()
+                # another replica may have started the same thread meanwhile: reply into the one stored first
+                thread = await repo.remember_thread(s, target["thread"], channel.teams_channel_id, conversation_id,
+                                                    root_id, self.clock.now())
                 await self.limiter.acquire(channel.teams_channel_id)
             coords = Coordinates(thread.conversation_id, channel.service_url, channel.tenant_id, "channel",
                                  channel.channel_id, channel.bot_id)
