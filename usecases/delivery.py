@@ -3,7 +3,8 @@
 - A message is in the database before it is sent and marked sent (with the Teams activity id) after. The one
   window for a duplicate is a crash between Teams accepting a message and our mark: on restart that message is
   claimed again once its lease has run out and is sent a second time. Nothing else can send twice.
-- Limits: at most one message a second per conversation, and an app-wide rate (default 20/s) per process.
+- Limits: at most one message a second per conversation, and an app-wide rate (default 20/s) per process, held
+  in every one-second window from the first message on.
 - 429, 412, 502, 504 (and an unreachable connector) are retried with exponential backoff and jitter, honouring
   Retry-After; after `max_attempts` a message is dead and the adviser can see it.
 - 403 (bot removed or blocked) and 404 (conversation gone) mark the conversation inactive and tell the adviser
@@ -19,6 +20,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -58,35 +60,40 @@ class DeliveryReport:
 
 @dataclass
 class RateLimiter:
-    """A token bucket for the app-wide rate, and a minimum spacing per conversation."""
+    """At most `rate` messages in any one-second window from the very first message, and a minimum spacing per
+    conversation. A sliding window of the last second's send times, not a bucket that starts full (which let
+    twice the rate out in the first second). A slot is taken with no await in between, so concurrent senders on
+    one event loop share the limit."""
 
     rate: float = 20.0
     per_conversation: float = 1.0
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     monotonic: Callable[[], float] = time.monotonic
-    _tokens: float = field(default=0.0, init=False)
-    _stamp: float | None = field(default=None, init=False)
+    _sent: deque[float] = field(default_factory=deque, init=False)  # send times within the last window
     _last: dict[str, float] = field(default_factory=dict, init=False)
 
     async def acquire(self, conversation: str) -> None:
-        now = self.monotonic()
-        if self._stamp is None:
-            self._stamp, self._tokens = now, self.rate
-        self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-        wait = 0.0
-        if self._tokens < 1:
-            wait = (1 - self._tokens) / self.rate
-        last = self._last.get(conversation)
-        if last is not None:
-            wait = max(wait, last + self.per_conversation - now)
-        if wait > 0:
-            await self.sleep(wait)
+        """Wait until a message to `conversation` may go out, and count it as sent now."""
+        capacity = max(1, int(self.rate))
+        window = capacity / self.rate  # one second for rates of 1/s and more
+        while True:
             now = self.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-        self._tokens -= 1
-        self._last[conversation] = self.monotonic()
+            while self._sent and self._sent[0] < now - window:
+                self._sent.popleft()
+            # the send that would be one too many waits until the oldest of the window is strictly a window
+            # old (_EDGE), so even a closed window [t, t + 1 s] never holds more than the rate
+            wait = self._sent[0] + window + _EDGE - now if len(self._sent) >= capacity else 0.0
+            last = self._last.get(conversation)
+            if last is not None:
+                wait = max(wait, last + self.per_conversation - now)
+            if wait <= 0:
+                break
+            await self.sleep(wait)
+        self._sent.append(now)
+        self._last[conversation] = now
+
+
+_EDGE = 0.001
 
 
 class Delivery:
