@@ -7,6 +7,7 @@ malformed JSON or an activity without the fields every activity has, 401 for a b
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import logging
@@ -154,7 +155,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     # never queues behind, or starves, the chat turns that share the turns' connection.
     jobs_engine = db.create_engine(settings.database_url)
     jobs_sessions = db.session_factory(jobs_engine)
-    delivery = Delivery(jobs_sessions, gateway, clock, config)
+    delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
+                        lease=dt.timedelta(seconds=settings.delivery_lease))
     app[DELIVERY] = delivery
 
     async def plan() -> None:
