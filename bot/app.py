@@ -10,6 +10,7 @@ Activities from another tenant are dropped here with an empty 200, whatever thei
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import gc
 import json
 import logging
@@ -171,7 +172,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     # never queues behind, or starves, the chat turns that share the turns' connection.
     jobs_engine = db.create_engine(settings.database_url)
     jobs_sessions = db.session_factory(jobs_engine)
-    delivery = Delivery(jobs_sessions, gateway, clock, config)
+    delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
+                        lease=dt.timedelta(seconds=settings.delivery_lease))
     app[DELIVERY] = delivery
 
     async def plan() -> None:

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hms.config import DEFAULT_CONFIG_PATH
@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     header_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_HEADER_TIMEOUT"))
     body_timeout: float = Field(15.0, gt=0, validation_alias=_env("HMS_BODY_TIMEOUT"))
     max_connections: int = Field(500, ge=1, validation_alias=_env("HMS_MAX_CONNECTIONS"))
+    # Delivery: a message that gets no answer within the send timeout counts as failed and is retried; a claim on
+    # outbox rows lasts the lease, which must cover at least two sends (see usecases/delivery.py).
+    send_timeout: float = Field(30.0, gt=0, validation_alias=_env("HMS_SEND_TIMEOUT"))
+    delivery_lease: float = Field(120.0, gt=0, validation_alias=_env("HMS_DELIVERY_LEASE"))
 
     def card_key(self) -> bytes:
         """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else (local
@@ -56,6 +60,14 @@ class Settings(BaseSettings):
         password = self.app_password.get_secret_value()
         seed = f"hms-card|{self.app_id}|{password}" if password else "hms-card|local-mode"
         return hashlib.sha256(seed.encode()).digest()
+
+    @field_validator("delivery_lease")
+    @classmethod
+    def _lease(cls, v: float, info: ValidationInfo) -> float:
+        timeout = info.data.get("send_timeout")
+        if timeout is not None and v < 2 * timeout:
+            raise ValueError(f"HMS_DELIVERY_LEASE must be at least twice HMS_SEND_TIMEOUT ({timeout:g} s)")
+        return v
 
     @field_validator("database_url")
     @classmethod

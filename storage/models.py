@@ -219,6 +219,9 @@ class OutboxMessage(SQLModel, table=True):
     attempts: int = 0
     not_before: dt.datetime = _ts(index=True)
     claimed_until: dt.datetime | None = _ts(nullable=True)
+    # The fence: a fresh token per claim. A sender records an outcome only while its token is still on the row,
+    # so a sender whose lease ran out and whose row another sender took cannot mark it.
+    claim_token: str | None = Field(default=None, max_length=32)
     activity_id: str | None = Field(default=None, max_length=200)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: dt.datetime = _ts()

@@ -5,6 +5,7 @@ so; times come in as arguments.
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -314,8 +315,11 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, object]], now: dt.
 
 async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
                        ) -> list[m.OutboxMessage]:
-    """Claim up to `limit` due messages for this sender until now + lease. Safe with several replicas:
-    on PostgreSQL rows are locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer. Commits."""
+    """Claim up to `limit` due messages until now + lease, under one fresh claim token. Safe with several
+    replicas: on PostgreSQL rows are locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer. Commits.
+
+    The rows come back detached: what happens to them afterwards is recorded only through `fenced_update`, so
+    nothing can write to a row without checking that this claim still holds it."""
     stmt = (select(m.OutboxMessage)
             .where(col(m.OutboxMessage.status).in_(["pending", "retry"]), m.OutboxMessage.not_before <= now,
                    (col(m.OutboxMessage.claimed_until).is_(None)) | (col(m.OutboxMessage.claimed_until) < now))
@@ -323,10 +327,23 @@ async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, leas
     if session.bind is not None and session.bind.dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())
+    token = uuid.uuid4().hex
     for row in rows:
-        row.claimed_until = now + lease
+        row.claimed_until, row.claim_token = now + lease, token
     await session.commit()
+    for row in rows:
+        session.expunge(row)
     return rows
+
+
+async def fenced_update(session: AsyncSession, msg: m.OutboxMessage, **values: object) -> bool:
+    """Write to a claimed outbox row only while `msg`'s claim still holds it (the row carries its token);
+    False when the lease ran out and another sender claimed the row since. No commit."""
+    result = await session.exec(  # type: ignore[call-overload]
+        sa.update(m.OutboxMessage)
+        .where(col(m.OutboxMessage.id) == msg.id, col(m.OutboxMessage.claim_token) == msg.claim_token)
+        .values(**values).execution_options(synchronize_session=False))
+    return bool(result.rowcount == 1)
 
 
 async def outbox_counts(session: AsyncSession) -> dict[str, int]:

@@ -78,11 +78,14 @@ class BfPeer:
     token_requests: list[dict[str, str]] = field(default_factory=list)
     calls: list[ConnectorCall] = field(default_factory=list)
     connector_connections: set[tuple[str, int]] = field(default_factory=set)
-    # fault injection for delivery tests: every Nth activity POST answers 429; these conversations answer 403
+    # fault injection for delivery tests: every Nth activity POST answers 429; these conversations answer 403;
+    # every activity POST takes `latency` seconds (a slow connector) while its client's port is in `in_flight`
     throttle_every: int = 0
     retry_after: str = "1"
     forbidden_conversations: set[str] = field(default_factory=set)
     rejected: list[tuple[int, str | None]] = field(default_factory=list)
+    latency: float = 0.0
+    in_flight: set[int] = field(default_factory=set)
     # fault injection for the signing-key cache: the metadata document waits for this gate / answers this status
     metadata_gate: threading.Event | None = None
     metadata_status: int = 200
@@ -186,6 +189,18 @@ class BfPeer:
         return web.json_response({"id": "a:new", "activityId": f"sent-{next(self._ids)}"})
 
     async def _activity(self, request: web.Request) -> web.Response:
+        if not self.latency:
+            return await self._answer_activity(request)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        port = peer[1] if peer else 0
+        self.in_flight.add(port)
+        try:
+            await asyncio.sleep(self.latency)
+            return await self._answer_activity(request)
+        finally:
+            self.in_flight.discard(port)
+
+    async def _answer_activity(self, request: web.Request) -> web.Response:
         body = await request.json()
         cid = request.match_info.get("cid")
         self._posts = getattr(self, "_posts", 0) + 1
