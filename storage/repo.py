@@ -209,7 +209,8 @@ CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel
 
 async def upsert_conversation(session: AsyncSession, conversation_id: str, now: dt.datetime,
                               **fields: str | None) -> tuple[m.ConversationRef, bool]:
-    """Store or refresh a conversation's coordinates; None values never overwrite what is known.
+    """Store or refresh a conversation's coordinates; None values never overwrite what is known, and a row whose
+    coordinates are unchanged is not written (`updated_at` says when they last changed).
 
     Returns the row and whether it is fresh (new, or active again after an uninstall). Commits.
     """
@@ -227,11 +228,12 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
             service_url=fields.get("service_url") or "", channel_id=fields.get("channel_id") or "msteams",
             active=True, created_at=now, updated_at=now)
         row = (await session.exec(stmt.execution_options(populate_existing=True))).one()
-    for key, value in fields.items():
-        if value is not None and getattr(row, key) != value:
+    changed = {k: v for k, v in fields.items() if v is not None and getattr(row, k) != v}
+    if changed or not row.active:
+        for key, value in changed.items():
             setattr(row, key, value)
-    row.active = True
-    row.updated_at = now
+        row.active = True
+        row.updated_at = now
     await session.commit()
     return row, fresh
 
@@ -273,14 +275,14 @@ async def person_by_teams_id(session: AsyncSession, teams_user_id: str) -> m.Per
 
 async def remember_teams_user(session: AsyncSession, email: str, teams_user_id: str, aad_object_id: str | None,
                               now: dt.datetime) -> None:
-    """Link a person to their Teams user id (and Entra object id when the file has none). Commits."""
+    """Link a person to their Teams user id (and Entra object id when the file has none); writes only what is
+    new. Commits."""
     person = await person_by_email(session, email)
-    if person is None:
-        return
-    person.teams_user_id = teams_user_id
-    if aad_object_id and not person.entra_object_id:
-        person.entra_object_id = aad_object_id
-    person.updated_at = now
+    if person is not None and (person.teams_user_id != teams_user_id
+                               or (aad_object_id and not person.entra_object_id)):
+        person.teams_user_id = teams_user_id
+        person.entra_object_id = person.entra_object_id or aad_object_id
+        person.updated_at = now
     await session.commit()
 
 
