@@ -344,16 +344,47 @@ async def occurrence_row(session: AsyncSession, key: str) -> m.Occurrence | None
     return (await session.exec(select(m.Occurrence).where(m.Occurrence.key == key))).first()
 
 
-async def latest_answers(session: AsyncSession, occurrence_id: int, *, submission_id: str | None = None,
-                         final: bool | None = None) -> dict[str, m.ChecklistAnswer]:
-    """The newest answer per item of an occurrence (optionally of one submission, drafts or finals only)."""
+async def final_answers(session: AsyncSession, occurrence_id: int, *, submission_id: str | None = None
+                        ) -> dict[str, m.ChecklistAnswer]:
+    """The submitted answer per item of an occurrence (optionally of one submission only)."""
     stmt = select(m.ChecklistAnswer).where(m.ChecklistAnswer.occurrence_id == occurrence_id)
     if submission_id is not None:
         stmt = stmt.where(m.ChecklistAnswer.submission_id == submission_id)
-    if final is not None:
-        stmt = stmt.where(m.ChecklistAnswer.is_draft == (not final))
     rows = (await session.exec(stmt.order_by(col(m.ChecklistAnswer.id)))).all()
     return {r.item_key: r for r in rows}
+
+
+_DRAFT = (select(m.ChecklistDraft.item_key, m.ChecklistDraft.answer, m.ChecklistDraft.comment)
+          .where(m.ChecklistDraft.occurrence_id == sa.bindparam("occurrence")))
+
+
+async def draft(session: AsyncSession, occurrence_id: int) -> tuple[dict[str, str], dict[str, str]]:
+    """What is saved so far of an open round: the answer per item, and the comments that are not empty (one row
+    per item at most, however often it was saved)."""
+    rows = await sessions.rows(session, _DRAFT, {"occurrence": occurrence_id})
+    return {k: answer for k, answer, _ in rows}, {k: comment for k, _, comment in rows if comment}
+
+
+async def save_draft(session: AsyncSession, occurrence_id: int, template_key: str, template_version: int,
+                     answers: dict[str, tuple[str, str | None]], by: str, at: dt.datetime) -> None:
+    """Overwrite the draft of the items given (answer and comment), in one statement. Does not commit."""
+    if not answers:
+        return
+    table = m.table(m.ChecklistDraft)
+    stmt = _insert(session)(table).values([
+        {"occurrence_id": occurrence_id, "item_key": key, "template_key": template_key,
+         "template_version": template_version, "answer": answer, "comment": comment, "saved_by": by, "saved_at": at}
+        for key, (answer, comment) in answers.items()])
+    await session.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+        index_elements=["occurrence_id", "item_key"],
+        set_={name: stmt.excluded[name] for name in ("template_key", "template_version", "answer", "comment",
+                                                     "saved_by", "saved_at")}))
+
+
+async def drop_draft(session: AsyncSession, occurrence_id: int) -> None:
+    """Forget an occurrence's draft (it was submitted). Does not commit."""
+    await session.exec(sa.delete(m.ChecklistDraft).where(  # type: ignore[call-overload]
+        col(m.ChecklistDraft.occurrence_id) == occurrence_id))
 
 
 async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime) -> bool:
@@ -391,9 +422,12 @@ async def reacted_occurrences(session: AsyncSession, keys: list[str]) -> set[str
     """Occurrences someone has started (a draft or an answer exists)."""
     if not keys:
         return set()
-    stmt = (select(m.Occurrence.key).join(m.ChecklistAnswer, col(m.ChecklistAnswer.occurrence_id) == col(
-        m.Occurrence.id)).where(col(m.Occurrence.key).in_(keys)).distinct())
-    return set((await session.exec(stmt)).all())
+    found: set[str] = set()
+    for model in (m.ChecklistDraft, m.ChecklistAnswer):
+        stmt = (select(m.Occurrence.key).join(model, col(model.occurrence_id) == col(m.Occurrence.id))
+                .where(col(m.Occurrence.key).in_(keys)).distinct())
+        found.update((await session.exec(stmt)).all())
+    return found
 
 
 async def away_people(session: AsyncSession) -> set[str]:
@@ -415,9 +449,8 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
         return {"rounds": [], "answers": [], "findings": [], "measures": []}
     events = (await session.exec(select(m.OccurrenceEvent).where(col(m.OccurrenceEvent.occurrence_id).in_(ids))
                                  .order_by(col(m.OccurrenceEvent.id)))).all()
-    answers = (await session.exec(select(m.ChecklistAnswer).where(
-        col(m.ChecklistAnswer.occurrence_id).in_(ids), m.ChecklistAnswer.is_draft == False)  # noqa: E712
-        .order_by(col(m.ChecklistAnswer.id)))).all()
+    answers = (await session.exec(select(m.ChecklistAnswer).where(col(m.ChecklistAnswer.occurrence_id).in_(ids))
+                                  .order_by(col(m.ChecklistAnswer.id)))).all()
     findings = list((await session.exec(select(m.Finding).where(col(m.Finding.occurrence_id).in_(ids))
                                         .order_by(col(m.Finding.id)))).all())
     finding_ids = [f.id for f in findings]

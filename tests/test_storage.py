@@ -76,6 +76,56 @@ async def test_reimport_of_edited_file_updates_in_place_and_keeps_history(
     assert len((await session.exec(select(m.Person))).all()) == 21
 
 
+def test_drafts_kept_as_answer_rows_move_to_one_row_per_item(db_url: str, khm: HmsConfig) -> None:
+    """Migration 0006 keeps the newest draft per item of each open round, leaves the final answers alone, and
+    drops drafts of rounds already done; its downgrade puts the drafts back as draft answers."""
+    from alembic import command
+
+    config = db.alembic_config(db_url)
+    command.downgrade(config, "0003")
+    engine = db.create_sync_engine(db_url)
+    answer = sa.table("checklist_answer", *(sa.column(c) for c in (
+        "occurrence_id", "submission_id", "template_key", "template_version", "item_key", "answer", "comment",
+        "is_draft", "submitted_by")), sa.column("submitted_at", m.AwareDateTime()))
+    try:
+        with engine.begin() as conn:
+            ids = []
+            for key, done in (("fire_round:2027-Q1:hm-1", None), ("fire_round:2027-Q1:hm-2", oslo(2027, 3, 5, 9))):
+                occ = find_occurrence(khm, key)
+                assert occ is not None
+                ids.append(conn.execute(sa.insert(m.table(m.Occurrence)).values(
+                    key=occ.key, task_key=occ.task, cycle=occ.cycle, section_key=occ.section, floor_key=occ.floor,
+                    window_start=occ.window_start, due=occ.due, created_at=oslo(2027, 3, 1, 9), completed_at=done,
+                    completed_by=done and "eirik.haugen@khm.uio.no").returning(m.table(m.Occurrence).c.id)).scalar())
+            open_, done_ = ids
+
+            def row(occurrence: int, item: str, value: str, comment: str | None, draft: bool, day: int) -> dict:
+                return {"occurrence_id": occurrence, "submission_id": "s", "template_key": "fire_round",
+                        "template_version": 1, "item_key": item, "answer": value, "comment": comment,
+                        "is_draft": draft, "submitted_by": "fatima.ali@khm.uio.no",
+                        "submitted_at": oslo(2027, 3, day, 9)}
+            conn.execute(answer.insert(), [
+                row(open_, "escape_routes", "ok", None, True, 1),
+                row(open_, "escape_routes", "avvik", "Kile", True, 2), row(open_, "exit_signs", "ok", None, True, 3),
+                row(done_, "escape_routes", "avvik", None, True, 4), row(done_, "escape_routes", "ok", None, False, 5)])
+        db.upgrade(db_url)
+        with engine.connect() as conn:
+            drafts = conn.execute(sa.select(m.table(m.ChecklistDraft))).all()
+            assert {(d.occurrence_id, d.item_key, d.answer, d.comment, d.saved_at) for d in drafts} == {
+                (open_, "escape_routes", "avvik", "Kile", oslo(2027, 3, 2, 9)),
+                (open_, "exit_signs", "ok", None, oslo(2027, 3, 3, 9))}
+            finals = conn.execute(sa.select(m.table(m.ChecklistAnswer))).all()
+            assert [(a.occurrence_id, a.item_key, a.answer) for a in finals] == [(done_, "escape_routes", "ok")]
+        command.downgrade(config, "0003")
+        with engine.connect() as conn:
+            back = conn.execute(sa.select(answer.c.occurrence_id, answer.c.item_key, answer.c.is_draft)).all()
+        assert sorted((o, i, bool(d)) for o, i, d in back) == [
+            (open_, "escape_routes", True), (open_, "exit_signs", True), (done_, "escape_routes", False)]
+    finally:
+        engine.dispose()
+        db.upgrade(db_url)
+
+
 async def test_completions_round_trip_aware(session: AsyncSession, khm: HmsConfig) -> None:
     occ = find_occurrence(khm, "vernerunde:2027:samling")
     assert occ is not None
