@@ -9,6 +9,7 @@ and ignored, an invoke nobody registered is answered with an empty 200.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -129,7 +130,7 @@ class HmsBot:
 
     def __init__(self, *, config: HmsConfig, engine: AsyncEngine, clock: Clock, tenant_id: str | None,
                  bot_id: str, card_key: bytes, proactive: Proactive | None = None,
-                 readers: Callable[[], Any] | None = None):
+                 readers: Callable[[], Any] | None = None, monotonic: Callable[[], float] = time.monotonic):
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
@@ -140,6 +141,7 @@ class HmsBot:
         self.tenant_id = tenant_id
         self.bot_id = bot_id
         self.proactive = proactive
+        self.monotonic = monotonic  # ages what is known of conversations (injectable for tests)
         self.rounds = Rounds(config, card_key)
         self.cards = CardActions(card_key, self.rounds.router, self.rounds.measures.router)
         self.answerer = Answerer(config, self.rounds)
@@ -178,7 +180,7 @@ class HmsBot:
             email = await self._identify(s, turn, now)
             if email and ref.person_email != email and ref.conversation_type == "personal":
                 await repo.upsert_conversation(s, ref.conversation_id, now, person_email=email)
-                self._known.pop(ref.conversation_id, None)
+                self._known[ref.conversation_id] = dataclasses.replace(ref, person_email=email)
                 # prompts that waited for this person's chat go out at the next delivery tick
                 await repo.release_waiting(s, email, now)
             locale = locale_of(act) or ref.locale or self.config.unit.locale
@@ -191,17 +193,18 @@ class HmsBot:
     async def _refresh_conversation(self, s: Any, act: dict[str, Any], now: dt.datetime) -> tuple[Known, bool]:
         """Store the conversation's coordinates when they are new or changed (the service URL can change).
 
-        Unchanged coordinates seen in the last few minutes are not written again: a chat turn then costs one
-        database write (the retry record) instead of two.
+        Coordinates seen in the last few minutes are not looked at again, and unchanged ones are never written: a
+        chat turn costs no database work here. Every few minutes they are read again, so a conversation another
+        replica or the delivery marked inactive is made active again by the person's next message.
         """
         coords = self._coordinates(act)
         key = coords.pop("conversation_id")
         signature = tuple(sorted((k, v) for k, v in coords.items() if v is not None))
         known = self._known.get(key)
-        if known and known.signature == signature and time.monotonic() - known.stamp < KNOWN_TTL_SECONDS:
+        if known and known.signature == signature and self.monotonic() - known.stamp < KNOWN_TTL_SECONDS:
             return known, False
         row, fresh = await repo.upsert_conversation(s, key, now, **coords)
-        known = Known(key, row.conversation_type, row.person_email, row.locale, signature, time.monotonic())
+        known = Known(key, row.conversation_type, row.person_email, row.locale, signature, self.monotonic())
         if len(self._known) >= 10_000:
             self._known.clear()
         self._known[key] = known

@@ -210,7 +210,8 @@ CONVERSATION_FIELDS = ("conversation_type", "service_url", "tenant_id", "channel
 
 async def upsert_conversation(session: AsyncSession, conversation_id: str, now: dt.datetime,
                               **fields: str | None) -> tuple[m.ConversationRef, bool]:
-    """Store or refresh a conversation's coordinates; None values never overwrite what is known.
+    """Store or refresh a conversation's coordinates; None values never overwrite what is known, and a row whose
+    coordinates are unchanged is not written (`updated_at` says when they last changed).
 
     Returns the row and whether it is fresh (new, or active again after an uninstall). Commits.
     """
@@ -228,11 +229,12 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
             service_url=fields.get("service_url") or "", channel_id=fields.get("channel_id") or "msteams",
             active=True, created_at=now, updated_at=now)
         row = (await session.exec(stmt.execution_options(populate_existing=True))).one()
-    for key, value in fields.items():
-        if value is not None and getattr(row, key) != value:
+    changed = {k: v for k, v in fields.items() if v is not None and getattr(row, k) != v}
+    if changed or not row.active:
+        for key, value in changed.items():
             setattr(row, key, value)
-    row.active = True
-    row.updated_at = now
+        row.active = True
+        row.updated_at = now
     await session.commit()
     return row, fresh
 
@@ -274,14 +276,14 @@ async def person_by_teams_id(session: AsyncSession, teams_user_id: str) -> m.Per
 
 async def remember_teams_user(session: AsyncSession, email: str, teams_user_id: str, aad_object_id: str | None,
                               now: dt.datetime) -> None:
-    """Link a person to their Teams user id (and Entra object id when the file has none). Commits."""
+    """Link a person to their Teams user id (and Entra object id when the file has none); writes only what is
+    new. Commits."""
     person = await person_by_email(session, email)
-    if person is None:
-        return
-    person.teams_user_id = teams_user_id
-    if aad_object_id and not person.entra_object_id:
-        person.entra_object_id = aad_object_id
-    person.updated_at = now
+    if person is not None and (person.teams_user_id != teams_user_id
+                               or (aad_object_id and not person.entra_object_id)):
+        person.teams_user_id = teams_user_id
+        person.entra_object_id = person.entra_object_id or aad_object_id
+        person.updated_at = now
     await session.commit()
 
 
@@ -359,16 +361,47 @@ async def occurrence_row(session: AsyncSession, key: str) -> m.Occurrence | None
     return (await session.exec(select(m.Occurrence).where(m.Occurrence.key == key))).first()
 
 
-async def latest_answers(session: AsyncSession, occurrence_id: int, *, submission_id: str | None = None,
-                         final: bool | None = None) -> dict[str, m.ChecklistAnswer]:
-    """The newest answer per item of an occurrence (optionally of one submission, drafts or finals only)."""
+async def final_answers(session: AsyncSession, occurrence_id: int, *, submission_id: str | None = None
+                        ) -> dict[str, m.ChecklistAnswer]:
+    """The submitted answer per item of an occurrence (optionally of one submission only)."""
     stmt = select(m.ChecklistAnswer).where(m.ChecklistAnswer.occurrence_id == occurrence_id)
     if submission_id is not None:
         stmt = stmt.where(m.ChecklistAnswer.submission_id == submission_id)
-    if final is not None:
-        stmt = stmt.where(m.ChecklistAnswer.is_draft == (not final))
     rows = (await session.exec(stmt.order_by(col(m.ChecklistAnswer.id)))).all()
     return {r.item_key: r for r in rows}
+
+
+_DRAFT = (select(m.ChecklistDraft.item_key, m.ChecklistDraft.answer, m.ChecklistDraft.comment)
+          .where(m.ChecklistDraft.occurrence_id == sa.bindparam("occurrence")))
+
+
+async def draft(session: AsyncSession, occurrence_id: int) -> tuple[dict[str, str], dict[str, str]]:
+    """What is saved so far of an open round: the answer per item, and the comments that are not empty (one row
+    per item at most, however often it was saved)."""
+    rows = await sessions.rows(session, _DRAFT, {"occurrence": occurrence_id})
+    return {k: answer for k, answer, _ in rows}, {k: comment for k, _, comment in rows if comment}
+
+
+async def save_draft(session: AsyncSession, occurrence_id: int, template_key: str, template_version: int,
+                     answers: dict[str, tuple[str, str | None]], by: str, at: dt.datetime) -> None:
+    """Overwrite the draft of the items given (answer and comment), in one statement. Does not commit."""
+    if not answers:
+        return
+    table = m.table(m.ChecklistDraft)
+    stmt = _insert(session)(table).values([
+        {"occurrence_id": occurrence_id, "item_key": key, "template_key": template_key,
+         "template_version": template_version, "answer": answer, "comment": comment, "saved_by": by, "saved_at": at}
+        for key, (answer, comment) in answers.items()])
+    await session.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+        index_elements=["occurrence_id", "item_key"],
+        set_={name: stmt.excluded[name] for name in ("template_key", "template_version", "answer", "comment",
+                                                     "saved_by", "saved_at")}))
+
+
+async def drop_draft(session: AsyncSession, occurrence_id: int) -> None:
+    """Forget an occurrence's draft (it was submitted). Does not commit."""
+    await session.exec(sa.delete(m.ChecklistDraft).where(  # type: ignore[call-overload]
+        col(m.ChecklistDraft.occurrence_id) == occurrence_id))
 
 
 async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime) -> bool:
@@ -406,9 +439,12 @@ async def reacted_occurrences(session: AsyncSession, keys: list[str]) -> set[str
     """Occurrences someone has started (a draft or an answer exists)."""
     if not keys:
         return set()
-    stmt = (select(m.Occurrence.key).join(m.ChecklistAnswer, col(m.ChecklistAnswer.occurrence_id) == col(
-        m.Occurrence.id)).where(col(m.Occurrence.key).in_(keys)).distinct())
-    return set((await session.exec(stmt)).all())
+    found: set[str] = set()
+    for model in (m.ChecklistDraft, m.ChecklistAnswer):
+        stmt = (select(m.Occurrence.key).join(model, col(model.occurrence_id) == col(m.Occurrence.id))
+                .where(col(m.Occurrence.key).in_(keys)).distinct())
+        found.update((await session.exec(stmt)).all())
+    return found
 
 
 async def away_people(session: AsyncSession) -> set[str]:
@@ -430,9 +466,8 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
         return {"rounds": [], "answers": [], "findings": [], "measures": []}
     events = (await session.exec(select(m.OccurrenceEvent).where(col(m.OccurrenceEvent.occurrence_id).in_(ids))
                                  .order_by(col(m.OccurrenceEvent.id)))).all()
-    answers = (await session.exec(select(m.ChecklistAnswer).where(
-        col(m.ChecklistAnswer.occurrence_id).in_(ids), m.ChecklistAnswer.is_draft == False)  # noqa: E712
-        .order_by(col(m.ChecklistAnswer.id)))).all()
+    answers = (await session.exec(select(m.ChecklistAnswer).where(col(m.ChecklistAnswer.occurrence_id).in_(ids))
+                                  .order_by(col(m.ChecklistAnswer.id)))).all()
     findings = list((await session.exec(select(m.Finding).where(col(m.Finding.occurrence_id).in_(ids))
                                         .order_by(col(m.Finding.id)))).all())
     finding_ids = [f.id for f in findings]

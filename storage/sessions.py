@@ -18,6 +18,7 @@ import psycopg
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker
+from sqlalchemy.orm import ORMExecuteState, SessionTransaction
 from sqlmodel import Session
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -163,7 +164,8 @@ class Readers:
       process or another, commits.
     - PostgreSQL: a connection that LISTENs on `hms_changes`, which statement triggers on every table but the
       retry ledger NOTIFY after each change (migration 0003), from any replica or program; and every commit
-      of an ORM session in this process (so a person who just submitted a round never sees it as open).
+      of an ORM session in this process that wrote rows (so a person who just submitted a round never sees it
+      as open; a commit that only ends a read keeps what is kept).
       While that connection is down nothing is kept.
     The version is taken before the rows are read, and rows are kept only if it has not moved meanwhile, so
     what is kept is never older than the version it is kept under.
@@ -313,8 +315,38 @@ PROBE_PREFIX = "probe:"
 _POSTGRES_READERS: weakref.WeakSet[Readers] = weakref.WeakSet()
 
 
+# Which ORM sessions of this process wrote in their transaction. Only such a commit empties the readers' cache: the
+# commit that ends a read (identifying a person, a card press that changes nothing) leaves it, so PostgreSQL keeps
+# what it read across turns. Over-counting is safe (an extra invalidation), under-counting is not, so any statement
+# that is not a SELECT counts as a write; a flush counts unless every object it would touch is unchanged.
+_WROTE = "hms_wrote"
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _executed_here(state: ORMExecuteState) -> None:
+    """INSERT, UPDATE, DELETE or text through a session (a locking SELECT changes nothing by itself)."""
+    if not state.is_select:
+        state.session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_flush")
+def _flushed_here(session: Session, _context: Any) -> None:
+    """The unit of work wrote rows: new, deleted, or changed objects (the lists still hold what was flushed)."""
+    if session.new or session.deleted or any(session.is_modified(row) for row in session.dirty):
+        session.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back_here(session: Session, previous: SessionTransaction) -> None:
+    """What the transaction wrote is gone (a savepoint's rollback keeps what its parent wrote)."""
+    if previous.parent is None:
+        session.info.pop(_WROTE, None)
+
+
 @event.listens_for(Session, "after_commit")
-def _committed_here(_session: Any) -> None:
-    """A commit in this process: drop what PostgreSQL readers keep at once, before the notification arrives."""
-    for readers in list(_POSTGRES_READERS):
-        readers.bump()
+def _committed_here(session: Session) -> None:
+    """A writing commit in this process: drop what PostgreSQL readers keep at once, before the notification
+    arrives (so a person who just submitted a round never sees it as open)."""
+    if session.info.pop(_WROTE, False):
+        for readers in list(_POSTGRES_READERS):
+            readers.bump()

@@ -74,9 +74,8 @@ async def test_done_rounds_get_nothing_and_reacting_stops_the_deputy(s: AsyncSes
     await repo.record_completion(s, occ, "fatima.ali@khm.uio.no", oslo(2027, 3, 12, 10))
     occ2 = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
     row = await repo.ensure_occurrence(s, occ2, oslo(2027, 3, 12, 10))
-    s.add(m.ChecklistAnswer(occurrence_id=row.id, submission_id="d", template_key="fire_round", template_version=1,
-                            item_key="escape_routes", answer="ok", is_draft=True,
-                            submitted_by="eirik.haugen@khm.uio.no", submitted_at=oslo(2027, 3, 12, 10)))
+    await repo.save_draft(s, row.id, "fire_round", 1, {"escape_routes": ("ok", None)}, "eirik.haugen@khm.uio.no",
+                          oslo(2027, 3, 12, 10))
     await s.commit()
     await plan(s, khm, rounds, oslo(2027, 3, 16, 9))
     rows = await outbox(s)

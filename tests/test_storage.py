@@ -76,6 +76,56 @@ async def test_reimport_of_edited_file_updates_in_place_and_keeps_history(
     assert len((await session.exec(select(m.Person))).all()) == 21
 
 
+def test_drafts_kept_as_answer_rows_move_to_one_row_per_item(db_url: str, khm: HmsConfig) -> None:
+    """Migration 0006 keeps the newest draft per item of each open round, leaves the final answers alone, and
+    drops drafts of rounds already done; its downgrade puts the drafts back as draft answers."""
+    from alembic import command
+
+    config = db.alembic_config(db_url)
+    command.downgrade(config, "0003")
+    engine = db.create_sync_engine(db_url)
+    answer = sa.table("checklist_answer", *(sa.column(c) for c in (
+        "occurrence_id", "submission_id", "template_key", "template_version", "item_key", "answer", "comment",
+        "is_draft", "submitted_by")), sa.column("submitted_at", m.AwareDateTime()))
+    try:
+        with engine.begin() as conn:
+            ids = []
+            for key, done in (("fire_round:2027-Q1:hm-1", None), ("fire_round:2027-Q1:hm-2", oslo(2027, 3, 5, 9))):
+                occ = find_occurrence(khm, key)
+                assert occ is not None
+                ids.append(conn.execute(sa.insert(m.table(m.Occurrence)).values(
+                    key=occ.key, task_key=occ.task, cycle=occ.cycle, section_key=occ.section, floor_key=occ.floor,
+                    window_start=occ.window_start, due=occ.due, created_at=oslo(2027, 3, 1, 9), completed_at=done,
+                    completed_by=done and "eirik.haugen@khm.uio.no").returning(m.table(m.Occurrence).c.id)).scalar())
+            open_, done_ = ids
+
+            def row(occurrence: int, item: str, value: str, comment: str | None, draft: bool, day: int) -> dict:
+                return {"occurrence_id": occurrence, "submission_id": "s", "template_key": "fire_round",
+                        "template_version": 1, "item_key": item, "answer": value, "comment": comment,
+                        "is_draft": draft, "submitted_by": "fatima.ali@khm.uio.no",
+                        "submitted_at": oslo(2027, 3, day, 9)}
+            conn.execute(answer.insert(), [
+                row(open_, "escape_routes", "ok", None, True, 1),
+                row(open_, "escape_routes", "avvik", "Kile", True, 2), row(open_, "exit_signs", "ok", None, True, 3),
+                row(done_, "escape_routes", "avvik", None, True, 4), row(done_, "escape_routes", "ok", None, False, 5)])
+        db.upgrade(db_url)
+        with engine.connect() as conn:
+            drafts = conn.execute(sa.select(m.table(m.ChecklistDraft))).all()
+            assert {(d.occurrence_id, d.item_key, d.answer, d.comment, d.saved_at) for d in drafts} == {
+                (open_, "escape_routes", "avvik", "Kile", oslo(2027, 3, 2, 9)),
+                (open_, "exit_signs", "ok", None, oslo(2027, 3, 3, 9))}
+            finals = conn.execute(sa.select(m.table(m.ChecklistAnswer))).all()
+            assert [(a.occurrence_id, a.item_key, a.answer) for a in finals] == [(done_, "escape_routes", "ok")]
+        command.downgrade(config, "0003")
+        with engine.connect() as conn:
+            back = conn.execute(sa.select(answer.c.occurrence_id, answer.c.item_key, answer.c.is_draft)).all()
+        assert sorted((o, i, bool(d)) for o, i, d in back) == [
+            (open_, "escape_routes", True), (open_, "exit_signs", True), (done_, "escape_routes", False)]
+    finally:
+        engine.dispose()
+        db.upgrade(db_url)
+
+
 async def test_completions_round_trip_aware(session: AsyncSession, khm: HmsConfig) -> None:
     occ = find_occurrence(khm, "vernerunde:2027:samling")
     assert occ is not None
@@ -143,6 +193,21 @@ async def test_sqlite_inline_reads_see_every_commit_from_any_connection(tmp_path
         await writer.dispose()
 
 
+Q1 = (dt.date(2027, 1, 1), dt.date(2027, 3, 31))
+
+
+async def q1_completions(readers: sessions.Readers) -> dict[str, object]:
+    """The first quarter's completions, read through the readers (kept or not)."""
+    async with readers() as r:
+        return dict(await repo.completions(r, *Q1))
+
+
+async def until_listening(readers: sessions.Readers) -> None:
+    async with asyncio.timeout(10):
+        while not readers.listening:
+            await readers.wait_for_change(readers.version)
+
+
 @pytest.mark.postgres
 def test_postgresql_tables_notify_changes_except_the_retry_ledger(postgres_url: str) -> None:
     """Migration 0003's triggers cover every table answers may read; a table added later needs one too."""
@@ -166,19 +231,15 @@ async def test_postgresql_readers_keep_rows_until_any_replica_changes_something(
     _clear(postgres_url)
     writer = db.create_engine(postgres_url)
     readers = sessions.Readers(postgres_url, writer)
-    start, end = dt.date(2027, 1, 1), dt.date(2027, 3, 31)
 
     async def completions() -> dict[str, object]:
-        async with readers() as r:
-            return dict(await repo.completions(r, start, end))
+        return await q1_completions(readers)
 
     try:
         assert await completions() == {}  # not listening yet: read, not kept
         assert readers.hits == 0
         await readers.start()
-        async with asyncio.timeout(10):
-            while not readers.listening:
-                await readers.wait_for_change(readers.version)
+        await until_listening(readers)
         assert await completions() == {}
         assert await completions() == {}
         assert readers.hits == 1
@@ -232,9 +293,7 @@ async def test_postgresql_readers_keep_rows_until_any_replica_changes_something(
         await completions()
         await completions()
         assert readers.hits == hits
-        async with asyncio.timeout(10):  # it reconnects by itself
-            while not readers.listening:
-                await readers.wait_for_change(readers.version)
+        await until_listening(readers)  # it reconnects by itself
         await completions()
         await completions()
         assert readers.hits == hits + 1
@@ -265,6 +324,58 @@ async def test_postgresql_readers_see_a_commit_of_this_process_before_its_notifi
             await repo.record_completion(s, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 1, 10))
         async with readers() as r:
             assert list(await repo.completions(r, start, end)) == [occ.key]
+    finally:
+        await readers.dispose()
+        await writer.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgresql_readers_keep_rows_across_commits_that_wrote_nothing(postgres_url: str,
+                                                                             khm: HmsConfig) -> None:
+    """Identifying a person or pressing a card that changes nothing ends with a commit: the readers keep what
+    they read. A commit that wrote rows empties them at once."""
+    from tests.conftest import _clear
+
+    _clear(postgres_url)
+    writer = db.create_engine(postgres_url)
+    sessions_ = db.session_factory(writer)
+    async with sessions_() as s:
+        await repo.import_org(s, khm, oslo(2027, 1, 4, 9))
+    readers = sessions.Readers(postgres_url, writer)
+
+    async def completions() -> dict[str, object]:
+        return await q1_completions(readers)
+
+    try:
+        await readers.start()
+        await until_listening(readers)
+        assert await completions() == {}
+        version, hits = readers.version, readers.hits
+
+        async with sessions_() as s:  # reads, an assignment that changes nothing, a locking read
+            person = await repo.person_by_email(s, "fatima.ali@khm.uio.no")
+            assert person is not None and await repo.person_by_teams_id(s, "29:nobody") is None
+            person.name = person.name
+            await s.exec(select(m.Person).where(m.Person.email == "fatima.ali@khm.uio.no").with_for_update())
+            await s.commit()
+        async with sessions_() as s:  # a write rolled back, then a read-only commit
+            person = await repo.person_by_email(s, "fatima.ali@khm.uio.no")
+            assert person is not None
+            person.title = "changed, then rolled back"
+            await s.flush()
+            await s.rollback()
+            await repo.person_by_email(s, "fatima.ali@khm.uio.no")
+            await s.commit()
+        assert readers.version == version
+        assert await completions() == {}
+        assert readers.hits == hits + 1
+
+        occ = find_occurrence(khm, "fire_round:2027-Q1:hm-2")
+        assert occ is not None
+        async with sessions_() as s:
+            await repo.record_completion(s, occ, "eirik.haugen@khm.uio.no", oslo(2027, 3, 1, 10))
+        assert readers.version > version  # at once, before the notification
+        assert list(await completions()) == [occ.key]
     finally:
         await readers.dispose()
         await writer.dispose()

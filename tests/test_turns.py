@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from sqlmodel import select
 
-from bot.turns import HmsBot, clean_text
+from bot.turns import KNOWN_TTL_SECONDS, HmsBot, clean_text
 from hms import nlu
 from hms.clock import FixedClock
-from hms.config import HmsConfig
-from storage import db, models as m, repo
+from hms.config import HmsConfig, parse_config
+from storage import db, models as m, repo, sessions
 from tests.cardtext import texts
 from tests.conftest import oslo
+from tests.statements import Statements
 
 TENANT = "9f1c1c1c-1111-4111-8111-111111111111"
 BOT = "28:hms-bot"
@@ -82,11 +84,15 @@ def activity(kind: str = "message", *, id: str = "1", text: str | None = None, a
     return act
 
 
+def make_bot(engine: Any, config: HmsConfig, **kwargs: Any) -> HmsBot:
+    return HmsBot(config=config, engine=engine, clock=FixedClock(oslo(2026, 11, 26, 10)), tenant_id=TENANT,
+                  bot_id=BOT, card_key=b"test-key", **kwargs)
+
+
 @pytest.fixture
 async def bot(db_url: str, khm: HmsConfig) -> AsyncIterator[HmsBot]:
     engine = db.create_engine(db_url)
-    b = HmsBot(config=khm, engine=engine, clock=FixedClock(oslo(2026, 11, 26, 10)), tenant_id=TENANT,
-               bot_id=BOT, card_key=b"test-key", proactive=FakeProactive())
+    b = make_bot(engine, khm, proactive=FakeProactive())
     await b.start()
     yield b
     await engine.dispose()
@@ -143,6 +149,65 @@ async def test_user_found_by_upn_when_no_entra_id(bot: HmsBot) -> None:
     turn2 = FakeTurn(activity(id="2", text="hjelp", aad=None, user="29:eirik", conversation="a:eirik"))
     await bot.on_turn(turn2)
     assert "Dette kan jeg hjelpe med" in texts(turn2.sent[-1])
+
+
+def ask(n: int, user: str, members: dict[str, dict[str, Any]] | None = None) -> FakeTurn:
+    """A question from someone without an Entra object id in the file, in their own chat."""
+    return FakeTurn(activity(id=f"{user}-{n}", text="mine oppgaver", aad=None, user=user, conversation=f"a:{user}"),
+                    members=members)
+
+
+async def test_a_person_found_by_teams_id_costs_no_writes_after_the_first_turn(db_url: str, khm: HmsConfig) -> None:
+    """Most people are known by the Teams id learned on their first turn, not by an Entra id in the file: after
+    that turn nothing is written and nobody is looked up (on SQLite: no wait for the single writer)."""
+    engine = db.create_engine(db_url)
+    readers = sessions.Readers(db_url, engine)  # as the app reads
+    ticks = [0.0]
+    b = make_bot(engine, khm, readers=readers, monotonic=lambda: ticks[0])
+    await b.start()
+    seen = Statements(engine)
+    try:
+        first = ask(0, "29:lars", {"29:lars": {"email": "Lars.Bakke@khm.uio.no"}})
+        await b.on_turn(first)
+        assert "Dine oppgaver" in texts(first.sent[-1])
+        assert seen.writes()  # the chat, and whose Teams id this is, are stored once
+        for n in range(1, 4):
+            seen.clear()
+            b.clock.advance(dt.timedelta(minutes=1))  # type: ignore[attr-defined]
+            ticks[0] += 60
+            turn = ask(n, "29:lars")  # Teams would not be asked who this is (no member lookup here)
+            await b.on_turn(turn)
+            assert "Dine oppgaver" in texts(turn.sent[-1])
+            assert seen.writes() == [] and seen.reading("person") == []
+        # minutes later the chat's coordinates are read again; unchanged, they are not written
+        b.clock.advance(dt.timedelta(minutes=5))  # type: ignore[attr-defined]
+        ticks[0] += KNOWN_TTL_SECONDS
+        seen.clear()
+        await b.on_turn(ask(4, "29:lars"))
+        assert seen.reading("conversation_ref") and seen.writes() == []
+    finally:
+        seen.close()
+        await readers.dispose()
+        await engine.dispose()
+
+
+async def test_a_teams_id_stored_for_someone_who_left_the_file_identifies_nobody(
+        db_url: str, khm: HmsConfig, khm_text: str) -> None:
+    engine = db.create_engine(db_url)
+    maria = {"29:maria": {"email": "maria.johansen@khm.uio.no"}}
+    try:
+        before = make_bot(engine, khm)
+        await before.start()
+        await before.on_turn(ask(0, "29:maria", maria))
+        await before.on_turn(turn := ask(1, "29:maria"))
+        assert "Dine oppgaver" in texts(turn.sent[-1])
+        # the bot restarts with a file she is no longer in; her Teams id is still stored, and Teams still knows her
+        after = make_bot(engine, parse_config(khm_text.replace("maria.johansen@", "nora.berg@")))
+        await after.start()
+        await after.on_turn(turn := ask(2, "29:maria", maria))
+        assert "Jeg kjenner deg ikke ennå" in texts(turn.sent[-1])
+    finally:
+        await engine.dispose()
 
 
 async def test_due_this_month_is_role_aware(bot: HmsBot) -> None:

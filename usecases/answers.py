@@ -273,9 +273,7 @@ class Answerer:
         values: dict[str, str] = {}
         comments: dict[str, str] = {}
         if row is not None and row.id is not None:
-            drafts = await repo.latest_answers(s, row.id)
-            values = {k: a.answer for k, a in drafts.items()}
-            comments = {k: a.comment for k, a in drafts.items() if a.comment}
+            values, comments = await repo.draft(s, row.id)
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
         card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
         task = self.config.task(task_key)

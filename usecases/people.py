@@ -33,21 +33,38 @@ class TeamInstall:
 
 
 class People:
-    """Knows the organisation's people by their Teams identities and greets them by their roles."""
+    """Knows the organisation's people by their Teams identities and greets them by their roles.
+
+    Most people are found by the Teams user id the bot learned for them, not by an Entra object id in the file.
+    What was learned is kept in memory (`_learned`), so a person's every turn after the first is as cheap as for
+    someone in the file: no database, and on SQLite no wait for the single writer. That is safe on several
+    replicas because a Teams user id names one user for good; a link is only ever added or moved by
+    `remember_teams_user`, and a replica that has not seen it reads it once. Whether the person still belongs to
+    the unit is checked against the organisation file in memory on every turn, the same file the Entra-id path
+    and every role decision use (`import_org` makes the table's `active` match it when the bot starts).
+    """
+
+    LEARNED_MAX = 10_000  # Teams ids kept; more people than this start over (each is read again once)
 
     def __init__(self, config: HmsConfig):
         self.config = config
+        self._learned: dict[str, str] = {}
 
     async def identify(self, s: Any, teams_id: str, aad_id: str | None,
                        member: Callable[[], Awaitable[dict[str, Any] | None]], now: dt.datetime) -> str | None:
-        """The organisation's e-mail for a sender: by Entra object id, then a known Teams id, then the UPN/e-mail
-        Teams gives for the member (`member`, a network call made only when the first two do not tell)."""
+        """The organisation's e-mail for a sender: by Entra object id, then a Teams id learned before (in memory,
+        else stored), then the UPN/e-mail Teams gives for the member (`member`, a network call made only when the
+        others do not tell)."""
         if aad_id:
             person = self.config.person_by_entra_id(aad_id)
             if person:
                 return person.email
+        learned = self._learned.get(teams_id)
+        if learned and self.config.person(learned):
+            return learned
         known = await repo.person_by_teams_id(s, teams_id)
         if known and known.active and self.config.person(known.email):
+            self.learn(teams_id, known.email)
             return known.email
         await s.settle()  # no connection held during the network call
         found = await member()
@@ -56,8 +73,15 @@ class People:
             if value and self.config.person(value):
                 email = value.lower()
                 await repo.remember_teams_user(s, email, teams_id, aad_id or (found or {}).get("aadObjectId"), now)
+                self.learn(teams_id, email)
                 return email
         return None
+
+    def learn(self, teams_id: str, email: str) -> None:
+        """Remember whose Teams id this is (after it was stored or read)."""
+        if len(self._learned) >= self.LEARNED_MAX and teams_id not in self._learned:
+            self._learned.clear()
+        self._learned[teams_id] = email
 
     def welcome(self, email: str, locale: str) -> dict[str, Any]:
         """The welcome card: the person's roles and what the bot will send them."""
@@ -129,3 +153,4 @@ class People:
                 tenant_id=install.tenant_id, bot_id=install.bot_id, user_teams_id=str(member["id"]),
                 user_aad_id=member.get("aadObjectId"), person_email=email)
             await repo.remember_teams_user(s, email, str(member["id"]), member.get("aadObjectId"), now)
+            self.learn(str(member["id"]), email)

@@ -4,9 +4,11 @@ findings and measures that deviations become.
 Card verbs this room handles: round.open, round.page, round.submit, round.confirm and task.done (the measure
 verbs are in `usecases.measures`). A press on an occurrence is checked before anything is stored: the sender may
 act on it, the template version it was made from, and whether the round is already done (by this card or by
-someone else). Answers are append-only; completion is a compare-and-set, so two people submitting at once cannot
-both complete a round. Work that may be slow (the LAMU summary, the adviser's copy, the measure owner's card)
-goes to the outbox and is delivered after the invoke response.
+someone else). Final answers are append-only; what is saved before is the round's draft, one row per item
+overwritten by each page save (see `storage.models`), so a press costs the same on the thousandth save as on the
+first. Completion is a compare-and-set, so two people submitting at once cannot both complete a round. Work that
+may be slow (the LAMU summary, the adviser's copy, the measure owner's card) goes to the outbox and is delivered
+after the invoke response.
 """
 
 from __future__ import annotations
@@ -148,7 +150,7 @@ class Rounds:
             return task_card(TaskView(self.names.task(occ, locale), self.names.scope(occ, locale),
                                       t(locale, "round.due_line", due=format_date(occ.due, locale)), notice_text,
                                       done_line=line), locale, None)
-        answers = await repo.latest_answers(s, row.id, final=True)
+        answers = await repo.final_answers(s, row.id)
         lang = i18n.lang(locale)
         labels = {a.key: (a.label.get(lang), a.is_deviation) for a in checklist.answers}
         rows = []
@@ -200,9 +202,9 @@ class Rounds:
             values = {k[2:]: v for k, v in given.items() if k.startswith("a:") and k[2:] in item_keys}
             comments = {k[2:]: v.strip()[:FINDING_TEXT_MAX] for k, v in given.items()
                         if k.startswith("c:") and k[2:] in item_keys and v.strip()}
-            drafts = await repo.latest_answers(press.session, row.id)
-            merged_values = {k: a.answer for k, a in drafts.items()} | values
-            merged_comments = {k: a.comment for k, a in drafts.items() if a.comment} | comments
+            saved_values, saved_comments = await repo.draft(press.session, row.id)
+            merged_values = saved_values | values
+            merged_comments = saved_comments | comments
             action = press.action
             if action.tpl != checklist.key or action.tplv != checklist.version:
                 await self._save_draft(press, row, checklist, values, comments)
@@ -218,7 +220,7 @@ class Rounds:
     async def _already_done(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, action: CardAction,
                             locale: str) -> ActionResult:
         assert row.id is not None and row.completed_at is not None
-        mine = await repo.latest_answers(s, row.id, submission_id=action.nonce, final=True)
+        mine = await repo.final_answers(s, row.id, submission_id=action.nonce)
         text_ = (t(locale, "card.already_submitted") if mine else
                  t(locale, "card.completed_by", who=self.names.person(row.completed_by),
                    when=self.names.when(row.completed_at, locale)))
@@ -290,7 +292,8 @@ class Rounds:
             s.add(m.ChecklistAnswer(occurrence_id=m.pk(row), submission_id=press.action.nonce,
                                     template_key=checklist.key, template_version=checklist.version, item_key=key,
                                     answer=draft.merged_values[key], comment=draft.merged_comments.get(key),
-                                    is_draft=False, submitted_by=email, submitted_at=now))
+                                    submitted_by=email, submitted_at=now))
+        await repo.drop_draft(s, m.pk(row))  # the answers are on record now; nothing is left to resume
         s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now,
                                 note=f"checklist {checklist.key} v{checklist.version}"))
         deviations = [k for k in item_keys if next(a for a in checklist.answers
@@ -343,12 +346,9 @@ class Rounds:
     async def _save_draft(self, press: CardPress, row: m.Occurrence, checklist: Checklist,
                           values: dict[str, str], comments: dict[str, str]) -> None:
         allowed = {a.key for a in checklist.answers}
-        for key, answer in values.items():
-            if answer in allowed:
-                press.session.add(m.ChecklistAnswer(
-                    occurrence_id=m.pk(row), submission_id=press.action.nonce, template_key=checklist.key,
-                    template_version=checklist.version, item_key=key, answer=answer, comment=comments.get(key),
-                    is_draft=True, submitted_by=press.email, submitted_at=press.now))
+        await repo.save_draft(press.session, m.pk(row), checklist.key, checklist.version,
+                              {k: (a, comments.get(k)) for k, a in values.items() if a in allowed}, press.email,
+                              press.now)
         await press.session.commit()
 
     async def _findings(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, deviations: list[str],
