@@ -77,7 +77,7 @@ async def test_reimport_of_edited_file_updates_in_place_and_keeps_history(
 
 
 def test_drafts_kept_as_answer_rows_move_to_one_row_per_item(db_url: str, khm: HmsConfig) -> None:
-    """Migration 0006 keeps the newest draft per item of each open round, leaves the final answers alone, and
+    """Migration 0005 keeps the newest draft per item of each open round, leaves the final answers alone, and
     drops drafts of rounds already done; its downgrade puts the drafts back as draft answers."""
     from alembic import command
 

@@ -5,8 +5,8 @@ read them all back. The newest draft per item of each open round moves to checkl
 trigger of migration 0003, like every table answers read); the draft rows leave checklist_answer, which keeps only
 the final answers, and its is_draft column goes. Drafts of rounds already completed served nothing and are dropped.
 
-Revision ID: 0006
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-28 12:00:00
 """
 
@@ -16,8 +16,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = '0006'
-down_revision: str | None = '0003'
+revision: str = '0005'
+down_revision: str | None = '0004'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
