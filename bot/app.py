@@ -4,7 +4,8 @@ HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /read
 migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
 malformed JSON or an activity without the fields every activity has, 401 for a bad token, 408 for a body that does
 not arrive within HMS_BODY_TIMEOUT; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
-Activities from another tenant are dropped here with an empty 200, whatever their type.
+Activities from another tenant are dropped here with an empty 200, whatever their type. At most HMS_MAX_TURNS
+turns run at once; the next wait up to HMS_QUEUE_TIMEOUT for one to end, then get 503 (bot/admission.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from typing import Any
 from aiohttp import web
 
 from bot import logs
+from bot.admission import RETRY_AFTER_SECONDS, Admission, ConnectionBudget
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
+from bot.serving import ACCEPT_LOG_INTERVAL, RateLimitedLog
 from bot.settings import Settings
 from bot.turns import HmsBot, tenant_of
 from hms.clock import Clock, SystemClock
@@ -37,6 +40,8 @@ SETTINGS = web.AppKey("settings", Settings)
 BOT = web.AppKey("bot", HmsBot)
 GATEWAY = web.AppKey("gateway", TeamsGateway)
 DELIVERY = web.AppKey("delivery", Delivery)
+ADMISSION = web.AppKey("admission", Admission)
+REFUSALS = web.AppKey("refusals", RateLimitedLog)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
         # invoke leaves it unanswered, which botbuilder's contract makes a 501)
         log.warning("dropped an activity from another tenant (%s)", tenant or "none")
         return web.Response(status=200)
+    admission = request.app[ADMISSION]
+    if not await admission.enter():
+        request.app[REFUSALS].event(admission.in_flight, admission.wait)
+        busy = _error(503, "busy", "the bot is busy; try again shortly")
+        busy.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return busy
     outcome = "ok"
     try:
         status, payload = await gateway.run(authenticated, body, bot.on_turn)
@@ -104,6 +115,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         log.exception("turn failed (activity type %s)", body.get("type"))
         return _error(500, "internal", "the bot could not handle this activity")
     finally:
+        admission.leave()
         log.info("turn", extra={"turn": {
             "type": body.get("type"), "name": body.get("name"), "outcome": outcome,
             "ms": round((time.perf_counter() - started) * 1000, 1),
@@ -154,7 +166,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         openid_metadata_url=settings.openid_metadata_url, token_issuer=settings.token_issuer,
         token_endpoint=settings.token_endpoint,
     ))
-    engine = db.create_engine(settings.database_url)
+    # every admitted turn has a connection of its own in this pool (see bot/admission.py)
+    budget = ConnectionBudget(turns=settings.max_turns)
+    engine = db.create_engine(settings.database_url, connections=budget.turns_pool)
     readers = sessions.Readers(settings.database_url, engine)
     bot = HmsBot(config=config, engine=engine, readers=readers, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
@@ -164,13 +178,16 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app[SETTINGS] = settings
     app[BOT] = bot
     app[GATEWAY] = gateway
+    app[ADMISSION] = Admission(settings.max_turns, settings.queue_timeout)
+    app[REFUSALS] = RateLimitedLog(log, "refused a turn with 503: %d in flight (HMS_MAX_TURNS), none ended "
+                                   "within %g s (HMS_QUEUE_TIMEOUT)", ACCEPT_LOG_INTERVAL)
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
     # The scheduler's jobs get their own engine (on SQLite: their own connection), so a batch of deliveries
     # never queues behind, or starves, the chat turns that share the turns' connection.
-    jobs_engine = db.create_engine(settings.database_url)
+    jobs_engine = db.create_engine(settings.database_url, connections=budget.jobs)
     jobs_sessions = db.session_factory(jobs_engine)
     delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
                         lease=dt.timedelta(seconds=settings.delivery_lease))
@@ -182,6 +199,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
 
     async def lifecycle(_app: web.Application) -> Any:
         claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
+        if engine.dialect.name == "postgresql":
+            log.info("this replica opens %s", budget.describe())
         await bot.start()
         await readers.start()
         scheduler = None

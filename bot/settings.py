@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     # outbox rows lasts the lease, which must cover at least two sends (see usecases/delivery.py).
     send_timeout: float = Field(30.0, gt=0, validation_alias=_env("HMS_SEND_TIMEOUT"))
     delivery_lease: float = Field(120.0, gt=0, validation_alias=_env("HMS_DELIVERY_LEASE"))
+    # Turns in flight at once (see bot/admission.py): each gets its own database connection, so this sizes the
+    # turns' pool; one more waits up to `queue_timeout` seconds for a turn to end, then gets 503 and Retry-After.
+    max_turns: int = Field(20, ge=1, le=1000, validation_alias=_env("HMS_MAX_TURNS"))
+    queue_timeout: float = Field(5.0, ge=0, validation_alias=_env("HMS_QUEUE_TIMEOUT"))
 
     def card_key(self) -> bytes:
         """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else (local

@@ -70,18 +70,19 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, *, connections: int = 10) -> AsyncEngine:
     """An async engine for `url`; SQLite gets foreign keys, WAL and a busy timeout.
 
     SQLite has one writer: the engine keeps one connection per process, so work queues in the process instead
     of fighting over the file lock (measured: p99 at 50 concurrent users fell from about 2 s to well under 1 s).
-    Reads for answers go through `storage.sessions.Readers` instead. On PostgreSQL it is a fixed pool.
+    Reads for answers go through `storage.sessions.Readers` instead. On PostgreSQL it is a fixed pool of
+    `connections`: the caller sizes it for the work it admits (see bot/admission.py), so nobody waits for one.
     """
     kwargs: dict[str, Any] = {}
     if url.startswith("postgres"):
         # a fixed pool: connections opened beyond it would be closed on return, and a PostgreSQL connection is
         # a new server process each time (measured: most of the CPU of a turn at 50 users went to reconnecting)
-        kwargs.update(pool_size=10, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
+        kwargs.update(pool_size=connections, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
     else:
         kwargs.update(pool_size=1, max_overflow=0, pool_timeout=60)
     engine = create_async_engine(async_url(url), **kwargs)

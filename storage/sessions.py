@@ -114,28 +114,37 @@ class InlineReadSession:
 
 
 class AsyncReadSession:
-    """Reads on PostgreSQL: plain rows through a Core connection (no ORM work per query), and AsyncSession's
-    API for entity queries, each opened on first use."""
+    """Reads on PostgreSQL over one connection, opened on first use: plain rows straight from it (no ORM work
+    per query), and entity queries through an ORM session bound to the same connection.
+
+    One connection, never two: when rows and entities each took their own, ten turns reading at once each held
+    one of the pool's ten and waited for a second, until the pool's timeout failed them all (30 s, then 500).
+    """
 
     def __init__(self, engine: AsyncEngine, readers: Readers | None = None):
         self._engine = engine
         self._readers = readers
         self._conn: AsyncConnection | None = None
         self._session: AsyncSession | None = None
+        self.bind = engine
 
-    def __getattr__(self, name: str) -> Any:
-        if self._session is None:
-            self._session = AsyncSession(self._engine, expire_on_commit=False)
-        return getattr(self._session, name)
+    async def _connection(self) -> AsyncConnection:
+        if self._conn is None:
+            self._conn = await self._engine.connect()
+        return self._conn
 
     async def rows(self, statement: Any, params: dict[str, Any]) -> Sequence[Any]:
         token, found = self._readers.recall(statement, params) if self._readers else (None, None)
         if found is not None:
             return found
-        if self._conn is None:
-            self._conn = await self._engine.connect()
-        rows = (await self._conn.execute(statement, params)).all()
+        rows = (await (await self._connection()).execute(statement, params)).all()
         return self._readers.keep(token, rows) if self._readers else rows
+
+    async def exec(self, statement: Any, **kwargs: Any) -> Any:
+        """AsyncSession.exec, for entity queries (the only ORM call the read paths make)."""
+        if self._session is None:
+            self._session = AsyncSession(bind=await self._connection(), expire_on_commit=False)
+        return await self._session.exec(statement, **kwargs)
 
     async def __aenter__(self) -> AsyncReadSession:
         return self
@@ -200,8 +209,11 @@ class Readers:
         return InlineReadSession(self._sync, self) if self.inline else AsyncReadSession(self._writer, self)
 
     async def start(self) -> None:
-        """Start listening for changes (PostgreSQL); until then nothing is kept."""
-        if not self.inline and self._listener is None:
+        """Start listening for changes (PostgreSQL); until then nothing is kept. On SQLite, take the connection
+        that reads `PRAGMA data_version` now, for the process, instead of in whichever turn reads first."""
+        if self.inline:
+            self.data_version()
+        elif self._listener is None:
             self._listener = asyncio.get_running_loop().create_task(self._listen())
 
     def data_version(self) -> int:
