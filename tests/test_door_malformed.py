@@ -19,12 +19,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlmodel import SQLModel
 
 from bot.app import BOT
 from bot.logs import LineFormatter
+from bot.serving import serving
 from hms.config import HmsConfig
 from hms.i18n import t
 from storage import db
@@ -261,15 +261,12 @@ async def test_a_logged_sql_error_does_not_carry_its_values(db_url: str) -> None
 
 async def test_a_client_that_disconnects_mid_body_is_an_info_line(db_path: Path, khm: HmsConfig,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
-    """Served as `hms-bot serve` serves (aiohttp's AppRunner: the handler is not cancelled when the client goes)."""
+    """Served as `hms-bot serve` serves it (bot/serving.py: the handler is not cancelled when the client goes)."""
     caplog.set_level(logging.INFO)
-    runner = web.AppRunner(fuzzing.local_app(f"sqlite:///{db_path}", khm), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    url = f"sqlite:///{db_path}"
+    async with serving(fuzzing.local_app(url, khm), fuzzing.LOCAL.model_copy(update={"database_url": url}),
+                       "127.0.0.1", 0) as site:
+        _reader, writer = await asyncio.open_connection("127.0.0.1", site.bound_port)
         writer.write(b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 5000\r\n\r\n{\"type\": \"message\", ")
         await writer.drain()
@@ -279,8 +276,6 @@ async def test_a_client_that_disconnects_mid_body_is_an_info_line(db_path: Path,
             if any("disconnected" in r.getMessage() for r in caplog.records):
                 break
             await asyncio.sleep(0.01)
-    finally:
-        await runner.cleanup()
     lines = [r for r in caplog.records if "disconnected" in r.getMessage()]
     assert [(r.levelname, r.name) for r in lines] == [("INFO", "hms.http")]
     assert no_trouble(caplog) == []
