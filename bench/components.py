@@ -53,6 +53,7 @@ async def run(repeat: int, tmp: Path) -> Rows:
     from botbuilder.schema import Activity
 
     from bot import logs
+    from bot.activity import parse as parse_activity
     from bot.app import BOT, GATEWAY, create_app
     from bot.settings import Settings
     from hms import nlu, periods, wheel
@@ -81,6 +82,11 @@ async def run(repeat: int, tmp: Path) -> Rows:
         card_activity = answer.activity
 
         # -- what a question-and-answer turn does, in order ------------------------------------------------
+        raw = json.dumps(inbound).encode()
+        rows.append(("activity.parse (the door: JSON and shape)", timed(lambda: parse_activity(raw), repeat),
+                     "every field the bot reads checked"))
+        rows.append(("  for comparison: json.loads", timed(lambda: json.loads(raw), repeat),
+                     "what the door did before"))
         rows.append(("gateway.authenticate (local mode)", await atimed(
             lambda: gateway.authenticate(None, inbound), repeat), "the few fields token validation reads"))
         rows.append(("  for comparison: Activity().deserialize", timed(lambda: Activity().deserialize(inbound),

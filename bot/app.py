@@ -1,11 +1,13 @@
 """The composition root: `create_app(settings)` builds everything the server needs, once, from validated settings.
 
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
-migrated). Bad requests are answered here, before any handler runs: 413 for bodies over the limit, 400 for
-malformed JSON or an activity without the fields every activity has, 401 for a bad token, 408 for a body that does
-not arrive within HMS_BODY_TIMEOUT; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
-Activities from another tenant are dropped here with an empty 200, whatever their type. At most HMS_MAX_TURNS
-turns run at once; the next wait up to HMS_QUEUE_TIMEOUT for one to end, then get 503 (bot/admission.py).
+migrated). Bad requests are answered here, before any handler runs: 415 for another media type or content
+encoding, 413 for bodies over the limit, 408 for a body that does not arrive within HMS_BODY_TIMEOUT, 400 for a
+body that does not decode, is not JSON or cannot be an activity (bot/activity.py checks the shape of every field
+the bot reads), 401 for a bad token; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
+The turn code only ever sees an activity whose fields have the types it expects. Activities from another tenant
+are dropped here with an empty 200, whatever their type. At most HMS_MAX_TURNS turns run at once; the next wait
+up to HMS_QUEUE_TIMEOUT for one to end, then get 503 (bot/admission.py).
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
-import json
 import logging
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
-from bot import logs
+from bot import activity, logs
 from bot.admission import RETRY_AFTER_SECONDS, Admission, ConnectionBudget
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
 from bot.serving import ACCEPT_LOG_INTERVAL, RateLimitedLog
@@ -42,6 +44,7 @@ GATEWAY = web.AppKey("gateway", TeamsGateway)
 DELIVERY = web.AppKey("delivery", Delivery)
 ADMISSION = web.AppKey("admission", Admission)
 REFUSALS = web.AppKey("refusals", RateLimitedLog)
+DECODED = frozenset({"identity", "gzip", "deflate"})  # aiohttp decodes these; anything else is refused (415)
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ async def messages(request: web.Request) -> web.StreamResponse:
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "send the activity as application/json")
     settings = request.app[SETTINGS]
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in DECODED:
+        log.warning("activity refused: Content-Encoding %s", logs.clean(encoding[:40]))
+        return _error(415, "unsupported_encoding", "send the activity uncompressed, or gzip or deflate")
     try:
         # aiohttp has no body deadline of its own: without this a slow sender holds the connection for good
         async with asyncio.timeout(settings.body_timeout):
@@ -81,15 +88,18 @@ async def messages(request: web.Request) -> web.StreamResponse:
         late = _error(408, "request_timeout", "the body did not arrive in time")
         late.force_close()
         return late
+    except RequestPayloadError:  # a compressed body that does not decompress, a broken chunked body
+        log.warning("activity refused: the body could not be decoded (Content-Encoding %s)", encoding)
+        return _error(400, "undecodable_body", f"the body could not be decoded ({encoding})")
+    except ConnectionResetError:
+        # the sender went away mid-body: nothing to answer, nothing wrong here (Teams retries a turn it cares for)
+        log.info("client disconnected before its activity arrived")
+        return web.Response(status=400)
     try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        log.warning("activity refused: malformed JSON (%d bytes)", len(raw))
-        return _error(400, "malformed_json", "the body is not valid JSON")
-    problem = _shape_problem(body)
-    if problem:
-        log.warning("activity refused: %s", problem)
-        return _error(400, "malformed_activity", problem)
+        body = activity.parse(raw)
+    except activity.BadActivity as exc:
+        log.warning("activity refused: %s (%d bytes)", exc, len(raw))
+        return _error(400, exc.code, str(exc))
     try:
         authenticated = await gateway.authenticate(request.headers.get("Authorization"), body)
     except Unauthorized as exc:
@@ -126,20 +136,6 @@ async def messages(request: web.Request) -> web.StreamResponse:
     return web.json_response(payload, status=status)
 
 
-def _shape_problem(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return "the activity must be a JSON object"
-    for field in ("type", "serviceUrl"):
-        if not isinstance(body.get(field), str) or not body[field]:
-            return f"the activity has no {field}"
-    conversation = body.get("conversation")
-    if not isinstance(conversation, dict) or not isinstance(conversation.get("id"), str):
-        return "the activity has no conversation id"
-    if body.get("from") is not None and not isinstance(body["from"], dict):
-        return "'from' must be an object"
-    return None
-
-
 async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
@@ -174,6 +170,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
                  card_key=settings.card_key(), proactive=gateway)
 
+    logs.quiet_client_faults()
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[BOT] = bot

@@ -1,6 +1,11 @@
 """Logging set-up: one line per record, with structured extras (the per-turn line) as JSON.
 
 Message text and secrets are never logged at info level; the turn line carries type, outcome and duration.
+A record is one line whatever it quotes: control characters (newlines too) in a message are escaped, so a
+value from outside (an activity type, an invoke name) cannot forge a line of its own. Faults of the client
+that aiohttp logs as errors with a traceback (a body that does not decode, a request it cannot parse, a sender
+that disconnects) are one INFO line: the client got its 4xx, and nothing is wrong with the bot. A logged SQL
+error shows neither its parameters nor the row PostgreSQL quotes back.
 """
 
 from __future__ import annotations
@@ -8,9 +13,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
+
+from aiohttp.http_exceptions import HttpProcessingError
 
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
 
@@ -32,6 +40,21 @@ def note(**fields: Any) -> None:
         current.update(fields)
 
 
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+
+
+# PostgreSQL's error text quotes the offending row or key in a DETAIL line (people's e-mails, Teams ids, the
+# tenant); SQLAlchemy's own "[parameters: ...]" part is off (storage/db.py, hide_parameters).
+_DETAIL = re.compile(r"^DETAIL: .*$", re.MULTILINE)
+
+
+def clean(text: str) -> str:
+    """`text` with control characters, line separators and lone surrogates escaped (\\n, \\x00, \\ud800)."""
+    if not _UNPRINTABLE.search(text):
+        return text
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode("ascii"), text)
+
+
 class LineFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
@@ -44,9 +67,44 @@ class LineFormatter(logging.Formatter):
         extras = {k: v for k, v in record.__dict__.items() if k not in _STANDARD}
         if extras:
             base += " " + json.dumps(extras, ensure_ascii=False, default=str)
+        base = clean(base)  # the traceback below is the only text allowed more lines
         if record.exc_info:
-            base += "\n" + self.formatException(record.exc_info)
+            base += "\n" + _DETAIL.sub("DETAIL: (left out: it quotes the row's values)", self.formatException(
+                record.exc_info))
         return base
+
+
+class ClientFaults(logging.Filter):
+    """Turns aiohttp's error records about a client's own faults into one INFO line without a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fault = record.exc_info[1] if record.exc_info else None
+        if fault is not None and _client_fault(fault):
+            record.msg, record.args = "request from a client refused: %s (%s)", (
+                type(fault).__name__, clean(" ".join(str(fault).split()))[:200])
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def _client_fault(exc: BaseException) -> bool:
+    """An HTTP parsing or decoding error, or a lost connection, anywhere in the exception's chain (aiohttp wraps
+    a body that does not decompress in a RequestPayloadError caused by a ContentEncodingError)."""
+    for _ in range(5):
+        if isinstance(exc, HttpProcessingError | ConnectionResetError):
+            return True
+        cause = exc.__cause__ or exc.__context__
+        if cause is None:
+            return False
+        exc = cause
+    return False
+
+
+def quiet_client_faults() -> None:
+    """Install `ClientFaults` on aiohttp's server logger (idempotent; the composition root calls it)."""
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientFaults) for f in server.filters):
+        server.addFilter(ClientFaults())
 
 
 def configure(level: str = "INFO") -> None:

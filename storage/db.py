@@ -78,7 +78,8 @@ def create_engine(url: str, *, connections: int = 10) -> AsyncEngine:
     Reads for answers go through `storage.sessions.Readers` instead. On PostgreSQL it is a fixed pool of
     `connections`: the caller sizes it for the work it admits (see bot/admission.py), so nobody waits for one.
     """
-    kwargs: dict[str, Any] = {}
+    # An SQL error's text then never carries the values (people's ids, names, the tenant) into the log.
+    kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("postgres"):
         # a fixed pool: connections opened beyond it would be closed on return, and a PostgreSQL connection is
         # a new server process each time (measured: most of the CPU of a turn at 50 users went to reconnecting)
@@ -98,7 +99,8 @@ def query_only(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_sync_engine(url: str, **kwargs: Any) -> sa.Engine:
-    engine = sa.create_engine(sync_url(url), **kwargs)
+    """A synchronous engine (migrations, the command line); SQL errors never show their values."""
+    engine = sa.create_engine(sync_url(url), **{"hide_parameters": True, **kwargs})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine

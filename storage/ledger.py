@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import itertools
 import logging
 from collections.abc import Callable, Coroutine
@@ -33,6 +34,12 @@ MAX_BATCH = 500  # rows per statement
 REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far beyond that
 MAX_REMEMBERED = 100_000  # keys kept in memory at most (SQLite)
 FLUSH_DELAY = 0.1  # seconds a new key waits in memory (SQLite), so that writes go out in groups
+KEY_MAX = 500  # the column's length; a longer key (the door allows ids up to their own columns) is hashed
+
+
+def fit_key(key: str) -> str:
+    """The key as stored: itself, or a digest of it when it is longer than the column."""
+    return key if len(key) <= KEY_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
 async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
@@ -74,6 +81,7 @@ class ActivityLedger:
 
     async def claim(self, key: str, now: dt.datetime) -> bool:
         """True the first time `key` is claimed, False for a retry."""
+        key = fit_key(key)
         if self.in_memory:
             return self._claim_in_memory(key, now)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()

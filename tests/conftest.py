@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -94,6 +95,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         url = request.getfixturevalue("postgres_url")
         _clear(url)
         yield url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("door-db") / "template.sqlite3"
+    db.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def db_path(migrated_template: Path, tmp_path: Path) -> Path:
+    """A migrated, empty SQLite file for one test (a copy: faster than migrating each time)."""
+    path = tmp_path / "hms.sqlite3"
+    shutil.copyfile(migrated_template, path)
+    return path
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from bot.app import ADMISSION, BOT, DELIVERY, Runtime, create_app
 from hms.config import HmsConfig
 from hms.wheel import find_occurrence
 from tests.fakes.bf_peer import BfPeer
-from tests.test_door import APP_ID, activity, auth_settings, db_path, door, migrated_template, peer, post  # noqa: F401 (fixtures)
+from tests.test_door import APP_ID, activity, auth_settings, door, peer, post  # noqa: F401 (peer is a fixture)
 from tests.test_first_touch import OCC, _page_one_press
 
 STARTS = 50

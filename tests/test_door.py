@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import sqlite3
 import threading
 import time
@@ -43,21 +42,6 @@ ISSUER = "https://api.botframework.com"
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("door-db") / "template.sqlite3"
-    db.upgrade(f"sqlite:///{path}")
-    return path
-
-
-@pytest.fixture
-def db_path(migrated_template: Path, tmp_path: Path) -> Path:
-    """A migrated, empty SQLite file for one test."""
-    path = tmp_path / "hms.sqlite3"
-    shutil.copyfile(migrated_template, path)
-    return path
 
 
 @pytest.fixture

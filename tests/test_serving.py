@@ -28,11 +28,10 @@ from bot.settings import Settings
 from hms.clock import FixedClock
 from hms.config import HmsConfig
 from tests.conftest import ROOT, oslo
-from tests.test_door import db_path, migrated_template  # noqa: F401 (fixtures)
 
 
 @asynccontextmanager
-async def served(db_path: Path, khm: HmsConfig, **limits: Any) -> AsyncIterator[LimitedSite]:  # noqa: F811
+async def served(db_path: Path, khm: HmsConfig, **limits: Any) -> AsyncIterator[LimitedSite]:
     """The whole bot (local mode, SQLite) behind the production serving path, on an ephemeral loopback port."""
     settings = Settings(app_id="", app_password="", app_tenant_id="", database_url=f"sqlite:///{db_path}",
                         **limits)
@@ -80,7 +79,7 @@ async def eventually(condition: Callable[[], bool], seconds: float = 5.0) -> Non
 HEAD = b"POST /api/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
 
 
-async def test_slow_headers_are_cut_off_at_the_header_deadline(db_path: Path, khm: HmsConfig) -> None:  # noqa: F811
+async def test_slow_headers_are_cut_off_at_the_header_deadline(db_path: Path, khm: HmsConfig) -> None:
     loop = asyncio.get_running_loop()
     async with served(db_path, khm, header_timeout=1.0, body_timeout=30.0) as site:
         reader, writer = await asyncio.open_connection("127.0.0.1", site.bound_port)
@@ -98,7 +97,7 @@ async def test_slow_headers_are_cut_off_at_the_header_deadline(db_path: Path, kh
     assert 0.9 <= held < 5.0, held  # at the deadline (1 s), not an hour later (aiohttp's default 3630 s)
 
 
-async def test_a_slow_body_gets_408_at_the_body_deadline(db_path: Path, khm: HmsConfig) -> None:  # noqa: F811
+async def test_a_slow_body_gets_408_at_the_body_deadline(db_path: Path, khm: HmsConfig) -> None:
     loop = asyncio.get_running_loop()
     async with served(db_path, khm, header_timeout=30.0, body_timeout=1.0) as site:
         reader, writer = await asyncio.open_connection("127.0.0.1", site.bound_port)
@@ -119,7 +118,7 @@ async def test_a_slow_body_gets_408_at_the_body_deadline(db_path: Path, khm: Hms
     assert 0.9 <= held < 6.0, held
 
 
-async def test_connections_over_the_cap_get_503_and_the_cap_frees_up(db_path: Path, khm: HmsConfig,  # noqa: F811
+async def test_connections_over_the_cap_get_503_and_the_cap_frees_up(db_path: Path, khm: HmsConfig,
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="hms.http")
     async with served(db_path, khm, header_timeout=30.0, max_connections=3) as site:

@@ -65,8 +65,8 @@ class Measures:
 
     async def _open_measure(self, press: CardPress) -> ActionResult | tuple[m.Measure, m.Finding, m.Occurrence]:
         """The measure a press is for, or the card saying why it cannot be acted on."""
-        ref = press.action.ref
-        found = await repo.measure_with_context(press.session, int(ref)) if ref.isdigit() else None
+        measure_id = press.action.ref_id()
+        found = await repo.measure_with_context(press.session, measure_id) if measure_id is not None else None
         if found is None:
             return refusal(press.locale, "card.unknown", "unknown")
         measure, finding, occ_row = found

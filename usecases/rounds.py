@@ -39,6 +39,7 @@ from usecases.routing import Router
 log = logging.getLogger("hms.rounds")
 
 FINDING_TEXT_MAX = 600
+LINK_MAX = 2000  # the column's length (storage/models.py OccurrenceEvent.link)
 
 OccurrenceStep = Callable[[CardPress, wheel.Occurrence, m.Occurrence], Awaitable[ActionResult]]
 
@@ -311,10 +312,11 @@ class Rounds:
         s, email, now, locale = press.session, press.email, press.now, press.locale
         note = press.values.get("note", "").strip()[:1000] or None
         link = press.values.get("link", "").strip() or None
-        if link and not link.startswith("https://"):
+        if link and (not link.startswith("https://") or len(link) > LINK_MAX):
+            error = (t(locale, "task.link_invalid") if not link.startswith("https://") else
+                     t(locale, "task.link_too_long", max=LINK_MAX))
             view = TaskView(self.names.task(occ, locale), self.names.scope(occ, locale),
-                            t(locale, "round.due_line", due=format_date(occ.due, locale)),
-                            error=t(locale, "task.link_invalid"))
+                            t(locale, "round.due_line", due=format_date(occ.due, locale)), error=error)
             return ActionResult(task_card(view, locale, CardAction("task.done", occ.key, nonce_for(
                 occ.key, "task")).pack(self.secret)), "invalid")
         if not await repo.complete_once(s, row, email, now):

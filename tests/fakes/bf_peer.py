@@ -146,10 +146,11 @@ class BfPeer:
         app.router.add_get("/keys", self._jwks)
         app.router.add_post("/token", self._token)
         app.router.add_post("/v3/conversations", self._create_conversation)
-        app.router.add_post("/v3/conversations/{cid}/activities", self._activity)
-        app.router.add_post("/v3/conversations/{cid}/activities/{aid}", self._activity)
-        app.router.add_put("/v3/conversations/{cid}/activities/{aid}", self._activity)
-        app.router.add_get("/v3/conversations/{cid}/members/{uid}", self._member)
+        # any id in a path segment, braces too (aiohttp's plain {cid} would not match "{}" and answer 404)
+        app.router.add_post("/v3/conversations/{cid:[^/]+}/activities", self._activity)
+        app.router.add_post("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
+        app.router.add_put("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
+        app.router.add_get("/v3/conversations/{cid:[^/]+}/members/{uid:[^/]+}", self._member)
         return app
 
     async def _metadata(self, _request: web.Request) -> web.Response:
