@@ -2,13 +2,15 @@
 
 Knows nothing of botbuilder: it gets a `TurnPort` (the activity as JSON plus reply operations) and a
 `Proactive` port for opening chats. Order of work for every activity: drop other tenants (nothing stored),
-drop retries of an activity already handled, refresh the conversation's coordinates, then route by type
+drop retries of an activity already handled (a turn that failed is released, so Teams' retry runs it again;
+see storage/ledger.py), refresh the conversation's coordinates, then route by type
 through a table of handlers (`activities`, and `invokes` by invoke name); a type nobody registered is logged
 and ignored, an invoke nobody registered is answered with an empty 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -169,12 +171,25 @@ class HmsBot:
             log.warning("dropped an activity from another tenant (%s)", tenant or "none")
             return
         now = self.clock.now()
-        if act.get("id") and not await self.ledger.claim(
-                f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}", now):
+        key = f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}" if act.get("id") else None
+        if key is not None and not await self.ledger.claim(key, now):
             logs.note(retry=True)  # a retry of an activity already handled
             if act.get("type") == "invoke":
                 turn.respond(200, None)
             return
+        try:
+            await self._handle(turn, act, now)
+        except BaseException:
+            # the reply could not be sent, or the turn failed: the bot answers 500 and Teams' retry runs it again
+            if key is not None:
+                await asyncio.shield(self.ledger.release(key))
+            raise
+        if key is not None:
+            # completed: every reply sent (or the invoke's answer set) and every write committed
+            self.ledger.complete(key, self.clock.now())
+
+    async def _handle(self, turn: TurnPort, act: dict[str, Any], now: dt.datetime) -> None:
+        """Refresh what the bot knows of the conversation and its sender, then route the activity by type."""
         async with sessions.OnDemandSession(self.sessions) as s:
             ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)

@@ -1,16 +1,27 @@
-"""The ledger of inbound activities already handled, so a Teams retry of a turn is handled once.
+"""The ledger of inbound activities, so a Teams retry of a turn is handled once, and a turn that failed is not lost.
 
-Every turn asks `claim(key)` before it does anything. How the answer is found depends on the deployment:
+Every turn asks `claim(key)` before it does anything, and says how it ended: `complete(key)` once what the turn
+owes is done (its reply sent, its writes committed), `release(key)` when it failed. Teams retries an activity
+(same id) when the bot answered 5xx or did not answer in time, so:
+- a retry of a completed activity is dropped;
+- a retry of a released one (the reply could not be sent, the bot answered 500) runs the turn again;
+- a retry that arrives while the same activity is still being handled in this process waits for that turn: it
+  is dropped if the turn completes and runs the turn itself if it fails.
 
-- **PostgreSQL, one or more replicas** (a retry may reach another replica): the database is the judge. Claims
-  are written in groups (group commit): the claims that arrive while a write is in flight go together into the
-  next one, as one INSERT .. ON CONFLICT DO NOTHING RETURNING and one commit. A lone claim is written at once;
-  under load, fifty concurrent turns cost a handful of statements instead of fifty.
-- **SQLite, one process by design** (the embedded default): the process itself is the judge. Keys seen in the
-  last `REMEMBER` are kept in memory (loaded from the table at start), and new keys are written behind, in
-  groups, a moment later. A turn does not wait for the disk. The one window: keys of turns handled in the last
-  `FLUSH_DELAY` before the process is killed are not on disk, so a Teams retry of such a turn after a restart
-  is handled again; a graceful stop writes them first.
+How the answer is found depends on the deployment:
+
+- **PostgreSQL, one or more replicas** (a retry may reach another replica): the database is the judge. A claim
+  is a row without `completed_at`; claims are written in groups (group commit): the claims that arrive while a
+  write is in flight go together into the next one, as one INSERT .. ON CONFLICT .. RETURNING and one commit. A
+  claim in progress on a replica that died lapses after `LEASE`, so a retry after that runs the turn again.
+  Completions are written in groups too, without making the turn wait.
+- **SQLite, one process by design** (the embedded default): the process itself is the judge. Completed keys of
+  the last `REMEMBER` are kept in memory (loaded from the table at start), claims in progress only in memory
+  (a process that dies takes them along, so their retries run again), and completed keys are written behind, in
+  groups, at most `FLUSH_DELAY` later, on a connection of the ledger's own so that the write never queues behind
+  the turns' writes. A turn does not wait for the disk. The one window: a turn completed in the last moment
+  before the process is killed is not on disk, so its Teams retry after a restart is handled again (measured by
+  `python -m bench.crash`; see the README); a graceful stop writes everything first.
 """
 
 from __future__ import annotations
@@ -33,8 +44,11 @@ log = logging.getLogger("hms.ledger")
 MAX_BATCH = 500  # rows per statement
 REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far beyond that
 MAX_REMEMBERED = 100_000  # keys kept in memory at most (SQLite)
-FLUSH_DELAY = 0.1  # seconds a new key waits in memory (SQLite), so that writes go out in groups
+FLUSH_DELAY = 0.1  # seconds a completed key waits in memory (SQLite), so that writes go out in groups
 KEY_MAX = 500  # the column's length; a longer key (the door allows ids up to their own columns) is hashed
+# PostgreSQL: a claim in progress lapses after this. Longer than a turn can take (a reply waits at most 30 s for the
+# connector), so a slow turn on a live replica is never run twice; a replica that died delays a retry this long.
+LEASE = dt.timedelta(seconds=60)
 
 
 def fit_key(key: str) -> str:
@@ -42,13 +56,34 @@ def fit_key(key: str) -> str:
     return key if len(key) <= KEY_MAX else "sha256:" + hashlib.sha256(key.encode()).hexdigest()
 
 
-async def record(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
-    """Insert the keys not yet on record; returns those that were new. No commit."""
+def _insert(conn: AsyncConnection) -> Any:
+    return db.dialect_insert(conn.dialect.name)(m.table(m.ProcessedActivity))
+
+
+async def record_claims(conn: AsyncConnection, rows: dict[str, dt.datetime]) -> set[str]:
+    """Claim the keys not on record, and those whose claim lapsed (in progress since before `LEASE`); returns the
+    keys claimed. No commit."""
     table = m.table(m.ProcessedActivity)
+    stmt = _insert(conn)
+    lapsed = min(rows.values()) - LEASE
     # one statement for any number of rows: compiled once, sent as multi-row VALUES ("insertmanyvalues")
-    stmt = db.dialect_insert(conn.dialect.name)(table).on_conflict_do_nothing().returning(table.c.activity_key)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[table.c.activity_key], set_={"received_at": stmt.excluded.received_at},
+        where=sa.and_(table.c.completed_at.is_(None), table.c.received_at < lapsed),
+    ).returning(table.c.activity_key)
     params = [{"activity_key": k, "received_at": at} for k, at in rows.items()]
     return {row[0] for row in await conn.execute(stmt, params)}
+
+
+async def record_completions(conn: AsyncConnection, rows: dict[str, tuple[dt.datetime, dt.datetime]]) -> None:
+    """Record keys as completed ({key: (claimed at, completed at)}), whether or not their claim is on record. No
+    commit."""
+    table = m.table(m.ProcessedActivity)
+    stmt = _insert(conn)
+    stmt = stmt.on_conflict_do_update(index_elements=[table.c.activity_key],
+                                      set_={"completed_at": stmt.excluded.completed_at}).returning(table.c.activity_key)
+    params = [{"activity_key": k, "received_at": claimed, "completed_at": done} for k, (claimed, done) in rows.items()]
+    (await conn.execute(stmt, params)).all()
 
 
 def _take(waiting: dict[str, Any]) -> dict[str, Any]:
@@ -56,55 +91,104 @@ def _take(waiting: dict[str, Any]) -> dict[str, Any]:
     return {k: waiting.pop(k) for k in list(itertools.islice(waiting, MAX_BATCH))}
 
 
+def _own_engine(engine: AsyncEngine) -> AsyncEngine:
+    """A second engine on the same SQLite file, for the ledger's writes alone (an in-memory database has no
+    second connection: the turns' engine is used)."""
+    database = engine.url.database
+    if not database or database == ":memory:":
+        return engine
+    return db.create_engine(engine.url.render_as_string(hide_password=False))
+
+
 class ActivityLedger:
-    """Claims activity keys; one instance per process and engine. See the module docstring."""
+    """Claims activity keys for turns; one instance per process and engine. See the module docstring."""
 
     def __init__(self, engine: AsyncEngine):
         self.engine = engine
         self.in_memory = engine.dialect.name == "sqlite"
-        self._pending: dict[str, tuple[dt.datetime, list[asyncio.Future[bool]]]] = {}  # database-judged
-        self._recent: dict[str, dt.datetime] = {}  # in-memory judge: key -> when it was claimed (oldest first)
-        self._unwritten: dict[str, dt.datetime] = {}
-        self._writer: asyncio.Task[None] | None = None
-        self.statements = 0  # INSERTs written (for tests and the benchmark)
+        # SQLite has one connection for the turns' writes; waiting in that queue, the write-behind fell seconds
+        # behind under load (measured with bench.crash: up to 4 s), so it has a connection of its own
+        self._writes = _own_engine(engine) if self.in_memory else engine
+        self._running: dict[str, tuple[dt.datetime, asyncio.Future[bool]]] = {}  # claimed here: True once completed
+        self._pending: dict[str, tuple[dt.datetime, list[asyncio.Future[bool]]]] = {}  # claims for the database
+        self._recent: dict[str, dt.datetime] = {}  # in-memory judge: completed key -> when (oldest first)
+        self._unwritten: dict[str, tuple[dt.datetime, dt.datetime]] = {}  # completed, not on record yet
+        self._claimer: asyncio.Task[None] | None = None
+        self._completer: asyncio.Task[None] | None = None
+        self.statements = 0  # claims and completions written (for tests and the benchmark)
 
     async def start(self, now: dt.datetime) -> None:
-        """Load the keys of the last `REMEMBER` (in-memory mode); a no-op on PostgreSQL."""
+        """Load the keys completed in the last `REMEMBER` (in-memory mode); a no-op on PostgreSQL."""
         if not self.in_memory:
             return
         table = m.table(m.ProcessedActivity)
         async with self.engine.connect() as conn:
             found = await conn.execute(sa.select(table.c.activity_key, table.c.received_at)
-                                       .where(table.c.received_at >= now - REMEMBER)
+                                       .where(table.c.received_at >= now - REMEMBER, table.c.completed_at.is_not(None))
                                        .order_by(table.c.received_at))
             self._recent = {key: at for key, at in found}
 
     async def claim(self, key: str, now: dt.datetime) -> bool:
-        """True the first time `key` is claimed, False for a retry."""
+        """True when this delivery of `key` should run its turn: the first one, or a retry of a turn that failed.
+        False for a retry of a completed turn, or of one in progress elsewhere."""
         key = fit_key(key)
+        while (running := self._running.get(key)) is not None:
+            # the same activity is being handled in this process: its outcome decides
+            try:
+                completed = await asyncio.wait_for(asyncio.shield(running[1]), LEASE.total_seconds())
+            except TimeoutError:
+                return False
+            if completed:
+                return False
         if self.in_memory:
-            return self._claim_in_memory(key, now)
+            claimed = key not in self._recent
+        else:
+            claimed = await self._claim_in_database(key, now)
+        if claimed:
+            self._running[key] = (now, asyncio.get_running_loop().create_future())
+        return claimed
+
+    def complete(self, key: str, now: dt.datetime) -> None:
+        """The turn of `key` did what it owes: retries are dropped from now on. Written behind; never waits."""
+        key = fit_key(key)
+        claimed_at, future = self._running.pop(key, (now, None))
+        if self.in_memory:
+            self._recent[key] = claimed_at
+            self._forget(now)
+        self._unwritten[key] = (claimed_at, now)
+        if future is not None and not future.done():
+            future.set_result(True)
+        self._completer = self._ensure(self._completer, self._write_completions)
+
+    async def release(self, key: str) -> None:
+        """The turn of `key` failed: a retry runs it again (here, or on PostgreSQL on any replica)."""
+        key = fit_key(key)
+        _, future = self._running.pop(key, (None, None))
+        try:
+            if not self.in_memory:
+                async with self.engine.begin() as conn:
+                    table = m.table(m.ProcessedActivity)
+                    await conn.execute(sa.delete(table).where(table.c.activity_key == key,
+                                                              table.c.completed_at.is_(None)))
+        except Exception as exc:  # noqa: BLE001 - the claim then lapses after LEASE
+            log.warning("could not release a claim: %s", type(exc).__name__)
+        finally:
+            if future is not None and not future.done():
+                future.set_result(False)  # a retry waiting here runs the turn (after the row is gone)
+
+    async def _claim_in_database(self, key: str, now: dt.datetime) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         waiting = self._pending.get(key)
         if waiting is not None:
             waiting[1].append(future)  # the same activity twice in one group: only the first one counts
         else:
             self._pending[key] = (now, [future])
-        self._ensure_writer(self._write_claims)
+        self._claimer = self._ensure(self._claimer, self._write_claims)
         return await future
-
-    def _claim_in_memory(self, key: str, now: dt.datetime) -> bool:
-        if key in self._recent:
-            return False
-        self._recent[key] = now
-        self._unwritten[key] = now
-        self._forget(now)
-        self._ensure_writer(self._write_behind)
-        return True
 
     def _forget(self, now: dt.datetime) -> None:
         """Drop keys older than `REMEMBER` (and the oldest beyond `MAX_REMEMBERED`): retries never come that
-        late. Keys are in claim order, so only the oldest are looked at."""
+        late. Keys are in completion order, so only the oldest are looked at."""
         cutoff = now - REMEMBER
         while self._recent:
             key, at = next(iter(self._recent.items()))
@@ -112,16 +196,18 @@ class ActivityLedger:
                 break
             del self._recent[key]
 
-    def _ensure_writer(self, job: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.get_running_loop().create_task(job())
+    @staticmethod
+    def _ensure(task: asyncio.Task[None] | None, job: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(job())
+        return task
 
     async def _write_claims(self) -> None:
         while self._pending:
             group = _take(self._pending)
             try:
                 async with self.engine.begin() as conn:
-                    new = await record(conn, {k: at for k, (at, _) in group.items()})
+                    new = await record_claims(conn, {k: at for k, (at, _) in group.items()})
                 self.statements += 1
             except Exception as exc:  # noqa: BLE001 - every waiting turn gets the error; the next group retries
                 log.warning("could not record %d activities: %s", len(group), type(exc).__name__)
@@ -135,26 +221,32 @@ class ActivityLedger:
                     if not f.done():  # a turn that was cancelled meanwhile no longer waits
                         f.set_result(i == 0 and key in new)
 
-    async def _write_behind(self, delay: float = FLUSH_DELAY) -> None:
+    async def _write_completions(self, delay: float | None = None) -> None:
+        # SQLite: wait a moment so that completions go out in groups; PostgreSQL: at once, grouping what
+        # arrives while a write is in flight
+        delay = (FLUSH_DELAY if self.in_memory else 0) if delay is None else delay
         if delay:
             await asyncio.sleep(delay)
         while self._unwritten:
             group = _take(self._unwritten)
             try:
-                async with self.engine.begin() as conn:
-                    await record(conn, group)
+                async with self._writes.begin() as conn:
+                    await record_completions(conn, group)
                 self.statements += 1
-            except Exception as exc:  # noqa: BLE001 - kept in memory; the next claim tries again
-                log.warning("could not record %d activities: %s", len(group), type(exc).__name__)
+            except Exception as exc:  # noqa: BLE001 - kept in memory; the next completion tries again
+                log.warning("could not record %d completed activities: %s", len(group), type(exc).__name__)
                 self._unwritten = {**group, **self._unwritten}
                 return
 
     async def flush(self) -> None:
         """Wait for writes in flight and write what is still only in memory (at a graceful stop, and in tests
         that look at the table)."""
-        if self._writer is not None:
-            await asyncio.gather(self._writer, return_exceptions=True)
+        await asyncio.gather(*(t for t in (self._claimer, self._completer) if t is not None), return_exceptions=True)
         if self._unwritten:
-            await self._write_behind(delay=0)
+            await self._write_completions(delay=0)
 
-    close = flush
+    async def close(self) -> None:
+        """Write what is only in memory and close the ledger's own connection."""
+        await self.flush()
+        if self._writes is not self.engine:
+            await self._writes.dispose()
