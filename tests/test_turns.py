@@ -106,6 +106,7 @@ async def bot(db_url: str, khm: HmsConfig) -> AsyncIterator[HmsBot]:
     b = make_bot(engine, khm, proactive=FakeProactive())
     await b.start()
     yield b
+    await b.ledger.close()  # completions are written behind: write them before the engine goes
     await engine.dispose()
 
 
