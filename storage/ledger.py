@@ -13,7 +13,9 @@ How the answer is found depends on the deployment:
 - **PostgreSQL, one or more replicas** (a retry may reach another replica): the database is the judge. A claim
   is a row without `completed_at`; claims are written in groups (group commit): the claims that arrive while a
   write is in flight go together into the next one, as one INSERT .. ON CONFLICT .. RETURNING and one commit. A
-  claim in progress on a replica that died lapses after `LEASE`, so a retry after that runs the turn again.
+  claim in progress lapses after `LEASE` unless renewed: the replica running the turn renews its claims every
+  `RENEW_EVERY`, so a slow turn keeps its claim while a replica that died loses its claims within `LEASE`, and a
+  retry after that runs the turn again (a retry that comes sooner is dropped, and that answer is lost).
   Completions are written in groups too, without making the turn wait.
 - **SQLite, one process by design** (the embedded default): the process itself is the judge. Completed keys of
   the last `REMEMBER` are kept in memory (loaded from the table at start), claims in progress only in memory
@@ -32,6 +34,7 @@ import hashlib
 import itertools
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -48,9 +51,11 @@ REMEMBER = dt.timedelta(hours=1)  # Teams retries within seconds; an hour is far
 MAX_REMEMBERED = 100_000  # keys kept in memory at most (SQLite)
 FLUSH_DELAY = 0.05  # seconds a completed key waits in memory (SQLite), so that writes go out in groups
 KEY_MAX = 500  # the column's length; a longer key (the door allows ids up to their own columns) is hashed
-# PostgreSQL: a claim in progress lapses after this. Longer than a turn can take (a reply waits at most 30 s for the
-# connector), so a slow turn on a live replica is never run twice; a replica that died delays a retry this long.
-LEASE = dt.timedelta(seconds=60)
+# PostgreSQL: a claim in progress lapses after LEASE unless the replica running it renews it (every RENEW_EVERY):
+# short, because Teams retries within seconds, and a retry before the claim of a replica that died has lapsed is lost
+LEASE = dt.timedelta(seconds=5)
+RENEW_EVERY = 1.0  # seconds
+WAIT_FOR_TURN = 60.0  # seconds a delivery waits for the same activity's turn in this process (a reply: 30 s at most)
 
 
 def fit_key(key: str) -> str:
@@ -162,7 +167,8 @@ class WriteBehind:
 class ActivityLedger:
     """Claims activity keys for turns; one instance per process and engine. See the module docstring."""
 
-    def __init__(self, engine: AsyncEngine, flush_delay: float = FLUSH_DELAY):
+    def __init__(self, engine: AsyncEngine, flush_delay: float = FLUSH_DELAY,
+                 monotonic: Callable[[], float] = time.monotonic):
         self.engine = engine
         self.in_memory = engine.dialect.name == "sqlite"
         self.flush_delay = flush_delay
@@ -173,7 +179,10 @@ class ActivityLedger:
         self._pending: dict[str, tuple[dt.datetime, list[asyncio.Future[bool]]]] = {}  # claims for the database
         self._recent: dict[str, dt.datetime] = {}  # in-memory judge: completed key -> when (oldest first)
         self._unwritten: dict[str, tuple[dt.datetime, dt.datetime]] = {}  # completed, not on record yet
+        self._since: dict[str, float] = {}  # claimed here: monotonic time of the claim (renewals count from it)
+        self._monotonic = monotonic
         self._claimer: asyncio.Task[None] | None = None
+        self._renewer: asyncio.Task[None] | None = None
         self._completer: asyncio.Task[None] | None = None
         self._statements = 0
 
@@ -200,7 +209,7 @@ class ActivityLedger:
         while (running := self._running.get(key)) is not None:
             # the same activity is being handled in this process: its outcome decides
             try:
-                completed = await asyncio.wait_for(asyncio.shield(running[1]), LEASE.total_seconds())
+                completed = await asyncio.wait_for(asyncio.shield(running[1]), WAIT_FOR_TURN)
             except TimeoutError:
                 return False
             if completed:
@@ -211,12 +220,16 @@ class ActivityLedger:
             claimed = await self._claim_in_database(key, now)
         if claimed:
             self._running[key] = (now, asyncio.get_running_loop().create_future())
+            self._since[key] = self._monotonic()
+            if not self.in_memory:
+                self._renewer = self._ensure(self._renewer, self._renew_while_running)
         return claimed
 
     def complete(self, key: str, now: dt.datetime) -> None:
         """The turn of `key` did what it owes: retries are dropped from now on. Written behind; never waits."""
         key = fit_key(key)
         claimed_at, future = self._running.pop(key, (now, None))
+        self._since.pop(key, None)
         if self.in_memory:
             self._recent[key] = claimed_at
             self._forget(now)
@@ -232,17 +245,42 @@ class ActivityLedger:
         """The turn of `key` failed: a retry runs it again (here, or on PostgreSQL on any replica)."""
         key = fit_key(key)
         _, future = self._running.pop(key, (None, None))
+        self._since.pop(key, None)
         try:
             if not self.in_memory:
                 async with self.engine.begin() as conn:
                     table = m.table(m.ProcessedActivity)
                     await conn.execute(sa.delete(table).where(table.c.activity_key == key,
                                                               table.c.completed_at.is_(None)))
-        except Exception as exc:  # noqa: BLE001 - the claim then lapses after LEASE
+        except Exception as exc:  # noqa: BLE001 - the claim then lapses after LEASE (it is no longer renewed)
             log.warning("could not release a claim: %s", type(exc).__name__)
         finally:
             if future is not None and not future.done():
                 future.set_result(False)  # a retry waiting here runs the turn (after the row is gone)
+
+    async def renew(self) -> None:
+        """PostgreSQL: move the claims this process is running forward to their turns' clock now, so that they do
+        not lapse while the turns run. A claim's time is its turn's `now` plus the time since, so every claim
+        stays on the clock its turn was given."""
+        now = self._monotonic()
+        rows = [{"key": k, "at": at + dt.timedelta(seconds=now - self._since.get(k, now))}
+                for k, (at, _) in self._running.items()]
+        if not rows:
+            return
+        table = m.table(m.ProcessedActivity)
+        stmt = (sa.update(table).where(table.c.activity_key == sa.bindparam("key"), table.c.completed_at.is_(None))
+                .values(received_at=sa.bindparam("at")))
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(stmt, rows)
+            self._statements += 1
+        except Exception as exc:  # noqa: BLE001 - the next renewal tries again
+            log.warning("could not renew %d claims: %s", len(rows), type(exc).__name__)
+
+    async def _renew_while_running(self) -> None:
+        while self._running:
+            await asyncio.sleep(RENEW_EVERY)
+            await self.renew()
 
     async def _claim_in_database(self, key: str, now: dt.datetime) -> bool:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -316,7 +354,10 @@ class ActivityLedger:
             await asyncio.to_thread(self._behind.drain)
 
     async def close(self) -> None:
-        """Write what is only in memory, and stop the write-behind thread."""
+        """Write what is only in memory, and stop the renewals and the write-behind thread."""
+        if self._renewer is not None:
+            self._renewer.cancel()
+            await asyncio.gather(self._renewer, return_exceptions=True)
         await self.flush()
         if self._behind is not None:
             await asyncio.to_thread(self._behind.close)

@@ -4,6 +4,7 @@ retry, on SQLite and on PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 
 import pytest
@@ -217,3 +218,26 @@ async def test_sqlite_write_behind_does_not_wait_for_a_busy_event_loop(tmp_path:
     assert stored(url) == ["k1"]
     await ledger.close()
     await engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_postgresql_a_running_turn_keeps_its_claim_and_a_dead_replicas_claim_lapses(postgres_url: str) -> None:
+    """The lease is short (Teams retries within seconds), so the replica running a turn renews its claim: another
+    replica runs a retry only once the claim is neither completed nor renewed for `LEASE`."""
+    from tests.conftest import _clear
+
+    _clear(postgres_url)
+    a_engine, b_engine = db.create_engine(postgres_url), db.create_engine(postgres_url)
+    clock = [0.0]
+    a, b = ActivityLedger(a_engine, monotonic=lambda: clock[0]), ActivityLedger(b_engine)
+    assert await a.claim("msteams|c|slow", NOW) is True
+    minute = dt.timedelta(minutes=1)
+    clock[0] += minute.total_seconds()  # the turn on `a` takes a minute; `a` renews meanwhile
+    await a.renew()
+    assert await b.claim("msteams|c|slow", NOW + minute) is False  # still running on `a`
+    # `a` dies: no more renewals; once LEASE has passed, the retry is run by `b`
+    assert await b.claim("msteams|c|slow", NOW + minute + LEASE / 2) is False
+    assert await b.claim("msteams|c|slow", NOW + minute + LEASE * 2) is True
+    for ledger, engine in ((a, a_engine), (b, b_engine)):
+        await ledger.close()
+        await engine.dispose()
