@@ -106,6 +106,7 @@ class Turn:
     locale: str
     fresh: bool
     now: dt.datetime
+    greeted: list[bool] = dataclasses.field(default_factory=list)  # the new chat's welcome went out in this turn
 
     @property
     def activity(self) -> dict[str, Any]:
@@ -149,6 +150,7 @@ class HmsBot:
         self.answerer = Answerer(config, self.rounds)
         self.people = People(config)
         self._known: dict[str, Known] = {}
+        self._owed_welcome: set[str] = set()  # new chats whose first turn failed before greeting them
         self.activities: Router[TurnHandler] = Router("activity types")
         self.activities.register("message", self._on_message)
         self.activities.register("conversationUpdate", self._on_membership)
@@ -203,7 +205,19 @@ class HmsBot:
             if handler is None:
                 log.info("ignored activity of type %s", act.get("type"))
                 return
-            await handler(Turn(turn, s, email, locale, fresh, now))
+            # a new chat is greeted once; when its first turn failed before the welcome went out, its retry (or
+            # the next turn in this process) greets instead
+            owed = ref.conversation_id in self._owed_welcome
+            self._owed_welcome.discard(ref.conversation_id)  # this turn greets
+            current = Turn(turn, s, email, locale, fresh or owed, now)
+            try:
+                await handler(current)
+            except BaseException:
+                if current.fresh and not current.greeted:
+                    if len(self._owed_welcome) >= 10_000:
+                        self._owed_welcome.clear()
+                    self._owed_welcome.add(ref.conversation_id)
+                raise
 
     async def _refresh_conversation(self, s: Any, act: dict[str, Any], now: dt.datetime) -> tuple[Known, bool]:
         """Store the conversation's coordinates when they are new or changed (the service URL can change).
@@ -249,7 +263,7 @@ class HmsBot:
         # answer in the language of the question; words that fit both languages follow the Teams locale
         locale = answer_locale(text, locale)
         if turn.fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
-            await turn.port.send(self.people.welcome(email, locale))
+            await self._greet(turn, self.people.welcome(email, locale))
         if not text:
             await turn.port.send(help_card(locale))
             return
@@ -285,8 +299,14 @@ class HmsBot:
         conversation_type = _get(act, "conversation", "conversationType") or "personal"
         if conversation_type != "personal":
             return
-        await turn.port.send(self.people.welcome(turn.email, turn.locale) if turn.email
-                             else self.people.unknown_user(turn.locale))
+        await self._greet(turn, self.people.welcome(turn.email, turn.locale) if turn.email
+                          else self.people.unknown_user(turn.locale))
+
+    @staticmethod
+    async def _greet(turn: Turn, card: dict[str, Any]) -> None:
+        """Send the greeting of a new chat; once it went out, it is not owed even if the turn fails later."""
+        await turn.port.send(card)
+        turn.greeted.append(True)
 
     async def _on_invoke(self, turn: Turn) -> None:
         name = turn.activity.get("name")

@@ -56,10 +56,17 @@ class FakeTurn:
 
 
 class DownTurn(FakeTurn):
-    """A turn whose connector is down: every reply fails (the bot then answers 500 and Teams retries)."""
+    """A turn whose connector goes down after `sends` replies: every later reply fails (the bot then answers 500
+    and Teams retries)."""
+
+    def __init__(self, activity: dict[str, Any], sends: int = 0):
+        super().__init__(activity)
+        self.sends = sends
 
     async def send(self, activity: dict[str, Any]) -> str:
-        raise DeliveryError(502, "Bad Gateway")
+        if len(self.sent) >= self.sends:
+            raise DeliveryError(502, "Bad Gateway")
+        return await super().send(activity)
 
     async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
         raise DeliveryError(502, "Bad Gateway")
@@ -470,3 +477,24 @@ async def test_a_card_submit_whose_receipt_failed_is_stored_once_and_its_retry_g
     late = FakeTurn(done)
     await bot.on_turn(late)  # completed: a later retry is dropped
     assert late.updated == [] and late.sent == []
+
+
+@pytest.mark.parametrize("sent_before_failure", [0, 1])
+async def test_a_new_chat_whose_first_turn_failed_is_greeted_once(bot: HmsBot, sent_before_failure: int) -> None:
+    """The first message of a new chat gets the welcome, then the answer. When the turn fails before the welcome
+    went out, the retry greets; when it failed after, the retry only answers."""
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(activity(id="first", text="hjelp"), sends=sent_before_failure))
+    retry = FakeTurn(activity(id="first", text="hjelp"))
+    await bot.on_turn(retry)
+    greeted = ["Hei, Fatima!" in texts(a) for a in retry.sent]
+    assert greeted == ([True, False] if sent_before_failure == 0 else [False])
+
+
+async def test_an_install_whose_greeting_failed_greets_on_the_retry(bot: HmsBot) -> None:
+    install = activity("installationUpdate", id="inst", action="add")
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(install))
+    retry = FakeTurn(install)
+    await bot.on_turn(retry)
+    assert len(retry.sent) == 1 and "Hei, Fatima!" in texts(retry.sent[0])
