@@ -436,9 +436,11 @@ async def test_an_answer_that_could_not_be_sent_is_sent_by_the_retry(bot: HmsBot
 
 
 async def stored_answers(bot: HmsBot) -> list[tuple[str, str, bool]]:
+    """Every stored answer: (item, answer, is it a draft)."""
     async with bot.sessions() as s:
-        rows = (await s.exec(select(m.ChecklistAnswer))).all()
-        return sorted((r.item_key, r.answer, r.is_draft) for r in rows)
+        drafts = (await s.exec(select(m.ChecklistDraft))).all()
+        finals = (await s.exec(select(m.ChecklistAnswer))).all()
+        return sorted([(r.item_key, r.answer, True) for r in drafts] + [(r.item_key, r.answer, False) for r in finals])
 
 
 async def test_a_card_submit_whose_receipt_failed_is_stored_once_and_its_retry_gets_the_receipt(
