@@ -20,8 +20,8 @@ How the answer is found depends on the deployment:
 - **SQLite, one process by design** (the embedded default): the process itself is the judge. Completed keys of
   the last `REMEMBER` are kept in memory (loaded from the table at start), claims in progress only in memory
   (a process that dies takes them along, so their retries run again), and completed keys are written behind, in
-  groups, at most `FLUSH_DELAY` later, on a connection of the ledger's own so that the write never queues behind
-  the turns' writes. A turn does not wait for the disk. The one window: a turn completed in the last moment
+  groups, `FLUSH_DELAY` later, by a thread with a connection of its own (`WriteBehind`), so that the write
+  neither queues behind the turns' writes nor waits for the busy event loop. A turn does not wait for the disk. The one window: a turn completed in the last moment
   before the process is killed is not on disk, so its Teams retry after a restart is handled again (measured by
   `python -m bench.crash`; see the README); a graceful stop writes everything first.
 """
