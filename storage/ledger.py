@@ -21,9 +21,10 @@ How the answer is found depends on the deployment:
   the last `REMEMBER` are kept in memory (loaded from the table at start), claims in progress only in memory
   (a process that dies takes them along, so their retries run again), and completed keys are written behind, in
   groups, `FLUSH_DELAY` later, by a thread with a connection of its own (`WriteBehind`), so that the write
-  neither queues behind the turns' writes nor waits for the busy event loop. A turn does not wait for the disk. The one window: a turn completed in the last moment
-  before the process is killed is not on disk, so its Teams retry after a restart is handled again (measured by
-  `python -m bench.crash`; see the README); a graceful stop writes everything first.
+  neither queues behind the turns' writes nor waits for the busy event loop. A turn does not wait for the disk.
+  The one window: a turn completed in the last moment before the process is killed is not on disk, so its Teams
+  retry after a restart is handled again (measured by `python -m bench.crash`; see the README); a graceful stop
+  writes everything first.
 """
 
 from __future__ import annotations
