@@ -54,7 +54,9 @@ class ConnectionBudget:
     `total` times the number of replicas, plus whatever else connects (migrations, the admin's tools)."""
 
     turns: int  # one per admitted turn (HMS_MAX_TURNS)
-    service: int = 3  # beside the turns, on their pool: the retry ledger's group writer, /readyz, the listener's probe
+    # beside the turns, on their pool: the retry ledger's group writers (claims, completions, renewals of claims in
+    # progress), /readyz, the listener's probe
+    service: int = 5
     jobs: int = 2  # the scheduler's own pool: planning and delivery, each one run at a time
     listen: int = 1  # the connection that LISTENs for changes
 

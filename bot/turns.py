@@ -2,13 +2,15 @@
 
 Knows nothing of botbuilder: it gets a `TurnPort` (the activity as JSON plus reply operations) and a
 `Proactive` port for opening chats. Order of work for every activity: drop other tenants (nothing stored),
-drop retries of an activity already handled, refresh the conversation's coordinates, then route by type
+drop retries of an activity already handled (a turn that failed is released, so Teams' retry runs it again;
+see storage/ledger.py), refresh the conversation's coordinates, then route by type
 through a table of handlers (`activities`, and `invokes` by invoke name); a type nobody registered is logged
 and ignored, an invoke nobody registered is answered with an empty 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -104,6 +106,7 @@ class Turn:
     locale: str
     fresh: bool
     now: dt.datetime
+    greeted: list[bool] = dataclasses.field(default_factory=list)  # the new chat's welcome went out in this turn
 
     @property
     def activity(self) -> dict[str, Any]:
@@ -147,6 +150,7 @@ class HmsBot:
         self.answerer = Answerer(config, self.rounds)
         self.people = People(config)
         self._known: dict[str, Known] = {}
+        self._owed_welcome: set[str] = set()  # new chats whose first turn failed before greeting them
         self.activities: Router[TurnHandler] = Router("activity types")
         self.activities.register("message", self._on_message)
         self.activities.register("conversationUpdate", self._on_membership)
@@ -169,12 +173,25 @@ class HmsBot:
             log.warning("dropped an activity from another tenant (%s)", tenant or "none")
             return
         now = self.clock.now()
-        if act.get("id") and not await self.ledger.claim(
-                f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}", now):
+        key = f"{act.get('channelId')}|{_get(act, 'conversation', 'id')}|{act['id']}" if act.get("id") else None
+        if key is not None and not await self.ledger.claim(key, now):
             logs.note(retry=True)  # a retry of an activity already handled
             if act.get("type") == "invoke":
                 turn.respond(200, None)
             return
+        try:
+            await self._handle(turn, act, now)
+        except BaseException:
+            # the reply could not be sent, or the turn failed: the bot answers 500 and Teams' retry runs it again
+            if key is not None:
+                await asyncio.shield(self.ledger.release(key))
+            raise
+        if key is not None:
+            # completed: every reply sent (or the invoke's answer set) and every write committed
+            self.ledger.complete(key, self.clock.now())
+
+    async def _handle(self, turn: TurnPort, act: dict[str, Any], now: dt.datetime) -> None:
+        """Refresh what the bot knows of the conversation and its sender, then route the activity by type."""
         async with sessions.OnDemandSession(self.sessions) as s:
             ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)
@@ -188,7 +205,19 @@ class HmsBot:
             if handler is None:
                 log.info("ignored activity of type %s", act.get("type"))
                 return
-            await handler(Turn(turn, s, email, locale, fresh, now))
+            # a new chat is greeted once; when its first turn failed before the welcome went out, its retry (or
+            # the next turn in this process) greets instead
+            owed = ref.conversation_id in self._owed_welcome
+            self._owed_welcome.discard(ref.conversation_id)  # this turn greets
+            current = Turn(turn, s, email, locale, fresh or owed, now)
+            try:
+                await handler(current)
+            except BaseException:
+                if current.fresh and not current.greeted:
+                    if len(self._owed_welcome) >= 10_000:
+                        self._owed_welcome.clear()
+                    self._owed_welcome.add(ref.conversation_id)
+                raise
 
     async def _refresh_conversation(self, s: Any, act: dict[str, Any], now: dt.datetime) -> tuple[Known, bool]:
         """Store the conversation's coordinates when they are new or changed (the service URL can change).
@@ -234,7 +263,7 @@ class HmsBot:
         # answer in the language of the question; words that fit both languages follow the Teams locale
         locale = answer_locale(text, locale)
         if turn.fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
-            await turn.port.send(self.people.welcome(email, locale))
+            await self._greet(turn, self.people.welcome(email, locale))
         if not text:
             await turn.port.send(help_card(locale))
             return
@@ -270,8 +299,14 @@ class HmsBot:
         conversation_type = _get(act, "conversation", "conversationType") or "personal"
         if conversation_type != "personal":
             return
-        await turn.port.send(self.people.welcome(turn.email, turn.locale) if turn.email
-                             else self.people.unknown_user(turn.locale))
+        await self._greet(turn, self.people.welcome(turn.email, turn.locale) if turn.email
+                          else self.people.unknown_user(turn.locale))
+
+    @staticmethod
+    async def _greet(turn: Turn, card: dict[str, Any]) -> None:
+        """Send the greeting of a new chat; once it went out, it is not owed even if the turn fails later."""
+        await turn.port.send(card)
+        turn.greeted.append(True)
 
     async def _on_invoke(self, turn: Turn) -> None:
         name = turn.activity.get("name")

@@ -247,11 +247,13 @@ class OutboxMessage(SQLModel, table=True):
 
 
 class ProcessedActivity(SQLModel, table=True):
-    """Inbound activity ids already handled, so a Teams retry of the same turn is handled once."""
+    """Inbound activities claimed by a turn, so a Teams retry of the same turn is handled once: in progress while
+    `completed_at` is empty (a claim that lapses after a lease), handled once it is set (storage/ledger.py)."""
 
     __tablename__ = "processed_activity"
     activity_key: str = Field(max_length=500, primary_key=True)
     received_at: dt.datetime = _ts(index=True)
+    completed_at: dt.datetime | None = _ts(nullable=True)
 
 
 class ChannelThread(SQLModel, table=True):

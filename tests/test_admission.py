@@ -228,7 +228,7 @@ def test_the_pools_are_sized_from_the_admitted_turns(peer: BfPeer, postgres_url:
     caplog.set_level(logging.INFO, logger="hms.http")
     settings = auth_settings(peer, Path("unused"), database_url=postgres_url, max_turns=7)
     budget = ConnectionBudget(turns=7)
-    assert (budget.turns_pool, budget.total) == (10, 13)
+    assert (budget.turns_pool, budget.total) == (12, 15)
     app = create_app(settings, config=khm, runtime=Runtime(scheduler=False))
     assert app[BOT].engine.sync_engine.pool.size() == budget.turns_pool
     assert app[DELIVERY].sessions.kw["bind"].sync_engine.pool.size() == budget.jobs
@@ -240,4 +240,4 @@ def test_the_pools_are_sized_from_the_admitted_turns(peer: BfPeer, postgres_url:
             pass
 
     asyncio.run(start_and_stop())
-    assert "at most 13 PostgreSQL connections: 7 for turns (HMS_MAX_TURNS)" in caplog.text
+    assert "at most 15 PostgreSQL connections: 7 for turns (HMS_MAX_TURNS)" in caplog.text

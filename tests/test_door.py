@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import sqlite3
 import threading
 import time
@@ -31,6 +32,7 @@ from hms.clock import FixedClock
 from hms.config import HmsConfig
 from hms.i18n import t
 from storage import db
+from tests.cardtext import texts
 from tests.conftest import oslo
 from tests.fakes.bf_peer import BfPeer, hs256_token, rsa_key
 
@@ -321,6 +323,43 @@ async def test_same_activity_twice_is_handled_once(peer: BfPeer, db_path: Path, 
     assert replies[0].activity_id == "act-dup"
     keys = [r for r in rows(db_path, "processed_activity") if any("act-dup" in str(v) for v in r)]
     assert len(keys) == 1
+
+
+@pytest.mark.parametrize("fault", ["connector down", "connector answers 502"])
+async def test_a_turn_whose_reply_failed_is_answered_by_the_retry(fault: str, peer: BfPeer, db_url: str,
+                                                                  khm: HmsConfig) -> None:
+    """The reply cannot be sent: the bot answers 500. The connector comes back and Teams retries the same
+    activity: exactly one answer arrives (after the welcome of the new chat), and a later retry of it is dropped
+    (SQLite and PostgreSQL)."""
+    if fault == "connector down":
+        with socket.socket() as s:  # a port nothing listens on, until the connector starts on it
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        connector = BfPeer(port=port)
+        service_url = f"http://127.0.0.1:{port}/"
+    else:
+        connector, service_url = peer, peer.service_url
+        peer.activity_status = 502
+    body = activity(peer, id="act-r", serviceUrl=service_url)
+    token = peer.mint(APP_ID, service_url=service_url)
+    async with door(auth_settings(peer, Path("unused"), database_url=db_url), khm) as client:
+        response = await post(client, body, token)
+        assert response.status == 500
+        if fault == "connector down":
+            connector.start()
+        else:
+            assert peer.rejected  # the bot did try
+            peer.activity_status = 200
+        try:
+            for _ in range(2):  # Teams' retry, then one more
+                response = await post(client, body, token)
+                assert response.status == 200
+        finally:
+            if connector is not peer:
+                connector.stop()
+    replies = [texts(c.body) for c in connector.sent_activities() if c.activity_id == "act-r"]
+    # a new chat: the welcome (it did not go out either), then the answer, each once
+    assert len(replies) == 2 and "Hei, Fatima!" in replies[0] and "Hei, Fatima!" not in replies[1], replies
 
 
 # -- 7. invoke -----------------------------------------------------------------------------------------------

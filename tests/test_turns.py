@@ -17,6 +17,7 @@ from storage import db, models as m, repo, sessions
 from tests.cardtext import texts
 from tests.conftest import oslo
 from tests.statements import Statements
+from usecases.ports import DeliveryError
 
 TENANT = "9f1c1c1c-1111-4111-8111-111111111111"
 BOT = "28:hms-bot"
@@ -52,6 +53,23 @@ class FakeTurn:
 
     async def team_members(self) -> list[dict[str, Any]]:
         return self._team
+
+
+class DownTurn(FakeTurn):
+    """A turn whose connector goes down after `sends` replies: every later reply fails (the bot then answers 500
+    and Teams retries)."""
+
+    def __init__(self, activity: dict[str, Any], sends: int = 0):
+        super().__init__(activity)
+        self.sends = sends
+
+    async def send(self, activity: dict[str, Any]) -> str:
+        if len(self.sent) >= self.sends:
+            raise DeliveryError(502, "Bad Gateway")
+        return await super().send(activity)
+
+    async def update(self, activity_id: str, activity: dict[str, Any]) -> None:
+        raise DeliveryError(502, "Bad Gateway")
 
 
 class FakeProactive:
@@ -95,6 +113,7 @@ async def bot(db_url: str, khm: HmsConfig) -> AsyncIterator[HmsBot]:
     b = make_bot(engine, khm, proactive=FakeProactive())
     await b.start()
     yield b
+    await b.ledger.close()  # completions are written behind: write them before the engine goes
     await engine.dispose()
 
 
@@ -401,3 +420,83 @@ async def test_prompts_waiting_for_a_chat_go_out_once_it_exists(bot: HmsBot) -> 
     async with bot.sessions() as s:
         row = (await s.exec(select(m.OutboxMessage))).one()
     assert row.not_before == oslo(2026, 11, 26, 10)  # the bot's clock: due now, not in six hours
+
+
+async def test_an_answer_that_could_not_be_sent_is_sent_by_the_retry(bot: HmsBot) -> None:
+    """The connector is down: the turn fails (500). Teams' retry of the same activity is answered, once."""
+    await bot.on_turn(FakeTurn(activity(id="hello", text="hei")))  # the welcome is out of the way
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(activity(id="q", text="hva forfaller denne måneden?")))
+    retry = FakeTurn(activity(id="q", text="hva forfaller denne måneden?"))
+    await bot.on_turn(retry)
+    assert len(retry.sent) == 1 and "Frister" in texts(retry.sent[0])
+    again = FakeTurn(activity(id="q", text="hva forfaller denne måneden?"))
+    await bot.on_turn(again)  # that retry completed: a later one is dropped
+    assert again.sent == []
+
+
+async def stored_answers(bot: HmsBot) -> list[tuple[str, str, bool]]:
+    """Every stored answer: (item, answer, is it a draft)."""
+    async with bot.sessions() as s:
+        drafts = (await s.exec(select(m.ChecklistDraft))).all()
+        finals = (await s.exec(select(m.ChecklistAnswer))).all()
+        return sorted([(r.item_key, r.answer, True) for r in drafts] + [(r.item_key, r.answer, False) for r in finals])
+
+
+async def test_a_card_submit_whose_receipt_failed_is_stored_once_and_its_retry_gets_the_receipt(
+        bot: HmsBot, khm: HmsConfig) -> None:
+    """Action.Submit (a message): the page and the round are stored, but the card cannot be replaced (the
+    connector is down). The retry stores nothing again and replaces the card."""
+    start = FakeTurn(activity(text="start brannvernrunde"))
+    await bot.on_turn(start)
+    form = start.sent[-1]["attachments"][0]["content"]
+    answers = {f"a:{i.key}": "ok" for i in khm.checklist("fire_round").items}
+    page = next(a for a in form["actions"] if a["verb"] == "round.page")
+    press = activity(id="s1", value={**page["fallback"]["data"], **answers}, replyToId="card-1")
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(press))
+    drafts = await stored_answers(bot)
+    assert len(drafts) == len(answers)
+    retry = FakeTurn(press)
+    await bot.on_turn(retry)
+    assert retry.updated and retry.updated[0][0] == "card-1"
+    assert await stored_answers(bot) == drafts  # the draft is stored once
+
+    card = retry.updated[0][1]["attachments"][0]["content"]
+    submit = next(a for a in card["actions"] if a["verb"] == "round.submit")
+    done = activity(id="s2", value={**submit["fallback"]["data"], **answers}, replyToId="card-1")
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(done))
+    finals = [a for a in await stored_answers(bot) if not a[2]]
+    assert len(finals) == len(answers)
+    receipt = FakeTurn(done)
+    await bot.on_turn(receipt)
+    assert "Levert av Fatima Ali 26. november 10:00 – ingen avvik" in texts(receipt.updated[0][1])
+    assert [a for a in await stored_answers(bot) if not a[2]] == finals  # the round is stored once
+    async with bot.sessions() as s:
+        events = (await s.exec(select(m.OccurrenceEvent).where(m.OccurrenceEvent.kind == "completed"))).all()
+    assert len(events) == 1
+    late = FakeTurn(done)
+    await bot.on_turn(late)  # completed: a later retry is dropped
+    assert late.updated == [] and late.sent == []
+
+
+@pytest.mark.parametrize("sent_before_failure", [0, 1])
+async def test_a_new_chat_whose_first_turn_failed_is_greeted_once(bot: HmsBot, sent_before_failure: int) -> None:
+    """The first message of a new chat gets the welcome, then the answer. When the turn fails before the welcome
+    went out, the retry greets; when it failed after, the retry only answers."""
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(activity(id="first", text="hjelp"), sends=sent_before_failure))
+    retry = FakeTurn(activity(id="first", text="hjelp"))
+    await bot.on_turn(retry)
+    greeted = ["Hei, Fatima!" in texts(a) for a in retry.sent]
+    assert greeted == ([True, False] if sent_before_failure == 0 else [False])
+
+
+async def test_an_install_whose_greeting_failed_greets_on_the_retry(bot: HmsBot) -> None:
+    install = activity("installationUpdate", id="inst", action="add")
+    with pytest.raises(DeliveryError):
+        await bot.on_turn(DownTurn(install))
+    retry = FakeTurn(install)
+    await bot.on_turn(retry)
+    assert len(retry.sent) == 1 and "Hei, Fatima!" in texts(retry.sent[0])

@@ -100,8 +100,9 @@ class Measures:
         if not ticket:
             return ActionResult(self.measure_card(measure, finding, occ_row, press.locale,
                                                   error=t(press.locale, "measure.ticket")), "invalid")
-        measure.external_ticket = ticket
-        await self._record(press, measure, measure.status, f"ticket {ticket}")
+        if measure.external_ticket != ticket:  # the same press again (a Teams retry) records nothing new
+            measure.external_ticket = ticket
+            await self._record(press, measure, measure.status, f"ticket {ticket}")
         return ActionResult(self.measure_card(measure, finding, occ_row, press.locale,
                                               notice_text=t(press.locale, "measure.ticket_saved", ticket=ticket)),
                             "ticket")

@@ -79,10 +79,12 @@ class BfPeer:
     calls: list[ConnectorCall] = field(default_factory=list)
     connector_connections: set[tuple[str, int]] = field(default_factory=set)
     # fault injection for delivery tests: every Nth activity POST answers 429; these conversations answer 403;
-    # every activity POST takes `latency` seconds (a slow connector) while its client's port is in `in_flight`
+    # every activity POST takes `latency` seconds (a slow connector) while its client's port is in `in_flight`;
+    # every activity POST answers `activity_status` when it is not 200 (a connector that is down: 502, 504)
     throttle_every: int = 0
     retry_after: str = "1"
     forbidden_conversations: set[str] = field(default_factory=set)
+    activity_status: int = 200
     rejected: list[tuple[int, str | None]] = field(default_factory=list)
     latency: float = 0.0
     in_flight: set[int] = field(default_factory=set)
@@ -92,12 +94,13 @@ class BfPeer:
     metadata_requested: threading.Event = field(default_factory=threading.Event)
     metadata_answers: int = 0
 
+    port: int = 0  # 0: an ephemeral port; a given one lets a test point a serviceUrl at a connector not yet up
+
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1)
-        self.port = 0
 
     # -- URLs ----------------------------------------------------------------------------------------------
 
@@ -205,6 +208,9 @@ class BfPeer:
         body = await request.json()
         cid = request.match_info.get("cid")
         self._posts = getattr(self, "_posts", 0) + 1
+        if self.activity_status != 200:
+            self.rejected.append((self.activity_status, cid))
+            return web.json_response({"error": {"code": "ServiceError"}}, status=self.activity_status)
         if cid in self.forbidden_conversations:
             self.rejected.append((403, cid))
             return web.json_response({"error": {"code": "BotDisabledByAdmin"}}, status=403)
@@ -224,7 +230,8 @@ class BfPeer:
 
     async def _start(self) -> None:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         sock.listen(64)
         self.port = sock.getsockname()[1]
         self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
