@@ -438,8 +438,9 @@ def main() -> int:
     parser.add_argument("--targets", nargs="+", choices=["bare", "stock", "ours", "ours-auth", *MIXED_TARGETS],
                         default=["bare", "ours-auth", "mixed", "mixed-pg"],
                         help="which targets to run, in order (default: bare ours-auth mixed mixed-pg)")
-    parser.add_argument("--max-seconds", type=float, default=60.0,
-                        help="give up on a target's load after this long (default 60)")
+    parser.add_argument("--max-seconds", type=float, default=180.0,
+                        help="give up on a target's load after this long; the turns not sent are reported as "
+                        "request errors (default 180)")
     parser.add_argument("--json", help="write the numbers to this file")
     parser.add_argument("--database-url", help="ours/ours-auth: our bot's database (default: a fresh SQLite "
                         "file), migrated first; mixed-pg and the soak: the PostgreSQL server to make a fresh "

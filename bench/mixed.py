@@ -142,6 +142,9 @@ class Replicas:
         for server in self.servers:
             server.stop()
 
+    def errors(self) -> list[str]:
+        return [f"[{s.target.name}] {e}" for s in self.servers for e in s.errors()]
+
     def log_tail(self, lines: int = 20) -> str:
         return "\n".join(f"[{s.target.name}]\n{s.log_tail(lines)}" for s in self.servers)
 
@@ -473,6 +476,7 @@ async def measure(target: MixedTarget, connector: MockConnector, session: aiohtt
                 phase = await driver.run_lanes(lanes, time.monotonic() + max_seconds, replicas.cpu, timeline)
                 result.update(summary(phase, n))
                 result["member_lookups"] = tally.member_lookups
+                result["server_errors"] = replicas.errors()
                 result["rss_mb"] = [round(r / 2**20, 1) if r else None for r in replicas.rss()]
                 if tally.unexpected_calls:
                     result.setdefault("problems", []).append(
@@ -510,6 +514,8 @@ def print_line(r: dict[str, Any], width: int = 32) -> None:
     print(f"{'':<{width}}   outcomes {r['outcomes']}")
     if r.get("http_500"):
         print(f"{'':<{width}}   !!! {r['http_500']} x HTTP 500 !!!")
+    for error in r.get("server_errors", []):
+        print(f"{'':<{width}}   server logged: {error}")
     if r.get("problems"):
         print(f"{'':<{width}}   FAILED: {'; '.join(r['problems'])}")
         for sample in r.get("problem_samples", [])[:3]:

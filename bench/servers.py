@@ -84,6 +84,28 @@ class Server:
                 self.proc.wait(timeout=5)
         self._log.close()
 
+    def errors(self, most: int = 5) -> list[str]:
+        """The exceptions the server logged (the last line of each traceback after an ERROR line), with counts:
+        why a turn got a 500, kept after the log file is gone."""
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        found: dict[str, int] = {}
+        for i, line in enumerate(lines):
+            if " ERROR " not in line:
+                continue
+            last = line
+            for following in lines[i + 1:i + 400]:
+                if following and not following[0].isspace() and following[:4].isdigit():
+                    break  # the next log record
+                if following and not following[0].isspace() and not following.startswith(
+                        ("Traceback", "During handling", "The above exception")):
+                    last = following
+            key = f"{line.split(' ERROR ', 1)[1][:80]} -> {last[:220]}"
+            found[key] = found.get(key, 0) + 1
+        return [f"{n} x {k}" for k, n in sorted(found.items(), key=lambda kv: -kv[1])[:most]]
+
     def log_tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])

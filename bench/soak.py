@@ -219,6 +219,7 @@ async def soak_one(target: MixedTarget, args: argparse.Namespace, connector: Moc
                 result["delivery"] = _delivery_report(connector, len(emails), enqueued_at, chat_end,
                                                       target.replicas)
                 result["member_lookups"] = tally.member_lookups
+                result["server_errors"] = replicas.errors()
                 problems = list(result["chat"].get("problems", []))
                 d = result["delivery"]
                 if d["missing"] or d["duplicated"]:
@@ -298,6 +299,8 @@ def print_soak(r: dict[str, Any]) -> None:
                   f" ({'before' if d['done_before_users_stopped'] else 'after'} the users stopped); send rate {rate}")
     print(f"  RSS MB per replica: start {r.get('rss_start_mb')}, users stopped {r.get('rss_end_of_load_mb')}, "
           f"end {r.get('rss_end_mb')}")
+    for error in r.get("server_errors", []):
+        print(f"  server logged: {error}")
     for p in r.get("problems", []):
         print(f"  FAILED: {p}")
     for sample in (chat or {}).get("problem_samples", [])[:3]:
