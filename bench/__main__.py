@@ -298,12 +298,12 @@ def report(results: list[dict[str, Any]], n: int, concurrency: int) -> dict[str,
                   "the measurement; not counted as replies)")
     goals: dict[str, Any] = {}
     for name in JUDGED:
-        r = next((x for x in results if x["target"] == name), None)
-        if r is None:
+        judged: dict[str, Any] | None = next((x for x in results if x["target"] == name), None)
+        if judged is None:
             continue
-        g: dict[str, Any] = {"ratio": r.get("ratio_vs_bare"), "p99_ms": r.get("p99_ms"),
-                             "http_500": r.get("http_500", 0), "ok": bool(r.get("ok"))}
-        g["met"] = bool(r.get("ok") and g["ratio"] is not None and g["ratio"] >= GOAL_RATIO
+        g: dict[str, Any] = {"ratio": judged.get("ratio_vs_bare"), "p99_ms": judged.get("p99_ms"),
+                             "http_500": judged.get("http_500", 0), "ok": bool(judged.get("ok"))}
+        g["met"] = bool(judged.get("ok") and g["ratio"] is not None and g["ratio"] >= GOAL_RATIO
                         and g["p99_ms"] < GOAL_P99_MS)
         goals[name] = g
         if concurrency == GOAL_CONCURRENCY:
