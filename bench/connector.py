@@ -162,12 +162,13 @@ class MockConnector:
 
     async def _proactive(self, conversation: str) -> web.Response:
         self.tally.proactive += 1
-        if self.throttle is not None:
-            await asyncio.sleep(self.throttle.latency)
-            status = self.throttle.verdict()
+        throttle = self.throttle  # the soak may end (and unset it) while this request waits
+        if throttle is not None:
+            await asyncio.sleep(throttle.latency)
+            status = throttle.verdict()
             if status != 200:
                 self.deliveries.refused[status] += 1
-                headers = {"Retry-After": f"{self.throttle.retry_after:g}"} if status == 429 else None
+                headers = {"Retry-After": f"{throttle.retry_after:g}"} if status == 429 else None
                 return web.json_response({"error": {"code": "throttled" if status == 429 else "upstream"}},
                                          status=status, headers=headers)
         self.deliveries.accepted[conversation] += 1
