@@ -5,6 +5,7 @@ so; times come in as arguments.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -384,18 +385,25 @@ async def draft(session: AsyncSession, occurrence_id: int) -> tuple[dict[str, st
 
 async def save_draft(session: AsyncSession, occurrence_id: int, template_key: str, template_version: int,
                      answers: dict[str, tuple[str, str | None]], by: str, at: dt.datetime) -> None:
-    """Overwrite the draft of the items given (answer and comment), in one statement. Does not commit."""
+    """Overwrite the draft of the items given (answer and comment), one upsert for them all. Does not commit."""
     if not answers:
         return
-    table = m.table(m.ChecklistDraft)
-    stmt = _insert(session)(table).values([
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    await session.exec(_draft_upsert(dialect), params=[  # type: ignore[call-overload]
         {"occurrence_id": occurrence_id, "item_key": key, "template_key": template_key,
          "template_version": template_version, "answer": answer, "comment": comment, "saved_by": by, "saved_at": at}
         for key, (answer, comment) in answers.items()])
-    await session.exec(stmt.on_conflict_do_update(  # type: ignore[call-overload]
+
+
+@functools.cache
+def _draft_upsert(dialect: str) -> Any:
+    """The draft upsert, built once per dialect and run with one parameter set per item (executemany), so it is
+    compiled once: a multi-VALUES statement was compiled afresh on every page save (about 12 ms of CPU)."""
+    stmt = db.dialect_insert(dialect)(m.table(m.ChecklistDraft))
+    return stmt.on_conflict_do_update(
         index_elements=["occurrence_id", "item_key"],
         set_={name: stmt.excluded[name] for name in ("template_key", "template_version", "answer", "comment",
-                                                     "saved_by", "saved_at")}))
+                                                     "saved_by", "saved_at")})
 
 
 async def drop_draft(session: AsyncSession, occurrence_id: int) -> None:
