@@ -88,6 +88,22 @@ class Unit(_Strict):
     timezone: str = "Europe/Oslo"
     locale: Literal["nb", "en"] = "nb"
     demo_data: bool = False
+    tracking_starts: dt.date | None = None
+    """The first day the bot keeps the wheel: nothing due before it is overdue, reminded or escalated. Unset:
+    the day the database was first migrated (stored in the database, the same for every replica)."""
+
+    @field_validator("tracking_starts", mode="before")
+    @classmethod
+    def _day(cls, v: Any) -> Any:
+        # YAML reads 2026-11-30 as a date and 2026-11-30T09:00 as a datetime: only a plain day is meant
+        if v is None or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)):
+            return v
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a day as YYYY-MM-DD (like 2026-11-30), got {v!r}")
 
     @field_validator("timezone")
     @classmethod
