@@ -496,11 +496,21 @@ def load_config(path: str | Path) -> HmsConfig:
     return parse_config(text, name)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: the fields that take a date parse and check it themselves, with the
+    place in the file (YAML's own reading of 2026-13-01 fails with a bare ValueError and no line)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def parse_config(text: str, name: str = "<config>") -> HmsConfig:
     """Validate a config given as YAML text; `name` is used in messages."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
