@@ -179,7 +179,8 @@ def record_first_migration(url: str, now: dt.datetime) -> bool:
                 return False  # migrated to a revision before the table existed
             table = m.table(m.DatabaseInfo)
             stmt = dialect_insert(engine.dialect.name)(table).values(id=1, first_migrated_at=now)
-            return bool(conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"])).rowcount)
+            return conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)).first() \
+                is not None
     finally:
         engine.dispose()
 

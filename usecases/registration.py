@@ -78,7 +78,7 @@ def task_named(config: HmsConfig, text_value: str) -> str | None:
     best: list[tuple[float, int, str]] = []
     for task in config.tasks:
         for title in (task.title.nb, task.title.en):
-            parts = [w for w in tokenize(title) if len(w) >= 4 and w != "hms"]
+            parts = [w for w in tokenize(title) if len(w) >= 5]  # no "hms", "with", "plan", "fire"
             hits = sum(any(w.startswith(p) for w in words) for p in parts)
             if parts and hits and hits * 2 >= len(parts):
                 best.append((hits / len(parts), hits, task.key))
