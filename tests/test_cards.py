@@ -62,7 +62,7 @@ CASES: dict[str, Any] = {
     "register_nb": lambda: register_card(RegisterView("Brannvernrunde – Historisk museum, 1. etasje",
                                                       "2026-Q4 · frist 31. desember 2026", "12. november 2026",
                                                       "Hanne Solberg", (("fatima.ali@khm.uio.no", "Fatima Ali"),)),
-                                         "nb", CardAction("task.register", "fire_round:2026-Q4:hm-1@2026-11-12",
+                                         "nb", CardAction("task.register", "fire_round:2026-Q4:hm-1:2026-11-12",
                                                           "n").pack(KEY)),
     "digest_first_day_nb": lambda: digest_card(DigestView("49", (0, 14, 0, 0), (), ("HMS-årsrapport – Adm",), 0, 0,
                                                           0, "30. november 2025 – 31. desember 2026", 48,

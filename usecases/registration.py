@@ -8,8 +8,9 @@ In the chat the adviser writes what was done ("registrer brannvernrunde 1. etasj
 stored from the words alone: understanding free text is a guess and a record is not, so the answer is a card that
 shows exactly what will be written (the task and place, the cycle it belongs to with its deadline, the day, who
 registers it) with one button; what is missing or wrong is asked for again in words. The button's signed payload
-carries the occurrence and the day, and the press is checked again (the adviser, a day not in the future, not done
-by someone meanwhile) before anything is stored. Card verb: task.register.
+carries the occurrence and the day ("fire_round:2026-Q4:hm-1:2026-11-12"), and the press is checked again (the
+adviser, a day not in the future, not done by someone meanwhile) before anything is stored. Card verb:
+task.register.
 """
 
 from __future__ import annotations
@@ -174,7 +175,7 @@ class Registration:
             line = self._already(occ, row, locale)
             card = await self.result_card(s, occ, row, locale, line)
             return message(card, line), {**summary, "completed": True}
-        data = CardAction("task.register", f"{occ.key}@{day.isoformat()}",
+        data = CardAction("task.register", f"{occ.key}:{day.isoformat()}",  # the occurrence, and the day
                           nonce_for(occ.key, "register", day.isoformat())).pack(self.secret)
         return message(register_card(self._view(occ, day, email, locale), locale, data),
                        t(locale, "register.title")), {**summary, "completed": False}
@@ -198,7 +199,7 @@ class Registration:
         if not self.may_register(press.email):
             return refusal(locale, "register.only_adviser", "not_allowed",
                            name=self.names.person(self.config.roles.hmsb_adviser))
-        key, _, day_text = press.action.ref.rpartition("@")
+        key, _, day_text = press.action.ref.rpartition(":")
         occ = wheel.find_occurrence(self.config, key)
         try:
             day = dt.date.fromisoformat(day_text)
