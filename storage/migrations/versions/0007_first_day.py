@@ -10,8 +10,8 @@ The table gets the NOTIFY trigger of migration 0003, like every table answers re
 `occurrence_event.registered_by/registered_at` and `occurrence.registered_by` mark a completion registered
 afterwards (work done before or outside the bot) with who put it on record and when.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30 08:00:00
 """
 
@@ -21,8 +21,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision: str = '0006'
-down_revision: str | None = '0005'
+revision: str = '0007'
+down_revision: str | None = '0006'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
