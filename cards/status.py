@@ -26,6 +26,8 @@ class StatusView:
     fire_done: int
     fire_total: int
     open_measures: int
+    before_start: int = 0  # deadlines of the year before tracking started (not counted above)
+    starts: str = ""  # the day tracking started
 
 
 def _counts(line: StatusLine, locale: str) -> str:
@@ -37,6 +39,9 @@ def status_card(view: StatusView, locale: str) -> dict[str, Any]:
                                       color="Attention" if view.total.overdue else "Good"),
             text(t(locale, "status.fire_rounds", done=view.fire_done, total=view.fire_total)),
             text(t(locale, "status.measures", count=view.open_measures))]
+    if view.before_start:
+        body.append(text(t(locale, "status.before_start_note", count=view.before_start, day=view.starts),
+                         subtle=True))
     if view.lines:
         body.append(facts([(line.label, _counts(line, locale)) for line in view.lines]))
     return message(card(body), view.title)

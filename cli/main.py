@@ -153,7 +153,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from storage.db import upgrade
 
     settings = _settings()
-    upgrade(settings.database_url, args.revision)
+    now = _now(args, _config(None, settings)) if args.now else SystemClock().now()
+    upgrade(settings.database_url, args.revision, now=now)
     print(f"database at {args.revision}: {_safe_url(settings.database_url)}")
     return 0
 
@@ -212,11 +213,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.app_type != "UserAssignedMSI" and not settings.app_password.get_secret_value():
             raise CliError("MicrosoftAppPassword is not set")
     config = _config(args.config, settings)
+    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     try:
-        prepare_database(settings.database_url)
+        prepare_database(settings.database_url, (clock or SystemClock()).now())
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
-    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     host = "127.0.0.1" if args.dev else settings.host
     port = args.port or settings.port
     if args.dev:
@@ -240,10 +241,10 @@ def cmd_local(args: argparse.Namespace) -> int:
     settings = _settings()
     logs.configure(settings.log_level)
     config = _config(args.config, settings)
-    prepare_database(settings.database_url)
+    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
+    prepare_database(settings.database_url, (clock or SystemClock()).now())
     if not settings.database_url.startswith("sqlite"):
         print("note: local mode on a non-SQLite DATABASE_URL", file=sys.stderr)
-    clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
     print(f"LOCAL MODE: authentication is off; the bot listens on http://127.0.0.1:{args.port}/api/messages "
           "(loopback only)", file=sys.stderr)
@@ -335,6 +336,78 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady
+    from usecases.planning import plan_once
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    try:
+        report = asyncio.run(plan_once(settings.database_url, config, settings.card_key(), now,
+                                       dry_run=args.dry_run))
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    starts = report.tracking_starts.isoformat() if report.tracking_starts else "not recorded (every day counts)"
+    summary = (f"{len(report.messages)} message(s) planned at {now.astimezone(config.tz).isoformat()}"
+               f"{' (dry run: nothing written)' if args.dry_run else f', {report.planned} new in the outbox'}; "
+               f"tracking starts {starts}")
+    if args.json:
+        print(json.dumps([msg.to_json() for msg in report.messages], ensure_ascii=False, indent=2))
+        print(summary, file=sys.stderr)
+        return 0
+    for msg in report.messages:
+        print(f"{msg.kind:<11} {msg.recipient:<32} {msg.task or '–':<24} {msg.occurrence or '–':<34} "
+              f"{msg.deadline.isoformat() if msg.deadline else '–'}")
+    print(summary)
+    return 0
+
+
+def cmd_done(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady
+    from usecases.registration import Refused, register_done
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    task = config.task(args.task)
+    if task is None:
+        raise CliError(f"unknown task {args.task!r}; known: {', '.join(t.key for t in config.tasks)}")
+    if args.section and config.section(args.section) is None:
+        raise CliError(f"unknown section {args.section!r}; known: {', '.join(x.key for x in config.sections)}")
+    if args.floor and config.floor(args.floor) is None:
+        raise CliError(f"unknown floor {args.floor!r}; known: {', '.join(f.key for f in config.floors())}")
+    given = "--section" if args.section else "--floor" if args.floor else None
+    wanted = {"unit": None, "section": "--section", "floor": "--floor"}[task.scope]
+    if given != wanted:
+        place = f"give {wanted}" if wanted else "leave out --section and --floor"
+        raise CliError(f"{task.key} is done per {task.scope}: {place}")
+    if args.by and config.person(args.by) is None:
+        raise CliError(f"--by: {args.by} is not a person in the organisation file")
+    try:
+        occ, row, created = asyncio.run(register_done(
+            settings.database_url, config, task.key, args.date, now, section=args.section, floor=args.floor,
+            cycle=args.cycle, by=args.by, note=args.note))
+    except Refused as exc:
+        raise CliError(exc.text(config, "en")) from None
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    record = {"occurrence": occ.key, "task": occ.task, "cycle": occ.cycle, "section": occ.section,
+              "floor": occ.floor, "due": occ.due.isoformat(), "done_on": args.date.isoformat(),
+              "completed_by": row.completed_by, "registered_by": row.registered_by, "created": created}
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+    elif created:
+        who = f" by {row.completed_by}" if row.completed_by != row.registered_by else ""
+        print(f"{occ.key} (due {occ.due.isoformat()}) is on record as done {args.date.isoformat()}{who}, "
+              f"registered afterwards by {row.registered_by}")
+    else:
+        print(f"{occ.key} is done already (by {row.completed_by}, "
+              f"{row.completed_at.astimezone(config.tz).date().isoformat() if row.completed_at else '?'}): "
+              "nothing was changed", file=sys.stderr)
+    return 0 if created else 1
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import csv
 
@@ -345,7 +418,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.date_to < args.date_from:
         raise CliError("--to is before --from")
     try:
-        data = asyncio.run(export_records(settings.database_url, args.date_from, args.date_to))
+        data = asyncio.run(export_records(settings.database_url, args.date_from, args.date_to,
+                                          _config(None, settings)))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out)
@@ -418,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
     up = db.add_parser("upgrade", help="migrate the database (DATABASE_URL) to the newest version")
     up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("--now", help="record this instant (ISO) as when the database was first migrated, if nothing "
+                                  "is on record (default: now); its day is the first day the wheel is kept")
     up.set_defaults(func=cmd_db_upgrade)
 
     org = sub.add_parser("org", help="the organisation").add_subparsers(dest="org_command", required=True)
@@ -458,6 +534,27 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ask.set_defaults(func=cmd_ask)
+
+    pl = sub.add_parser("plan", help="run one planning tick and print every message it planned")
+    pl.add_argument("--now", help="plan as of this instant (ISO; local time if no offset; default: now)")
+    pl.add_argument("--dry-run", action="store_true", help="write nothing: only print what would be planned")
+    pl.add_argument("--json", action="store_true", help="print a JSON list, one object per message")
+    pl.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    pl.set_defaults(func=cmd_plan)
+
+    done = sub.add_parser("done", help="register work done before or outside the bot (as the HMSB adviser)")
+    done.add_argument("task", help="task key, e.g. fire_round")
+    place = done.add_mutually_exclusive_group()
+    place.add_argument("--section", help="section key, for tasks done per section")
+    place.add_argument("--floor", help="floor key, for tasks done per floor")
+    done.add_argument("--date", type=_date, required=True, help="the day the work was done (YYYY-MM-DD)")
+    done.add_argument("--note", help="what was done, where the documentation is")
+    done.add_argument("--by", metavar="EMAIL", help="who did the work (default: not given)")
+    done.add_argument("--cycle", help="the cycle when the date alone does not tell, e.g. 2026-Q3 for a late round")
+    done.add_argument("--now", help="register as of this instant (ISO; default: now)")
+    done.add_argument("--json", action="store_true", help="print what was put on record as JSON")
+    done.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    done.set_defaults(func=cmd_done)
 
     out = sub.add_parser("outbox", help="messages that are waiting, failed or dead (for the HMSB adviser)")
     out.add_argument("--status", default="dead", choices=("dead", "retry", "pending", "sent"))

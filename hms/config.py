@@ -88,6 +88,22 @@ class Unit(_Strict):
     timezone: str = "Europe/Oslo"
     locale: Literal["nb", "en"] = "nb"
     demo_data: bool = False
+    tracking_starts: dt.date | None = None
+    """The first day the bot keeps the wheel: nothing due before it is overdue, reminded or escalated. Unset:
+    the day the database was first migrated (stored in the database, the same for every replica)."""
+
+    @field_validator("tracking_starts", mode="before")
+    @classmethod
+    def _day(cls, v: Any) -> Any:
+        # YAML reads 2026-11-30 as a date and 2026-11-30T09:00 as a datetime: only a plain day is meant
+        if v is None or (isinstance(v, dt.date) and not isinstance(v, dt.datetime)):
+            return v
+        if isinstance(v, str):
+            try:
+                return dt.date.fromisoformat(v)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a day as YYYY-MM-DD (like 2026-11-30), got {v!r}")
 
     @field_validator("timezone")
     @classmethod
@@ -480,11 +496,21 @@ def load_config(path: str | Path) -> HmsConfig:
     return parse_config(text, name)
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text: the fields that take a date parse and check it themselves, with the
+    place in the file (YAML's own reading of 2026-13-01 fails with a bare ValueError and no line)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
 def parse_config(text: str, name: str = "<config>") -> HmsConfig:
     """Validate a config given as YAML text; `name` is used in messages."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)

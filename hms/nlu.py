@@ -21,6 +21,10 @@ Pure, stdlib only, rule-based. `understand(text, today, vocab)` runs four small 
    the next twelve months for a bare "when" question), the round ("fire"/"safety"), and the section and
    floor named by the unit's `Vocabulary`.
 
+`register_done` is the HMSB adviser putting work done before or outside the bot on record ("registrer
+brannvernrunde 1. etasje utført 12.11.2026", "mark the action plan as done"); its period is the day the work was
+done, read as past. A question ("hva er registrert som utført?") is not a registration.
+
 "avvik" alone is ambiguous: "meld avvik"/"registrere avvik" is `report_incident`, "åpne avvik"/"avvik som
 ikke er lukket" is `open_measures`, and a bare "avvik" is `unknown` (the bot then shows its help).
 
@@ -48,7 +52,7 @@ longer one question, and a bag-of-keywords reading only piles up concepts from u
 500 characters of real words takes about 2 ms."""
 
 INTENTS = ("due", "overdue", "my_tasks", "status", "open_measures", "start_round", "report_incident",
-           "annual_report", "help", "unknown")
+           "register_done", "annual_report", "help", "unknown")
 
 # ---------------------------------------------------------------------------------------------------------
 # Fuzzy matching
@@ -366,6 +370,9 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "REPORT": (("meld*", "rapporter*", "rapport", "rapporten", "registrer*", "varsl*"),
                ("report*", "log", "file", "submit", "register", "notify")),
     "CIM": (("cim",), ("cim",)),
+    # putting work done on record afterwards: "registrer brannvernrunden som utført", "mark the action plan as done"
+    "REGISTER": (("registrer*", "loggfør*", "dokumenter*"), ("register*", "record", "=log", "logging")),
+    "MARK": (("marker*",), ("mark", "tick")),
     "ANNUAL_REPORT": (("årsrapport*", "årsmelding*", "årsrapp*"), ()),
     "ANNUAL": (("årlig*", "års"), ("annual*", "yearly")),
     "HELP": (("hjelp*", "kommando*", "bruksanvisning*", "veiledning*", "meny", "menyen"),
@@ -523,6 +530,11 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("report_incident", "REPORT HAPPENED", 3),
     ("report_incident", "FLAME", 2.5),  # "brann i kjelleren", "there was a small fire"
     ("report_incident", "FLAME ROUND", -2.5),
+    ("register_done", "REGISTER DONE", 6.5),  # "registrer brannvernrunde 1. etasje utført 12.11.2026"
+    ("register_done", "MARK DONE", 7),  # "marker handlingsplanen som utført"
+    ("register_done", "REGISTER ROUND", 3.5),  # "registrer vernerunden for publikum 3. juni"
+    ("register_done", "WHAT", -5),  # "hva er registrert som utført?" asks, it does not register
+    ("register_done", "WHO", -5),
     ("annual_report", "ANNUAL_REPORT", 6),
     ("annual_report", "ANNUAL REPORT", 6),
     ("help", "HELP", 3),
@@ -538,8 +550,8 @@ RULES: tuple[tuple[str, str, float], ...] = (
 """Scoring rules. Besides the keyword concepts, `understand` adds PERIOD (a period was named), CLEAN (no
 unrecognised words), SECTION and FLOOR (one was named)."""
 
-INTENT_PRIORITY = ("report_incident", "annual_report", "overdue", "open_measures", "my_tasks", "start_round",
-                   "status", "due", "help")
+INTENT_PRIORITY = ("report_incident", "register_done", "annual_report", "overdue", "open_measures", "my_tasks",
+                   "start_round", "status", "due", "help")
 """Who wins a tie: the more specific request first, help last."""
 
 MIN_SCORE = 2.0
@@ -826,7 +838,7 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
 
     if intent in PERIODLESS:
         period = None
-    elif intent == "overdue" and period is not None:
+    elif intent in ("overdue", "register_done") and period is not None:  # work done is in the past
         period = periods.parse_period_tokens(corrected, today, prefer_past=True)
     elif intent == "due" and period is None:
         if "WHEN" in frozen:

@@ -5,6 +5,9 @@ An item is a round or task occurrence, or a measure: anything with a deadline an
 step has a stable name, so the planner can write it to the outbox under a unique key and planning twice, or on
 two replicas, sends nothing twice. After downtime only the newest step of the reminder chain is sent: a person
 gets one catch-up message, not every reminder they missed.
+
+Nothing due before the wheel was kept (`starts`, the day tracking started) has a step at all, and no deputy prompt
+dated before that day is sent: the floor contact had no prompt from the bot to ignore.
 """
 
 from __future__ import annotations
@@ -51,9 +54,11 @@ def _at(cal: WorkCalendar, day: dt.date, policy: ReminderPolicy) -> dt.datetime:
     return cal.at(cal.next_working_day(day), dt.time(hour, minute))
 
 
-def steps(item: Item, policy: ReminderPolicy, cal: WorkCalendar, *, prompt: bool = True) -> list[Step]:
-    """Every step of an item's chain, in time order (the same answer whatever `now` is)."""
-    if not policy.enabled or not item.assignees:
+def steps(item: Item, policy: ReminderPolicy, cal: WorkCalendar, *, prompt: bool = True,
+          starts: dt.date | None = None) -> list[Step]:
+    """Every step of an item's chain, in time order (the same answer whatever `now` is); none for an item due
+    before `starts`, the day tracking started."""
+    if not policy.enabled or not item.assignees or (starts is not None and item.due < starts):
         return []
     cal = cal if cal.skip_july_holiday == policy.skip_july_holiday else WorkCalendar(
         cal.tz, skip_july_holiday=policy.skip_july_holiday)
@@ -66,7 +71,7 @@ def steps(item: Item, policy: ReminderPolicy, cal: WorkCalendar, *, prompt: bool
         out.append(Step("prompt", "prompt", to, prompt_at))
         if policy.deputy_after_days and item.deputy and not item.assignee_away:
             deputy_day = prompt_at.date() + dt.timedelta(days=policy.deputy_after_days)
-            if deputy_day <= item.due:
+            if deputy_day <= item.due and (starts is None or deputy_day >= starts):
                 out.append(Step("deputy", "deputy", (item.deputy,), _at(cal, deputy_day, policy)))
     for n in sorted(set(policy.reminder_working_days_before), reverse=True):
         day = cal.add_working_days(item.due, -n) if cal.is_working_day(item.due) else \

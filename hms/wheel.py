@@ -2,6 +2,10 @@
 
 Pure code. Periods are inclusive date ranges in the site's calendar; `now` is always passed in and must be
 timezone-aware. An occurrence belongs to a period when its window (opening day to deadline) touches it.
+
+The wheel is kept from a first day on (`tracking starts`: the organisation file's `unit.tracking_starts`, or the day
+the database was first migrated). An occurrence due before that day that nobody recorded is `before_start`, never
+overdue: a unit that starts using the bot is not told about a past nobody recorded.
 """
 
 from __future__ import annotations
@@ -23,9 +27,9 @@ from hms.config import (
     parse_month_day,
 )
 
-Status = Literal["upcoming", "open", "done", "overdue"]
+Status = Literal["upcoming", "open", "done", "overdue", "before_start"]
 Scope = Literal["unit", "section", "floor"]
-STATUSES: tuple[Status, ...] = ("upcoming", "open", "done", "overdue")
+STATUSES: tuple[Status, ...] = ("upcoming", "open", "done", "overdue", "before_start")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class Completion:
     occurrence_key: str
     at: dt.datetime
     by: str
+    registered_by: str | None = None  # who put it on record afterwards (work done before or outside the bot)
 
 
 @dataclass(frozen=True)
@@ -78,10 +83,19 @@ def local_date(now: dt.datetime, config: HmsConfig) -> dt.date:
     return now.astimezone(config.tz).date()
 
 
-def status_of(occ: Occurrence, today: dt.date, completion: Completion | None) -> Status:
-    """done if completed; overdue after the deadline day; open inside the window; upcoming before it."""
+def before_start(occ: Occurrence, starts: dt.date | None) -> bool:
+    """Whether the occurrence was due before the wheel was kept (so nobody could have recorded it here)."""
+    return starts is not None and occ.due < starts
+
+
+def status_of(occ: Occurrence, today: dt.date, completion: Completion | None,
+              starts: dt.date | None = None) -> Status:
+    """done if completed; before_start if due before tracking started; overdue after the deadline day; open
+    inside the window; upcoming before it."""
     if completion is not None:
         return "done"
+    if before_start(occ, starts):
+        return "before_start"
     if today > occ.due:
         return "overdue"
     if today >= occ.window_start:
@@ -109,11 +123,13 @@ def due_items(
     now: dt.datetime,
     completions: Mapping[str, Completion],
     cache: OccurrenceCache | None = None,
+    starts: dt.date | None = None,
 ) -> list[DueItem]:
-    """Occurrences touching the period, each with its status as of `now`."""
+    """Occurrences touching the period, each with its status as of `now` (`starts`: the day tracking started)."""
     today = local_date(now, config)
     found = cache.get(start, end) if cache is not None else occurrences(config, start, end)
-    return [DueItem(o, status_of(o, today, completions.get(o.key)), completions.get(o.key)) for o in found]
+    return [DueItem(o, status_of(o, today, done, starts), done) for o in found
+            for done in (completions.get(o.key),)]
 
 
 class OccurrenceCache:
@@ -144,6 +160,13 @@ def find_occurrence(config: HmsConfig, key: str) -> Occurrence | None:
     if task is None or not year.isdigit():
         return None
     return next((o for o in _task_occurrences(config, task, int(year), int(year)) if o.key == key), None)
+
+
+def task_occurrences(config: HmsConfig, task_key: str, first_year: int, last_year: int) -> list[Occurrence]:
+    """Every occurrence of one task in cycles starting in the given years, for every scope, by deadline."""
+    task = config.task(task_key)
+    found = list(_task_occurrences(config, task, first_year, last_year)) if task else []
+    return sorted(found, key=lambda o: (o.due, o.key))
 
 
 # -- windows per recurrence kind ----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import functools
 from pathlib import Path
@@ -18,6 +19,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
+
+from storage import models as m
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -141,18 +144,45 @@ def hold_sqlite(url: str) -> IO[str] | None:
 def ensure_sqlite_dir(url: str) -> Path | None:
     """Create the folder of a SQLite file so a fresh checkout needs no manual step; returns the file's path
     (None for PostgreSQL and in-memory databases)."""
-    kind, rest = _split(url)
-    if kind != "sqlite" or not rest.startswith("/") or rest == "/:memory:":
-        return None
-    path = Path(rest[1:])
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Run the migrations up to `revision`."""
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for PostgreSQL and in-memory databases)."""
+    kind, rest = _split(url)
+    if kind != "sqlite" or not rest.startswith("/") or rest == "/:memory:":
+        return None
+    return Path(rest[1:])
+
+
+def upgrade(url: str, revision: str = "head", *, now: dt.datetime | None = None) -> None:
+    """Run the migrations up to `revision`; with `now`, record it as when the database was first migrated unless
+    a time is on record already (see `record_first_migration`)."""
     ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), revision)
+    if now is not None:
+        record_first_migration(url, now)
+
+
+def record_first_migration(url: str, now: dt.datetime) -> bool:
+    """Record `now` as when the database was first migrated, unless a time is on record already (the first one
+    stays; replicas starting at once race safely: insert-if-absent). The programs that make a database ready for
+    the bot call it with their clock (`hms-bot db upgrade`, `serve`, `local`, `plan`); commands that only read do
+    not, so asking "as of" another day never moves the first day. True when this call recorded it."""
+    engine = create_sync_engine(url)
+    try:
+        with engine.begin() as conn:
+            if not sa.inspect(conn).has_table("database_info"):
+                return False  # migrated to a revision before the table existed
+            table = m.table(m.DatabaseInfo)
+            stmt = dialect_insert(engine.dialect.name)(table).values(id=1, first_migrated_at=now)
+            return conn.execute(stmt.on_conflict_do_nothing(index_elements=["id"]).returning(table.c.id)).first() \
+                is not None
+    finally:
+        engine.dispose()
 
 
 @functools.cache  # the migration scripts do not change while the process runs

@@ -113,11 +113,17 @@ class Occurrence(SQLModel, table=True):
     due: dt.date = Field(index=True)
     completed_at: dt.datetime | None = _ts(nullable=True)
     completed_by: str | None = Field(default=None, max_length=320)
+    # set when the completion was registered afterwards (work done before or outside the bot), mirroring its event
+    registered_by: str | None = Field(default=None, max_length=320)
     created_at: dt.datetime = _ts()
 
 
 class OccurrenceEvent(SQLModel, table=True):
-    """Append-only: what happened to an occurrence (completed, reopened, draft saved, ...), by whom, when."""
+    """Append-only: what happened to an occurrence (completed, confirmed, ...), by whom, when.
+
+    A completion registered afterwards (work done before or outside the bot) is a `completed` event at the day the
+    work was done (noon, local time: only the day is known), by who did it (the registrar when not given), with
+    `registered_by` and `registered_at` saying who put it on record and when."""
 
     __tablename__ = "occurrence_event"
     id: int | None = Field(default=None, primary_key=True)
@@ -127,6 +133,8 @@ class OccurrenceEvent(SQLModel, table=True):
     at: dt.datetime = _ts()
     note: str | None = Field(default=None, sa_type=sa.Text)
     link: str | None = Field(default=None, max_length=2000)
+    registered_by: str | None = Field(default=None, max_length=320)
+    registered_at: dt.datetime | None = _ts(nullable=True)
 
 
 class ChecklistAnswer(SQLModel, table=True):
@@ -266,6 +274,17 @@ class ChannelThread(SQLModel, table=True):
     conversation_id: str = Field(max_length=500)
     activity_id: str | None = Field(default=None, max_length=200)
     created_at: dt.datetime = _ts()
+
+
+class DatabaseInfo(SQLModel, table=True):
+    """Facts about the database itself, one row (id 1). `first_migrated_at`: when it was first made ready for the
+    bot (its first `hms-bot db upgrade`, or the first start on SQLite), on the clock of the program that did it.
+    Without `unit.tracking_starts` in the organisation file, its day is the first day the wheel is kept; it is
+    read from the database, so every replica counts from the same day."""
+
+    __tablename__ = "database_info"
+    id: int = Field(default=1, primary_key=True)
+    first_migrated_at: dt.datetime = _ts()
 
 
 def table(model: type[SQLModel]) -> sa.Table:

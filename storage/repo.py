@@ -177,8 +177,35 @@ async def record_completion(session: AsyncSession, occ: wheel.Occurrence, by: st
     return row
 
 
+async def register_completion(session: AsyncSession, occ: wheel.Occurrence, done_at: dt.datetime, by: str,
+                              registered_by: str, registered_at: dt.datetime, note: str | None = None
+                              ) -> tuple[m.Occurrence, bool]:
+    """Put work done before or outside the bot on record: a completion at `done_at` by `by`, marked as registered
+    afterwards by `registered_by` at `registered_at`. Like every completion a compare-and-set: when someone
+    completed the occurrence first, nothing changes and the stored row comes back with False. Commits."""
+    row = await ensure_occurrence(session, occ, registered_at)
+    created = await complete_once(session, row, by.lower(), done_at, registered_by=registered_by.lower())
+    if created:
+        session.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=by.lower(), at=done_at,
+                                      note=note, registered_by=registered_by.lower(), registered_at=registered_at))
+    await session.commit()
+    stmt = select(m.Occurrence).where(m.Occurrence.key == occ.key).execution_options(populate_existing=True)
+    return (await session.exec(stmt)).one(), created
+
+
+# two columns: sqlmodel's exec turns a one-column select into bare values, the readers' rows() does not
+_FIRST_MIGRATED = select(m.DatabaseInfo.id, m.DatabaseInfo.first_migrated_at).where(m.DatabaseInfo.id == 1)
+
+
+async def first_migrated(session: AsyncSession) -> dt.datetime | None:
+    """When the database was first migrated (None when nothing is on record: a database no program with a clock
+    has prepared yet)."""
+    found = await sessions.rows(session, _FIRST_MIGRATED, {})
+    return found[0][1] if found else None
+
+
 _COMPLETIONS = (
-    select(m.Occurrence.key, m.Occurrence.completed_at, m.Occurrence.completed_by)
+    select(m.Occurrence.key, m.Occurrence.completed_at, m.Occurrence.completed_by, m.Occurrence.registered_by)
     .where(col(m.Occurrence.completed_at).is_not(None), m.Occurrence.window_start <= sa.bindparam("end"),
            m.Occurrence.due >= sa.bindparam("start"))
 )  # built once: every chat answer runs it
@@ -187,7 +214,8 @@ _COMPLETIONS = (
 async def completions(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, wheel.Completion]:
     """Completions of stored occurrences whose window touches [start, end]."""
     found = await sessions.rows(session, _COMPLETIONS, {"start": start, "end": end})
-    return {key: wheel.Completion(key, at, by or "") for key, at, by in found if at is not None}
+    return {key: wheel.Completion(key, at, by or "", registered) for key, at, by, registered in found
+            if at is not None}
 
 
 async def person_by_email(session: AsyncSession, email: str) -> m.Person | None:
@@ -412,11 +440,12 @@ async def drop_draft(session: AsyncSession, occurrence_id: int) -> None:
         col(m.ChecklistDraft.occurrence_id) == occurrence_id))
 
 
-async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime) -> bool:
+async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: dt.datetime,
+                        registered_by: str | None = None) -> bool:
     """Mark an occurrence done unless someone else did first (an atomic compare-and-set; no commit)."""
     result = await session.exec(  # type: ignore[call-overload]
         sa.update(m.Occurrence).where(col(m.Occurrence.id) == row.id, col(m.Occurrence.completed_at).is_(None))
-        .values(completed_at=at, completed_by=by))
+        .values(completed_at=at, completed_by=by, registered_by=registered_by))
     return bool(result.rowcount == 1)
 
 
@@ -492,7 +521,9 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
         "rounds": [{"occurrence": o.key, "task": o.task_key, "cycle": o.cycle, "section": o.section_key,
                     "floor": o.floor_key, "window_start": iso(o.window_start), "due": iso(o.due),
                     "completed_at": iso(o.completed_at), "completed_by": o.completed_by,
-                    "events": [{"kind": e.kind, "by": e.actor_email, "at": iso(e.at), "note": e.note, "link": e.link}
+                    "registered_afterwards_by": o.registered_by,
+                    "events": [{"kind": e.kind, "by": e.actor_email, "at": iso(e.at), "note": e.note, "link": e.link,
+                                "registered_by": e.registered_by, "registered_at": iso(e.registered_at)}
                                for e in events if e.occurrence_id == o.id]} for o in occurrences],
         "answers": [{"occurrence": by_id[a.occurrence_id], "submission": a.submission_id, "template": a.template_key,
                      "template_version": a.template_version, "item": a.item_key, "answer": a.answer,

@@ -17,6 +17,7 @@ from cards.due_list import DueGroup, DueRow, DueView, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measure import MeasureView, measure_card
+from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
 from cards.task_done import TaskView, task_card
 from cards.unknown_user import UnknownUserView, unknown_user_card
@@ -58,6 +59,16 @@ CASES: dict[str, Any] = {
     "digest_nb": lambda: digest_card(DigestView("14", (3, 18, 6, 24), ("Brannvernrunde – 1. etasje (31. mars 2027, "
                                                                      "Fatima Ali)",), ("HMS-årsrapport – Adm",),
                                                 2, 1, 3), "nb"),
+    "register_nb": lambda: register_card(RegisterView("Brannvernrunde – Historisk museum, 1. etasje",
+                                                      "2026-Q4 · frist 31. desember 2026", "12. november 2026",
+                                                      "Hanne Solberg", (("fatima.ali@khm.uio.no", "Fatima Ali"),)),
+                                         "nb", CardAction("task.register", "fire_round:2026-Q4:hm-1:2026-11-12",
+                                                          "n").pack(KEY)),
+    "digest_first_day_nb": lambda: digest_card(DigestView("49", (0, 14, 0, 0), (), ("HMS-årsrapport – Adm",), 0, 0,
+                                                          0, "30. november 2025 – 31. desember 2026", 48,
+                                                          "30. november 2026"), "nb"),
+    "status_first_day_nb": lambda: status_card(StatusView("Status 2026", StatusLine("", 0, 14, 0, 0), (), 0, 5, 0,
+                                                          34, "30. november 2026"), "nb"),
     "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
                                                    "EA-1", "https://si-fra.example/"), "nb",
                                        CardAction("measure.close", "1", "n").pack(KEY),

@@ -149,3 +149,16 @@ def test_one_entra_object_id_for_two_people_is_refused(khm_text: str) -> None:
                     "     entra_object_id: 0A1B2C3D-000D-4000-8000-00000000000D}")
     [msg] = problems(text)
     assert "people[" in msg and "entra_object_id" in msg and "also people[" in msg
+
+
+def test_tracking_starts_is_a_day(khm_text: str, khm: HmsConfig) -> None:
+    import datetime as dt
+
+    def with_start(value: str) -> str:
+        return break_it(khm_text, "  demo_data: true\n", f"  demo_data: true\n  tracking_starts: {value}\n")
+
+    assert khm.unit.tracking_starts is None  # the demo counts from the day its database was first migrated
+    assert parse_config(with_start("2026-08-01")).unit.tracking_starts == dt.date(2026, 8, 1)
+    for bad in ("2026-13-01", "2026-08-01T09:00", "snart"):  # YAML's own date reading raised a bare ValueError
+        [problem] = problems(with_start(bad))
+        assert "broken.yaml:" in problem and "unit.tracking_starts" in problem and "YYYY-MM-DD" in problem

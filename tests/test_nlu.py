@@ -27,7 +27,9 @@ MIN_ACCURACY = 0.95
 HELDOUT_PATH = Path(__file__).parent / "data" / "nlu_heldout.yaml"
 HELDOUT_MIN_ACCURACY = 0.95  # measured 1.00 after tuning on it; first contact was 0.70 and 0.83
 """Measured on the held-out set after the last rule change, rounded down to a 0.05 step. First-contact scores
-before tuning were lower (batch 1: 56/80, batch 2: 25/30); the floor guards against losing what was gained."""
+before tuning were lower (batch 1: 56/80, batch 2: 25/30; batch 3, the register_done intent and three near misses,
+13/14: "før inn ..." has no word the rules know for registering); the floor guards against losing what was
+gained."""
 
 D = dt.date
 

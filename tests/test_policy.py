@@ -81,3 +81,19 @@ def test_dedupe_keys_are_stable() -> None:
     assert [s.dedupe_key(FIRE_Q1_2027.key, to) for s in a for to in s.to] == \
            [s.dedupe_key(FIRE_Q1_2027.key, to) for s in b for to in s.to]
     assert len({s.dedupe_key(FIRE_Q1_2027.key, to) for s in a for to in s.to}) == len(a)
+
+
+def test_nothing_due_before_tracking_started_has_a_step() -> None:
+    starts = dt.date(2027, 4, 1)
+    assert steps(FIRE_Q1_2027, ReminderPolicy(), CAL, starts=starts) == []  # due 31 March: the day before
+    assert due_steps(steps(FIRE_Q1_2027, ReminderPolicy(), CAL, starts=starts), oslo(2027, 4, 15, 9)) == []
+    same_day = {s.name for s in steps(FIRE_Q1_2027, ReminderPolicy(), CAL, starts=dt.date(2027, 3, 31))}
+    assert "escalation-hmsb_adviser" in same_day  # due on the first day: followed up like any other
+
+
+def test_no_deputy_prompt_dated_before_tracking_started() -> None:
+    # the bot starts on 16 March: the floor contact never had the prompt of 10 March, so no deputy for it
+    names = [s.name for s in steps(FIRE_Q1_2027, ReminderPolicy(), CAL, starts=dt.date(2027, 3, 16))]
+    assert "deputy" not in names and "prompt" in names
+    assert [s.name for s in due_steps(steps(FIRE_Q1_2027, ReminderPolicy(), CAL, starts=dt.date(2027, 3, 16)),
+                                      oslo(2027, 3, 16, 9))] == ["prompt"]  # one catch-up message

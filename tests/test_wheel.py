@@ -138,3 +138,16 @@ def test_find_occurrence_round_trip(khm: HmsConfig) -> None:
     assert find_occurrence(khm, "fire_round:2027-Q1:nowhere") is None
     assert find_occurrence(khm, "nonsense") is None
     assert find_occurrence(khm, "ros:2028:unit") is None  # not a ROS year
+
+
+def test_before_tracking_started_is_neither_overdue_nor_open(khm: HmsConfig) -> None:
+    [o] = [o for o in occurrences(khm, D(2026, 10, 1), D(2026, 10, 1)) if o.key == "action_plan:2026:unit"]
+    starts = D(2026, 11, 30)
+    assert status_of(o, D(2026, 11, 30), None, starts) == "before_start"
+    assert status_of(o, D(2026, 11, 30), None, D(2026, 10, 1)) == "overdue"  # due on the first day: it counts
+    done = Completion(o.key, oslo(2026, 9, 28, 12), "hanne.solberg@khm.uio.no", "hanne.solberg@khm.uio.no")
+    assert status_of(o, D(2026, 11, 30), done, starts) == "done"  # registered afterwards: on record like any
+    items = due_items(khm, D(2026, 1, 1), D(2026, 12, 31), oslo(2026, 11, 30, 9), {}, starts=starts)
+    assert not [i for i in items if i.status == "overdue"]
+    assert {i.status for i in items if i.occurrence.due < starts} == {"before_start"}
+    assert {i.status for i in items if i.occurrence.due >= starts} <= {"open", "upcoming"}

@@ -28,7 +28,7 @@ from hms.i18n import format_date, t
 from hms.nlu import Understanding, Vocabulary, clip, text_language, understand
 from storage import repo
 from usecases.database import opened
-from usecases.due import due_items, scope_name
+from usecases.due import due_items, scope_name, tracking_starts
 from usecases.rounds import Rounds, nonce_for
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
@@ -129,7 +129,10 @@ class Answerer:
         """Understand `text_value` asked by `email` and build the answer card in `locale`."""
         u = self.understand(text_value, now)
         handler = getattr(self, f"_{u.intent}", None)
-        if handler is None:
+        if u.intent == "register_done":  # the one answer that reads the words again: a task named by its title
+            activity, summary = await self.rounds.registration.answer(session, u, text_value, email.lower(), now,
+                                                                      locale)
+        elif handler is None:
             activity, summary = help_card(locale, short=True), {}
         else:
             activity, summary = await handler(session, u, email.lower(), now, locale)
@@ -189,13 +192,18 @@ class Answerer:
         if not section and (vis.everything or len(vis.sections) > 1):
             lines = tuple(_line(sec.name.get(lang), [i for i in items if i.occurrence.section == sec.key])
                           for sec in self.config.sections if vis.everything or sec.key in vis.sections)
-        fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.window_start <= today]
+        fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.window_start <= today
+                and i.status != "before_start"]
         measures = await repo.open_measures(s)
         title = (t(locale, "status.title.section", year=today.year, section=section.name.get(lang)) if section
                  else t(locale, "status.title", year=today.year))
-        view = StatusView(title, total, lines, sum(i.status == "done" for i in fire), len(fire), len(measures))
+        before = sum(i.status == "before_start" for i in items)
+        starts = await tracking_starts(s, self.config) if before else None
+        view = StatusView(title, total, lines, sum(i.status == "done" for i in fire), len(fire), len(measures),
+                          before, format_date(starts, locale) if starts else "")
         counts = {k: getattr(total, k) for k in ("done", "open", "overdue", "upcoming")}
-        return status_card(view, locale), {"counts": counts, "section": section.key if section else None}
+        return status_card(view, locale), {"counts": counts, "before_start": before,
+                                           "section": section.key if section else None}
 
     async def _open_measures(self, s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
                              locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -233,9 +241,11 @@ class Answerer:
                 continue
             fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.section == sec.key]
             vr = [i for i in items if i.occurrence.task == "vernerunde" and i.occurrence.section == sec.key]
+            before = sum(i.status == "before_start" for i in fire)
             lines.append(t(locale, "annual.rounds", section=sec.name.get(lang),
-                           fire_done=sum(i.status == "done" for i in fire), fire_total=len(fire),
-                           vernerunde=t(locale, "yes") if any(i.status == "done" for i in vr) else t(locale, "no")))
+                           fire_done=sum(i.status == "done" for i in fire), fire_total=len(fire) - before,
+                           vernerunde=t(locale, "yes") if any(i.status == "done" for i in vr) else t(locale, "no"))
+                         + (t(locale, "annual.before_start", count=before) if before else ""))
         link = self.config.links.get(task.links[0]) if task and task.links else None
         form = link.url if link else None
         due = next((i.occurrence.due for i in items if i.occurrence.task == "annual_report"), None)
@@ -267,7 +277,7 @@ class Answerer:
         row = await repo.occurrence_row(s, occ.key)
         if row is not None and row.completed_at is not None:
             done = t(locale, "round.done", who=self._name(row.completed_by or ""),
-                     when=i18n.format_datetime(row.completed_at.astimezone(self.config.tz), locale))
+                     when=self.rounds.names.done_when(row, locale))
             card = await self.rounds.result_card(s, occ, row, locale, notice_text=done)
             return message(card, done), {"occurrence": occ.key, "completed": True}
         values: dict[str, str] = {}

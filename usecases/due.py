@@ -36,11 +36,22 @@ def filter_items(config: HmsConfig, items: list[wheel.DueItem], *, section: str 
     return out
 
 
+async def tracking_starts(session: Any, config: HmsConfig) -> dt.date | None:
+    """The first day the wheel is kept: the organisation file's `unit.tracking_starts`, else the day (in the unit's
+    time zone) the database was first migrated; None when neither is known (then every day counts)."""
+    if config.unit.tracking_starts is not None:
+        return config.unit.tracking_starts
+    first = await repo.first_migrated(session)
+    return first.astimezone(config.tz).date() if first else None
+
+
 async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.datetime,
                     cache: wheel.OccurrenceCache | None = None) -> list[wheel.DueItem]:
-    """Every occurrence touching the period with its status from stored completions."""
+    """Every occurrence touching the period with its status from stored completions; what was due before tracking
+    started and is not on record is `before_start`."""
     done = await repo.completions(session, period.start, period.end)
-    return wheel.due_items(config, period.start, period.end, now, done, cache)
+    starts = await tracking_starts(session, config)
+    return wheel.due_items(config, period.start, period.end, now, done, cache, starts)
 
 
 async def due_from_database(url: str, config: HmsConfig, period: Period, now: dt.datetime, *,
@@ -73,4 +84,5 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
         "status": item.status,
         "completed_at": item.completion.at.isoformat() if item.completion else None,
         "completed_by": item.completion.by if item.completion else None,
+        "registered_afterwards_by": item.completion.registered_by if item.completion else None,
     }

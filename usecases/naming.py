@@ -8,6 +8,7 @@ import datetime as dt
 from hms import i18n, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_datetime
+from storage import models as m
 from usecases.due import scope_name
 
 
@@ -23,6 +24,14 @@ class Names:
 
     def when(self, moment: dt.datetime, locale: str) -> str:
         return format_datetime(moment.astimezone(self.config.tz), locale)
+
+    def done_when(self, row: m.Occurrence, locale: str) -> str:
+        """When a stored occurrence was done: the day only for work registered afterwards (its time is not known)."""
+        if row.completed_at is None:
+            return "–"
+        if row.registered_by:
+            return i18n.format_date(row.completed_at.astimezone(self.config.tz).date(), locale)
+        return self.when(row.completed_at, locale)
 
     def task(self, occ: wheel.Occurrence, locale: str) -> str:
         task = self.config.task(occ.task)

@@ -3,7 +3,10 @@
 Idempotent: every message has a unique key (item, step, recipient), so a second tick, a restart, a clock jump
 or a second replica plans nothing twice. After downtime the reminder chain catches up with one message (see
 hms.policy). The work grows with what is open around today, never with the years of history: only
-occurrences whose window touches [today - 60 days, today + the longest prompt lead] are looked at.
+occurrences whose window touches [today - 60 days, today + the longest prompt lead] are looked at. Nothing due
+before tracking started (`usecases.due.tracking_starts`) is prompted, reminded or escalated.
+
+A dry run (`hms-bot plan --dry-run`) computes the same messages and writes none of them.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ from hms.config import HmsConfig
 from hms.i18n import format_date, t
 from hms.workdays import WorkCalendar
 from storage import models as m, repo
+from usecases.database import opened
 from usecases.digest import weekly_digest
+from usecases.due import tracking_starts
 from usecases.outbox import outbox_row, person_target
 from usecases.rounds import Rounds
 
@@ -32,14 +37,41 @@ GROUP_ROLES = {"management_group", "lamu"}
 
 
 @dataclass(frozen=True)
+class PlannedMessage:
+    """One message a tick planned: its kind, recipient, the task and occurrence (or measure) it is about, and that
+    one's deadline (none for the digest)."""
+
+    key: str
+    kind: str
+    recipient: str
+    task: str | None = None
+    occurrence: str | None = None
+    deadline: dt.date | None = None
+    measure: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """Stable field names, ISO dates."""
+        return {"kind": self.kind, "recipient": self.recipient, "task": self.task, "occurrence": self.occurrence,
+                "deadline": self.deadline.isoformat() if self.deadline else None, "measure": self.measure,
+                "key": self.key}
+
+
+@dataclass(frozen=True)
 class PlanReport:
     considered: int
     planned: int
+    messages: tuple[PlannedMessage, ...] = ()
+    tracking_starts: dt.date | None = None
 
 
-async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datetime) -> PlanReport:
-    """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now` to the outbox."""
+async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datetime, *,
+               dry_run: bool = False) -> PlanReport:
+    """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now` to the outbox (with
+    `dry_run`, only say what would be written: nothing is)."""
     today = wheel.local_date(now, config)
+    starts = await tracking_starts(s, config)
+    if starts is None and dry_run:
+        starts = today  # the real tick's program records today as the first day before it plans (prepare_database)
     ahead = max(config.policy(task).first_prompt_days_before for task in config.tasks) + 1
     start, end = today - dt.timedelta(days=LOOK_BACK_DAYS), today + dt.timedelta(days=ahead)
     occurrences = wheel.occurrences(config, start, end)
@@ -59,7 +91,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
         item = pol.Item(occ.key, occ.window_start, occ.due, assignees, occ.deputy,
                         section_leader=occ.accountable[0] if occ.accountable and task.scope == "floor" else None,
                         adviser=adviser, assignee_away=any(a in away for a in assignees))
-        for step in pol.due_steps(pol.steps(item, config.policy(task), cal), now):
+        for step in pol.due_steps(pol.steps(item, config.policy(task), cal, starts=starts), now):
             if step.kind == "deputy" and occ.key in reacted:
                 continue
             wanted += [(step.dedupe_key(occ.key, to), step.kind, to, (occ, step)) for to in step.to]
@@ -77,6 +109,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
     digest_key = f"digest|{week.year}-W{week.week:02d}|{adviser}"
     existing = await _existing_keys(s, [w[0] for w in wanted] + [digest_key])
     rows = []
+    messages = []
     for key, kind, to, what in wanted:
         if key in existing:
             continue
@@ -85,16 +118,29 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             occ, step = what
             activity = (rounds.escalation_activity(occ, locale) if step.kind == "escalation"
                         else rounds.prompt_activity(occ, step.name, step.kind, locale))
+            messages.append(PlannedMessage(key, kind, to, occ.task, occ.key, occ.due))
         else:
             measure, finding, occ_row, step = what
             activity = _measure_message(config, rounds, measure, finding, occ_row, step, locale)
+            messages.append(PlannedMessage(key, kind, to, occ_row.task_key, occ_row.key, measure.deadline,
+                                           measure.id))
         rows.append(outbox_row(key, kind, person_target(to), activity))
     if config.weekly_digest:
-        rows += await weekly_digest(s, config, now, cal, existing)
-    planned = await repo.enqueue(s, rows, now)
-    if planned:
+        digest = await weekly_digest(s, config, now, cal, existing)
+        rows += digest
+        messages += [PlannedMessage(str(r["dedupe_key"]), "digest", adviser) for r in digest]
+    planned = len(rows) if dry_run else await repo.enqueue(s, rows, now)
+    if planned and not dry_run:
         log.info("planned %d message(s)", planned)
-    return PlanReport(considered=len(wanted), planned=planned)
+    return PlanReport(considered=len(wanted), planned=planned, messages=tuple(messages), tracking_starts=starts)
+
+
+async def plan_once(url: str, config: HmsConfig, card_key: bytes, now: dt.datetime, *,
+                    dry_run: bool = False) -> PlanReport:
+    """One planning tick from the command line (`hms-bot plan`). A real one prepares the database as the bot does
+    (recording `now` as its first day when nothing is on record); a dry run only checks it and writes nothing."""
+    async with opened(url, now=now, write=not dry_run) as s:
+        return await plan(s, config, Rounds(config, card_key), now, dry_run=dry_run)
 
 
 def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding,

@@ -1,14 +1,14 @@
 """Rounds in the chat: the checklist and task cards people get, what happens when they press a button, and the
 findings and measures that deviations become.
 
-Card verbs this room handles: round.open, round.page, round.submit, round.confirm and task.done (the measure
-verbs are in `usecases.measures`). A press on an occurrence is checked before anything is stored: the sender may
-act on it, the template version it was made from, and whether the round is already done (by this card or by
-someone else). Final answers are append-only; what is saved before is the round's draft, one row per item
-overwritten by each page save (see `storage.models`), so a press costs the same on the thousandth save as on the
-first. Completion is a compare-and-set, so two people submitting at once cannot both complete a round. Work that
-may be slow (the LAMU summary, the adviser's copy, the measure owner's card) goes to the outbox and is delivered
-after the invoke response.
+Card verbs this room handles: round.open, round.page, round.submit, round.confirm, task.done, and task.register
+from `usecases.registration` (the measure verbs are in `usecases.measures`). A press on an occurrence is checked
+before anything is stored: the sender may act on it, the template version it was made from, and whether the round
+is already done (by this card or by someone else). Final answers are append-only; what is saved before is the
+round's draft, one row per item overwritten by each page save (see `storage.models`), so a press costs the same on
+the thousandth save as on the first. Completion is a compare-and-set, so two people submitting at once cannot both
+complete a round. Work that may be slow (the LAMU summary, the adviser's copy, the measure owner's card) goes to the
+outbox and is delivered after the invoke response.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from usecases.cardactions import ActionResult, CardHandler, CardPress, refusal
 from usecases.measures import Measures
 from usecases.naming import Names
 from usecases.outbox import outbox_row, person_target
+from usecases.registration import Registration
 from usecases.routing import Router
 
 log = logging.getLogger("hms.rounds")
@@ -74,6 +75,8 @@ class Rounds:
         self.router.register("round.open", self._on_occurrence(self._on_checklist(self._open)))
         self.router.register("round.page", self._on_occurrence(self._on_checklist(self._page)))
         self.router.register("round.submit", self._on_occurrence(self._on_checklist(self._submit)))
+        self.registration = Registration(config, secret, self.result_card)
+        self.router.include(self.registration.router)  # task.register
 
     def may_act(self, occ: wheel.Occurrence, email: str) -> bool:
         """The assignee, the deputy, the accountable/section leader and the HMSB adviser may act on a round."""
@@ -144,10 +147,12 @@ class Rounds:
         checklist = self.config.checklist(task.checklist) if task and task.checklist else None
         who = self.names.person(row.completed_by)
         when = self.names.when(row.completed_at, locale) if row.completed_at else "–"
-        if checklist is None:
-            events = [e for e in await repo.occurrence_events(s, [occ.key]) if e.kind == "completed"]
-            note = events[0].note if events else None
-            line = t(locale, "task.done", who=who, when=when) + (f" {note}" if note else "")
+        events = await repo.occurrence_events(s, [occ.key])
+        if checklist is None or row.registered_by:  # work registered afterwards has no answers to show
+            completed = next((e for e in events if e.kind == "completed"), None)
+            note = completed.note if completed else None
+            line = (self._registered_line(row, completed, locale) if row.registered_by and completed
+                    else t(locale, "task.done", who=who, when=when)) + (f" {note}" if note else "")
             return task_card(TaskView(self.names.task(occ, locale), self.names.scope(occ, locale),
                                       t(locale, "round.due_line", due=format_date(occ.due, locale)), notice_text,
                                       done_line=line), locale, None)
@@ -164,12 +169,20 @@ class Rounds:
         count = sum(r[3] for r in rows)
         headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
                     t(locale, "checklist.headline_none", who=who, when=when))
-        confirmed = [e for e in await repo.occurrence_events(s, [occ.key]) if e.kind == "confirmed"]
+        confirmed = [e for e in events if e.kind == "confirmed"]
         for event in confirmed:
             headline += "\n\n" + t(locale, "confirm.done", who=self.names.person(event.actor_email),
                                     when=self.names.when(event.at, locale))
         return submitted_card(SubmittedView(self.names.task(occ, locale), self.names.scope(occ, locale),
                                             headline, tuple(rows), notice_text), locale)
+
+    def _registered_line(self, row: m.Occurrence, completed: m.OccurrenceEvent, locale: str) -> str:
+        """"Done by NN on D · registered afterwards by the adviser W" (without "by NN" when nobody was named)."""
+        values = {"day": self.names.done_when(row, locale), "registrar": self.names.person(completed.registered_by),
+                  "when": self.names.when(completed.registered_at, locale) if completed.registered_at else "–"}
+        if completed.actor_email != completed.registered_by:
+            return t(locale, "task.registered_by", who=self.names.person(completed.actor_email), **values)
+        return t(locale, "task.registered", **values)
 
     # -- actions: what every press on an occurrence goes through -----------------------------------------------
 
@@ -224,7 +237,7 @@ class Rounds:
         mine = await repo.final_answers(s, row.id, submission_id=action.nonce)
         text_ = (t(locale, "card.already_submitted") if mine else
                  t(locale, "card.completed_by", who=self.names.person(row.completed_by),
-                   when=self.names.when(row.completed_at, locale)))
+                   when=self.names.done_when(row, locale)))
         card = await self.result_card(s, occ, row, locale, notice_text=text_)
         return ActionResult(card, "duplicate" if mine else "completed_by_other")
 
