@@ -33,7 +33,7 @@ from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
-from usecases import planning
+from usecases import planning, retention
 from usecases.delivery import Delivery
 
 log = logging.getLogger("hms.http")
@@ -57,6 +57,7 @@ class Runtime:
     scheduler: bool = True
     plan_every: float = 300.0
     deliver_every: float = 5.0
+    prune_every: float = 86400.0
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -194,6 +195,13 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         async with jobs_sessions() as s:
             await planning.plan(s, config, bot.rounds, clock.now())
 
+    async def prune() -> retention.PruneReport:
+        # idempotent batches: every replica may prune, two at once only do nothing twice
+        report = await retention.prune(jobs_engine, clock.now(), settings.retention())
+        log.info("pruned %d retry-ledger rows and %d outbox payloads", report.ledger_deleted,
+                 report.payloads_cleared)
+        return report
+
     async def lifecycle(_app: web.Application) -> Any:
         claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
         if engine.dialect.name == "postgresql":
@@ -202,8 +210,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         await readers.start()
         scheduler = None
         if runtime.scheduler and settings.scheduler:
-            scheduler = build_scheduler(plan, delivery.drain, plan_every=runtime.plan_every,
-                                        deliver_every=runtime.deliver_every)
+            scheduler = build_scheduler(plan, delivery.drain, prune, plan_every=runtime.plan_every,
+                                        deliver_every=runtime.deliver_every, prune_every=runtime.prune_every)
         if scheduler:
             scheduler.start()
         # What startup built (modules, the config, SQLAlchemy's and botbuilder's objects) lives as long as the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 from typing import Literal
@@ -10,6 +11,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from hms.config import DEFAULT_CONFIG_PATH
+from usecases.retention import Retention
 
 DEFAULT_DATABASE_URL = "sqlite:///var/hms-bot.sqlite3"
 
@@ -55,6 +57,15 @@ class Settings(BaseSettings):
     # turns' pool; one more waits up to `queue_timeout` seconds for a turn to end, then gets 503 and Retry-After.
     max_turns: int = Field(20, ge=1, le=1000, validation_alias=_env("HMS_MAX_TURNS"))
     queue_timeout: float = Field(5.0, ge=0, validation_alias=_env("HMS_QUEUE_TIMEOUT"))
+    # Retention (usecases/retention.py), pruned daily: retry-ledger rows are deleted after this many days (Teams
+    # retries within minutes), and the card payloads of sent or dead outbox rows cleared (the rows stay: the record)
+    ledger_retention_days: int = Field(7, ge=1, validation_alias=_env("HMS_LEDGER_RETENTION_DAYS"))
+    outbox_retention_days: int = Field(90, ge=1, validation_alias=_env("HMS_OUTBOX_RETENTION_DAYS"))
+
+    def retention(self) -> Retention:
+        """How long the retry ledger and the outbox's card payloads are kept."""
+        return Retention(ledger=dt.timedelta(days=self.ledger_retention_days),
+                         outbox=dt.timedelta(days=self.outbox_retention_days))
 
     def card_key(self) -> bytes:
         """The key that signs card payloads: HMS_CARD_SECRET, else derived from the app password, else (local

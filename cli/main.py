@@ -408,6 +408,24 @@ def cmd_done(args: argparse.Namespace) -> int:
     return 0 if created else 1
 
 
+def cmd_prune(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady
+    from usecases.retention import prune_database
+
+    settings = _settings()
+    now = _now(args, _config(None, settings))
+    try:
+        report = asyncio.run(prune_database(settings.database_url, now, settings.retention(), dry_run=args.dry_run))
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{verb} {report.ledger_deleted} retry-ledger rows (older than {settings.ledger_retention_days} days)")
+    verb = "would clear" if args.dry_run else "cleared"
+    print(f"{verb} {report.payloads_cleared} outbox card payloads (sent or dead over "
+          f"{settings.outbox_retention_days} days ago; the rows are kept)")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     import csv
 
@@ -561,6 +579,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--limit", type=int, default=100)
     out.add_argument("--json", action="store_true")
     out.set_defaults(func=cmd_outbox)
+
+    prn = sub.add_parser("prune", help="delete old retry-ledger rows and old outbox card payloads (the bot does "
+                                       "this daily)")
+    prn.add_argument("--dry-run", action="store_true", help="only count what would be pruned")
+    prn.add_argument("--now", help="prune as of this instant (ISO; local time if no offset)")
+    prn.set_defaults(func=cmd_prune)
 
     exp = sub.add_parser("export", help="every round, answer, finding and measure in a period (for inspections)")
     exp.add_argument("--from", dest="date_from", type=_date, required=True, help="YYYY-MM-DD (deadlines from)")

@@ -1,4 +1,4 @@
-"""The scheduler only ticks: APScheduler fires two fixed jobs, planning and delivery; each asks the database
+"""The scheduler only ticks: APScheduler fires three fixed jobs, planning, delivery and pruning; each asks the database
 what to do and does idempotent work, so a restart, a missed tick or a second replica changes nothing."""
 
 from __future__ import annotations
@@ -15,15 +15,20 @@ log = logging.getLogger("hms.scheduler")
 
 PLAN_JOB = "hms-plan"
 DELIVER_JOB = "hms-deliver"
+PRUNE_JOB = "hms-prune"
 
 
-def build_scheduler(plan: Callable[[], Awaitable[object]], deliver: Callable[[], Awaitable[object]], *,
-                    plan_every: float = 300.0, deliver_every: float = 5.0) -> AsyncIOScheduler:
-    """A scheduler with the two jobs: explicit ids, replace_existing, coalesce, a misfire grace time, one
-    instance at a time. After downtime each job runs once, not once per missed tick."""
+def build_scheduler(plan: Callable[[], Awaitable[object]], deliver: Callable[[], Awaitable[object]],
+                    prune: Callable[[], Awaitable[object]] | None = None, *, plan_every: float = 300.0,
+                    deliver_every: float = 5.0, prune_every: float = 86400.0) -> AsyncIOScheduler:
+    """A scheduler with the jobs (pruning when given): explicit ids, replace_existing, coalesce, a misfire grace
+    time, one instance at a time. After downtime each job runs once, not once per missed tick."""
     scheduler = AsyncIOScheduler(timezone="UTC")
     start = dt.datetime.now(dt.UTC)  # the first run right away, then every interval
-    for job_id, func, every in ((PLAN_JOB, plan, plan_every), (DELIVER_JOB, deliver, deliver_every)):
+    jobs = [(PLAN_JOB, plan, plan_every), (DELIVER_JOB, deliver, deliver_every)]
+    if prune is not None:
+        jobs.append((PRUNE_JOB, prune, prune_every))
+    for job_id, func, every in jobs:
         scheduler.add_job(_guarded(job_id, func), IntervalTrigger(seconds=every), id=job_id, name=job_id,
                           replace_existing=True, coalesce=True, max_instances=1, next_run_time=start,
                           misfire_grace_time=max(30, int(every * 2)))
