@@ -258,6 +258,29 @@ async def test_a_late_sender_gives_up_its_slot_so_no_second_holds_more_than_the_
     assert len(times) == 100
 
 
+async def test_a_slot_is_asked_for_far_enough_ahead_to_outlast_the_round_trip() -> None:
+    """Taking a slot from PostgreSQL takes a round trip (here 50 ms, more than the 40 ms a sender may be late). A
+    slot asked for at the moment of asking is past when the answer comes and would be given up every time; the
+    limiter learns how long the round trip takes and asks that far ahead."""
+    vt = VirtualTime()
+    local = LocalSlots()
+
+    class RoundTrip:
+        async def reserve(self, earliest: float, spacing: float) -> float:
+            slot = await local.reserve(earliest, spacing)
+            await vt.sleep(0.05)
+            return slot
+
+    limiter = RateLimiter(rate=20, sleep=vt.sleep, now=vt.monotonic, slots=RoundTrip())
+    times = []
+    for i in range(40):
+        await limiter.acquire(f"c{i}")
+        times.append(vt.t)
+        await vt.sleep(0.5)  # one sender, idle in between: no queue of slots ahead of it
+    assert limiter.late <= 3  # while it learns the round trip
+    assert busiest_window(times) <= 20
+
+
 async def test_two_senders_to_one_conversation_in_one_process_go_a_second_apart() -> None:
     """Two senders of one process wait for a slot to the same channel while 40 others queue ahead: the second
     must not take the slot right after the first's (it waits until the first has sent, then a second)."""

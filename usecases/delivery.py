@@ -135,7 +135,7 @@ class RateLimiter:
     late: int = 0  # slots given up because the sender reached them too late
     _last: dict[str, float] = field(default_factory=dict, init=False)
     _taking: set[str] = field(default_factory=set, init=False)
-    _lead: float = field(default=0.0, init=False)  # how long taking a slot takes (a database round trip)
+    _lead: float = field(default=0.0, init=False)  # how long taking a slot usually takes (moving average)
 
     @property
     def spacing(self) -> float:
@@ -158,15 +158,17 @@ class RateLimiter:
         try:
             tolerance = 0.8 * self.margin
             while True:
-                # asked for no earlier than taking a slot lately took: else, with no queue, the slot would be the
-                # moment we asked, already past (by the database round trip) when the answer comes
+                # asked for no earlier than a slot usually takes to get (a database round trip): else, with no
+                # queue, the slot would be the moment we asked, already past when the answer comes. Usually, not at
+                # most: a slot asked for further ahead than the queue leaves the schedule a gap nobody sends in.
                 asked = self.now()
                 slot = await self.slots.reserve(asked + self._lead, self.spacing)
-                self._lead = max(self.now() - asked, 0.99 * self._lead)
+                self._lead += 0.1 * (self.now() - asked - self._lead)
                 now = await self._until(slot)
                 if now <= slot + tolerance:
                     break
                 self.late += 1
+                log.debug("send slot given up: reached %.0f ms late", (now - slot) * 1000)
             self._last[conversation] = now
         finally:
             self._taking.discard(conversation)
