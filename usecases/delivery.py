@@ -81,6 +81,8 @@ REPORTED = ("sent", "retried", "dead", "waiting", "lost")
 class Slots(Protocol):
     """The tenant's send schedule: slots `spacing` seconds apart, one per message."""
 
+    shared: bool  # other processes send on this schedule too (replicas on PostgreSQL)
+
     async def reserve(self, earliest: float, spacing: float) -> float:
         """Take the next free slot at or after `earliest` and return it (seconds on the limiter's clock)."""
         ...
@@ -91,6 +93,7 @@ class LocalSlots:
     """The schedule kept in this process: for one process (SQLite), where the tenant's limit is the process's."""
 
     _next: float = float("-inf")
+    shared: bool = False
 
     async def reserve(self, earliest: float, spacing: float) -> float:
         """Take the next free slot at or after `earliest`."""
@@ -108,6 +111,7 @@ class SharedSlots:
     engine: AsyncEngine
     name: str = "tenant"
     horizon: float = 60.0  # a next slot this far beyond the database's clock was left by a clock that ran ahead
+    shared: bool = True
 
     async def reserve(self, earliest: float, spacing: float) -> float:
         """Take the next free slot at or after `earliest` from the shared row."""
@@ -317,8 +321,9 @@ class Delivery:
 
     async def _claim(self, report: DeliveryReport) -> tuple[list[list[_Message]], int]:
         """One claim: its messages grouped by conversation (in claim order), and how many rows it took. Those to
-        people the bot cannot reach yet are put back here."""
-        spacing = dt.timedelta(seconds=self.limiter.per_conversation)
+        people the bot cannot reach yet are put back here. With other replicas sending too, a person sent to within
+        the last second is left for a later claim (in one process the limiter spaces a person's messages)."""
+        spacing = dt.timedelta(seconds=self.limiter.per_conversation if self.limiter.slots.shared else 0)
         async with self.sessions() as s:
             claimed = await repo.claim_outbox(s, self.clock.now(), self.claim_size(), self.lease, spacing)
             payloads = {msg.id: json.loads(msg.payload) for msg in claimed}
