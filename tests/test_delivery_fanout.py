@@ -348,3 +348,26 @@ async def test_one_process_on_sqlite_keeps_its_own_schedule(tmp_path: Any) -> No
         assert isinstance(tenant_limiter(engine, 40).slots, LocalSlots)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_the_bot_delivers_at_the_configured_tenant_rate_and_concurrency(database: str, request: pytest.FixtureRequest,
+                                                                          tmp_path: Any, khm: HmsConfig,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMS_TENANT_RATE and HMS_SEND_CONCURRENCY reach the delivery; on PostgreSQL its schedule is the shared one."""
+    from pydantic import ValidationError
+
+    from bot.app import DELIVERY, Runtime, create_app
+    from bot.settings import Settings
+
+    url = request.getfixturevalue("postgres_url") if database == "postgres" else f"sqlite:///{tmp_path / 'x.db'}"
+    monkeypatch.setenv("HMS_TENANT_RATE", "25")
+    monkeypatch.setenv("HMS_SEND_CONCURRENCY", "8")
+    settings = Settings(database_url=url, app_id="", app_password="")
+    delivery = create_app(settings, config=khm, runtime=Runtime(scheduler=False))[DELIVERY]
+    assert (delivery.limiter.rate, delivery.concurrency) == (25.0, 8)
+    assert isinstance(delivery.limiter.slots, SharedSlots if database == "postgres" else LocalSlots)
+    assert Settings(database_url=url).tenant_rate == 25.0
+    monkeypatch.setenv("HMS_SEND_CONCURRENCY", "51")  # more than the connector client's connections per host
+    with pytest.raises(ValidationError, match=r"HMS_SEND_CONCURRENCY|send_concurrency"):
+        Settings(database_url=url)
