@@ -156,10 +156,11 @@ async def enqueue_prompts(url: str, doc: dict[str, Any], emails: list[str]) -> i
 
 
 def configured_rate() -> float:
-    """The delivery's send-rate limit per process, as the bot's code sets it."""
-    from usecases.delivery import RateLimiter
+    """The delivery's send-rate limit for the tenant, all replicas together (HMS_TENANT_RATE, which the replicas
+    inherit from this environment)."""
+    from bot.settings import Settings
 
-    return float(RateLimiter().rate)
+    return float(Settings().tenant_rate)
 
 
 # -- one soak -----------------------------------------------------------------------------------------------
@@ -291,7 +292,7 @@ def print_soak(r: dict[str, Any]) -> None:
     d = r.get("delivery")
     if d:
         rate = (f"{d['achieved_per_s']:.2f}/s = {d['achieved_vs_limit']:.0%} of the configured "
-                f"{d['configured_limit_per_s']:g}/s per process" if d.get("achieved_per_s") else "n/a")
+                f"{d['configured_limit_per_s']:g}/s for the tenant" if d.get("achieved_per_s") else "n/a")
         print(f"  prompts: {d['delivered_once']} exactly once, {d['missing']} not delivered by the end, "
               f"{d['duplicated']} twice or more; connector refused {d['refused']}")
         if d.get("last_after_s") is not None:

@@ -34,7 +34,7 @@ from hms.config import HmsConfig, load_config
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
 from usecases import planning, retention
-from usecases.delivery import Delivery
+from usecases.delivery import Delivery, tenant_limiter
 
 log = logging.getLogger("hms.http")
 
@@ -188,7 +188,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     jobs_engine = db.create_engine(settings.database_url, connections=budget.jobs)
     jobs_sessions = db.session_factory(jobs_engine)
     delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
-                        lease=dt.timedelta(seconds=settings.delivery_lease))
+                        lease=dt.timedelta(seconds=settings.delivery_lease),
+                        limiter=tenant_limiter(jobs_engine, settings.tenant_rate),
+                        concurrency=settings.send_concurrency)
     app[DELIVERY] = delivery
 
     async def plan() -> None:

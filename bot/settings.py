@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     # retries within minutes), and the card payloads of sent or dead outbox rows cleared (the rows stay: the record)
     ledger_retention_days: int = Field(7, ge=1, validation_alias=_env("HMS_LEDGER_RETENTION_DAYS"))
     outbox_retention_days: int = Field(90, ge=1, validation_alias=_env("HMS_OUTBOX_RETENTION_DAYS"))
+    # Proactive messages per second for the whole tenant, all replicas together: Teams allows 50 per app per
+    # tenant, and replies to turns draw on the same limit, so the default leaves them 10. Messages in flight at
+    # once per process: the rate reached is about min(rate, concurrency / the connector's latency); at most 50,
+    # the connections the Bot Connector client keeps per host (replies use them too, see bot/gateway.py).
+    tenant_rate: float = Field(40.0, gt=0, validation_alias=_env("HMS_TENANT_RATE"))
+    send_concurrency: int = Field(20, ge=1, le=50, validation_alias=_env("HMS_SEND_CONCURRENCY"))
 
     def retention(self) -> Retention:
         """How long the retry ledger and the outbox's card payloads are kept."""

@@ -1,5 +1,5 @@
 """The database tables: the organisation, rounds and answers, findings and measures, conversation references,
-the delivery outbox and the record of handled activities.
+the delivery outbox and its shared send schedule, and the record of handled activities.
 
 Answers, occurrence events and measure status changes are append-only rows with who and when: history is never
 updated in place. A round's draft is not history: it only lets someone resume a checklist (the phone lost the card
@@ -244,14 +244,27 @@ class OutboxMessage(SQLModel, table=True):
     status: str = Field(default="pending", max_length=20, index=True)
     attempts: int = 0
     not_before: dt.datetime = _ts(index=True)
-    claimed_until: dt.datetime | None = _ts(nullable=True)
+    # indexed, with sent_at, for the claim's look-up of recipients busy right now (a live claim, a message sent
+    # within the last second): both ranges are a handful of rows however large the outbox grows
+    claimed_until: dt.datetime | None = _ts(nullable=True, index=True)
     # The fence: a fresh token per claim. A sender records an outcome only while its token is still on the row,
     # so a sender whose lease ran out and whose row another sender took cannot mark it.
     claim_token: str | None = Field(default=None, max_length=32)
     activity_id: str | None = Field(default=None, max_length=200)
     last_error: str | None = Field(default=None, sa_type=sa.Text)
     created_at: dt.datetime = _ts()
-    sent_at: dt.datetime | None = _ts(nullable=True)
+    sent_at: dt.datetime | None = _ts(nullable=True, index=True)
+
+
+class DeliveryRate(SQLModel, table=True):
+    """The tenant-wide schedule of proactive messages that every replica shares on PostgreSQL: when the next one
+    may start. Each send takes the slot and moves it on by one spacing (`usecases.delivery.SharedSlots`)."""
+
+    __tablename__ = "delivery_rate"
+    name: str = Field(max_length=40, primary_key=True)
+    # seconds since the epoch on the replicas' clocks (NTP keeps them within milliseconds of each other); not a
+    # datetime, since it is only ever compared with, and moved by, the sender's own time.time()
+    next_at: float = Field(sa_type=sa.Float(precision=53))
 
 
 class ProcessedActivity(SQLModel, table=True):

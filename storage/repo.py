@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -344,18 +345,33 @@ async def enqueue(session: AsyncSession, rows: list[dict[str, object]], now: dt.
     return new
 
 
-async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta
-                       ) -> list[m.OutboxMessage]:
-    """Claim up to `limit` due messages until now + lease, under one fresh claim token. Safe with several
-    replicas: on PostgreSQL rows are locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer. Commits.
+_CLAIM_LOCK = 0x484D535F4F5554  # "HMS_OUT": the PostgreSQL advisory lock that serialises outbox claims
+
+
+async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, lease: dt.timedelta,
+                       spacing: dt.timedelta = dt.timedelta(0)) -> list[m.OutboxMessage]:
+    """Claim up to `limit` due messages until now + lease, under one fresh claim token. Commits.
+
+    Safe with several replicas: on PostgreSQL claims are serialised by an advisory lock (a claim is a few short
+    statements) and rows are locked with FOR UPDATE SKIP LOCKED; SQLite has a single writer. A person with a
+    message under a live claim, or one sent within `spacing`, gets nothing from this claim: one claimant at a time
+    sends to a person, and never sooner than `spacing` after the last message, whichever replica sent it.
+    (Messages to the LAMU channel, a handful per completed round, are spaced by each sender's own limiter.)
 
     The rows come back detached: what happens to them afterwards is recorded only through `fenced_update`, so
     nothing can write to a row without checking that this claim still holds it."""
-    stmt = (select(m.OutboxMessage)
-            .where(col(m.OutboxMessage.status).in_(["pending", "retry"]), m.OutboxMessage.not_before <= now,
-                   (col(m.OutboxMessage.claimed_until).is_(None)) | (col(m.OutboxMessage.claimed_until) < now))
-            .order_by(col(m.OutboxMessage.not_before), col(m.OutboxMessage.id)).limit(limit))
-    if session.bind is not None and session.bind.dialect.name == "postgresql":
+    if _dialect(session) == "postgresql":
+        await session.exec(sa.select(sa.func.pg_advisory_xact_lock(_CLAIM_LOCK)))  # type: ignore[call-overload]
+    outbox = m.OutboxMessage
+    busy = set((await session.exec(
+        select(outbox.recipient_email).distinct()
+        .where(col(outbox.recipient_email).is_not(None),
+               (col(outbox.claimed_until) >= now) | (col(outbox.sent_at) > now - spacing)))).all())
+    stmt = (select(outbox).where(*_claimable(now))
+            .order_by(col(outbox.not_before), col(outbox.id)).limit(limit))
+    if busy:
+        stmt = stmt.where(col(outbox.recipient_email).is_(None) | col(outbox.recipient_email).not_in(sorted(busy)))
+    if _dialect(session) == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list((await session.exec(stmt)).all())
     token = uuid.uuid4().hex
@@ -367,6 +383,23 @@ async def claim_outbox(session: AsyncSession, now: dt.datetime, limit: int, leas
     return rows
 
 
+def _claimable(now: dt.datetime) -> tuple[Any, ...]:
+    outbox = m.OutboxMessage
+    return (col(outbox.status).in_(["pending", "retry"]), outbox.not_before <= now,
+            col(outbox.claimed_until).is_(None) | (col(outbox.claimed_until) < now))
+
+
+async def outbox_due(session: AsyncSession, now: dt.datetime) -> bool:
+    """Whether any message is due and unclaimed (after an empty claim: held back only by the spacing)."""
+    found = (await session.exec(select(m.OutboxMessage.id).where(*_claimable(now)).limit(1))).first()
+    await session.commit()
+    return found is not None
+
+
+def _dialect(session: AsyncSession) -> str:
+    return session.bind.dialect.name if session.bind is not None else ""
+
+
 async def fenced_update(session: AsyncSession, msg: m.OutboxMessage, **values: object) -> bool:
     """Write to a claimed outbox row only while `msg`'s claim still holds it (the row carries its token);
     False when the lease ran out and another sender claimed the row since. No commit."""
@@ -375,6 +408,23 @@ async def fenced_update(session: AsyncSession, msg: m.OutboxMessage, **values: o
         .where(col(m.OutboxMessage.id) == msg.id, col(m.OutboxMessage.claim_token) == msg.claim_token)
         .values(**values).execution_options(synchronize_session=False))
     return bool(result.rowcount == 1)
+
+
+async def reserve_slot(engine: AsyncEngine, name: str, earliest: float, spacing: float, horizon: float) -> float:
+    """Take the next slot of the shared schedule `name` (PostgreSQL): the later of the schedule's next slot and
+    `earliest`, and move the schedule on to `spacing` after it. One statement in autocommit, so the row is locked
+    only while it runs. Times are seconds since the epoch on the senders' clocks. A next slot more than `horizon`
+    seconds beyond the database's own clock was left by a sender whose clock ran ahead: it is dropped rather than
+    waited for."""
+    table = m.table(m.DeliveryRate)
+    ahead = table.c.next_at > sa.extract("epoch", sa.func.clock_timestamp()) + horizon
+    start = sa.case((ahead, earliest), else_=sa.func.greatest(table.c.next_at, earliest))
+    stmt = (db.dialect_insert("postgresql")(table).values(name=name, next_at=earliest + spacing)
+            .on_conflict_do_update(index_elements=["name"], set_={"next_at": start + spacing})
+            .returning(table.c.next_at))
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        return float((await conn.execute(stmt)).scalar_one()) - spacing
 
 
 async def outbox_counts(session: AsyncSession) -> dict[str, int]:

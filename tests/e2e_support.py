@@ -299,7 +299,7 @@ async def running(tmp_path: Path, config: HmsConfig, now: dt.datetime, *,
         async def no_wait(_seconds: float) -> None:
             return None
 
-        app[DELIVERY].limiter = RateLimiter(sleep=no_wait)
+        app[DELIVERY].limiter = RateLimiter(rate=1000.0, sleep=no_wait)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     proc = None
