@@ -6,6 +6,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from storage import db
@@ -46,8 +47,9 @@ def check_database(url: str) -> None:
 
 
 @asynccontextmanager
-async def opened(url: str, *, now: dt.datetime | None = None, write: bool = True) -> AsyncIterator[AsyncSession]:
-    """One session on a ready database, for a command that runs once; the engine is closed afterwards.
+async def opened_engine(url: str, *, now: dt.datetime | None = None,
+                        write: bool = True) -> AsyncIterator[AsyncEngine]:
+    """An engine on a ready database, for a command that runs once; it is closed afterwards.
 
     `write=False` (a dry run) only checks that the database is ready: nothing is migrated or recorded. `now` is
     passed to `prepare_database` otherwise."""
@@ -57,7 +59,13 @@ async def opened(url: str, *, now: dt.datetime | None = None, write: bool = True
         check_database(url)
     engine = db.create_engine(url)
     try:
-        async with db.session_factory(engine)() as session:
-            yield session
+        yield engine
     finally:
         await engine.dispose()
+
+
+@asynccontextmanager
+async def opened(url: str, *, now: dt.datetime | None = None, write: bool = True) -> AsyncIterator[AsyncSession]:
+    """One session on a ready database, for a command that runs once (see `opened_engine`)."""
+    async with opened_engine(url, now=now, write=write) as engine, db.session_factory(engine)() as session:
+        yield session

@@ -28,8 +28,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from storage import db, models as m
-from usecases.database import prepare_database
+from storage import models as m
+from usecases.database import opened_engine
 
 BATCH = 1000  # rows per statement
 CLEARED = ""  # the payload of a row whose card is no longer kept
@@ -141,9 +141,5 @@ async def prune(engine: AsyncEngine, now: dt.datetime, retention: Retention = Re
 async def prune_database(url: str, now: dt.datetime, retention: Retention = Retention(), *,
                          dry_run: bool = False) -> PruneReport:
     """`prune` for one command: on a ready database, with an engine of its own."""
-    prepare_database(url)
-    engine = db.create_engine(url)
-    try:
+    async with opened_engine(url) as engine:
         return await prune(engine, now, retention, dry_run=dry_run)
-    finally:
-        await engine.dispose()
