@@ -183,9 +183,12 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
 
-    # The scheduler's jobs get their own engine (on SQLite: their own connection), so a batch of deliveries
-    # never queues behind, or starves, the chat turns that share the turns' connection.
-    jobs_engine = db.create_engine(settings.database_url, connections=budget.jobs)
+    # On PostgreSQL the scheduler's jobs get their own engine, so a batch of deliveries never queues behind, or
+    # starves, the chat turns' pool. On SQLite they share the turns' one connection: SQLite has one writer, and
+    # run inline (storage/inline_sqlite.py) a second connection's wait for the file lock would block the event
+    # loop that the first needs to finish its transaction; one connection makes the wait a queue on the loop.
+    jobs_engine = (engine if engine.dialect.name == "sqlite"
+                   else db.create_engine(settings.database_url, connections=budget.jobs))
     jobs_sessions = db.session_factory(jobs_engine)
     delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
                         lease=dt.timedelta(seconds=settings.delivery_lease),
@@ -228,7 +231,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         await bot.ledger.close()
         await engine.dispose()
         await readers.dispose()
-        await jobs_engine.dispose()
+        if jobs_engine is not engine:
+            await jobs_engine.dispose()
         if claim is not None:
             claim.close()
 

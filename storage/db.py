@@ -1,7 +1,8 @@
 """Database engines and migrations: SQLite by default, PostgreSQL through DATABASE_URL.
 
 URLs may be given in their plain form (sqlite:///file.db, postgresql://user@host/db); the async driver
-(aiosqlite, psycopg) is chosen here so the rest of the code never sees driver names.
+(SQLite run inline, `storage.inline_sqlite`; psycopg) is chosen here so the rest of the code never sees driver
+names.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from storage import models as m
+from storage import inline_sqlite, models as m
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -33,7 +34,7 @@ def _split(url: str) -> tuple[str, str]:
 
 
 _DRIVERS = {"sync": {"sqlite": "sqlite", "postgresql": "postgresql+psycopg"},
-            "async": {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+psycopg"}}
+            "async": {"sqlite": inline_sqlite.DRIVER, "postgresql": "postgresql+psycopg"}}
 
 
 def _with_driver(url: str, mode: str) -> str:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -515,6 +515,21 @@ async def open_measures(session: AsyncSession) -> list[tuple[m.Measure, m.Findin
             .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
             .where(m.Measure.status != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id)))
     return [(a, b, c) for a, b, c in (await session.exec(stmt)).all()]
+
+
+_OPEN_MEASURE_ROWS = (
+    sa.select(col(m.Measure.id), col(m.Measure.owner_email), col(m.Measure.deadline), col(m.Measure.created_at),
+              col(m.Finding.description), col(m.Occurrence.section_key), col(m.Occurrence.floor_key))
+    .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+    .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
+    .where(col(m.Measure.status) != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id))
+)  # built once: the status card and "åpne tiltak" read it; plain rows, kept while nothing changes
+
+
+async def open_measure_rows(session: AsyncSession) -> Sequence[Any]:
+    """Open measures as plain rows (id, owner_email, deadline, created_at, description, section_key, floor_key),
+    oldest deadline first: what the chat's answers show, without building ORM objects."""
+    return await sessions.rows(session, _OPEN_MEASURE_ROWS, {})
 
 
 async def measure_events(session: AsyncSession, measure_id: int) -> list[m.MeasureEvent]:

@@ -11,8 +11,8 @@ import asyncio
 import logging
 import uuid
 import weakref
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -25,6 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage.db import create_sync_engine, query_only
 
 log = logging.getLogger("hms.readers")
+
+T = TypeVar("T")
 
 
 class OnDemandSession:
@@ -163,6 +165,21 @@ async def rows(session: Any, statement: Any, params: dict[str, Any]) -> Sequence
     return (await session.exec(statement, params=params)).all()  # type: ignore[no-any-return]
 
 
+async def kept(session: Any, key: tuple[Any, ...], make: Callable[[], Awaitable[T]]) -> T:
+    """A value computed from what the database holds, kept like `rows()` until the data changes (through our
+    readers; computed every time through any other session). `key` must name everything else the value
+    depends on (a period, a day); callers must not change what is returned."""
+    readers = session._readers if isinstance(session, InlineReadSession | AsyncReadSession) else None
+    if readers is None:
+        return await make()
+    token, found = readers.recall_key(("kept", *key))
+    if found is not None:
+        return found  # type: ignore[no-any-return]
+    value = await make()
+    readers.keep_value(token, value)
+    return value
+
+
 class Readers:
     """Sessions for reading only: inline on SQLite (`InlineReadSession`), a plain async connection on PostgreSQL
     (`AsyncReadSession`).
@@ -186,7 +203,7 @@ class Readers:
 
     def __init__(self, url: str, writer: AsyncEngine, size: int = 4):
         self.inline = writer.dialect.name == "sqlite"
-        self._cache: dict[tuple[Any, ...], Sequence[Any]] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}
         self._cache_version: int | None = None
         self.hits = self.misses = 0
         if self.inline:
@@ -225,13 +242,16 @@ class Readers:
 
     def recall(self, statement: Any, params: dict[str, Any]) -> tuple[Any, Sequence[Any] | None]:
         """A token for `keep()`, and the rows kept for this query at the current version (or None)."""
+        return self.recall_key((statement, *sorted(params.items())))
+
+    def recall_key(self, key: tuple[Any, ...]) -> tuple[Any, Any]:
+        """A token for `keep()`/`keep_value()`, and what is kept under `key` at the current version (or None)."""
         version = self.data_version() if self.inline else (self.version if self.listening else None)
         if version is None:
             return None, None
         if version != self._cache_version:
             self._cache.clear()
             self._cache_version = version
-        key = (statement, *sorted(params.items()))
         found = self._cache.get(key)
         if found is not None:
             self.hits += 1
@@ -240,16 +260,20 @@ class Readers:
     def keep(self, token: Any, rows: Sequence[Any]) -> Sequence[Any]:
         """Keep rows read after `recall()` gave `token`, unless the data changed meanwhile."""
         rows = tuple(rows)
+        self.keep_value(token, rows)
+        return rows
+
+    def keep_value(self, token: Any, value: Any) -> None:
+        """Keep a value computed after `recall_key()` gave `token`, unless the data changed meanwhile."""
         if token is None:
-            return rows
+            return
         version, key = token
         self.misses += 1
         still = self.inline or (self.listening and self.version == version)
         if still and version == self._cache_version:
             if len(self._cache) >= self.CACHE_SIZE:
                 self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = rows
-        return rows
+            self._cache[key] = value
 
     # -- PostgreSQL change notifications ---------------------------------------------------------------------
 

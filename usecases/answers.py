@@ -26,7 +26,7 @@ from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
 from hms.nlu import Understanding, Vocabulary, clip, text_language, understand
-from storage import repo
+from storage import repo, sessions
 from usecases.database import opened
 from usecases.due import due_items, scope_name, tracking_starts
 from usecases.rounds import Rounds, nonce_for
@@ -194,7 +194,7 @@ class Answerer:
                           for sec in self.config.sections if vis.everything or sec.key in vis.sections)
         fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.window_start <= today
                 and i.status != "before_start"]
-        measures = await repo.open_measures(s)
+        measures = await repo.open_measure_rows(s)
         title = (t(locale, "status.title.section", year=today.year, section=section.name.get(lang)) if section
                  else t(locale, "status.title", year=today.year))
         before = sum(i.status == "before_start" for i in items)
@@ -208,16 +208,24 @@ class Answerer:
     async def _open_measures(self, s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
                              locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
+        key = ("open_measures_card", id(self), email, locale, today)
+        found: tuple[dict[str, Any], dict[str, Any]] = await sessions.kept(
+            s, key, lambda: self._open_measures_card(s, email, today, locale))
+        return found
+
+    async def _open_measures_card(self, s: AsyncSession, email: str, today: dt.date,
+                                  locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         vis = self.visibility(email)
         rows = []
-        for measure, finding, occ in await repo.open_measures(s):
-            if not (vis.everything or occ.section_key in vis.sections or occ.floor_key in vis.floors
-                    or measure.owner_email == email):
+        for _id, owner_email, deadline, created_at, description, section_key, floor_key in \
+                await repo.open_measure_rows(s):
+            if not (vis.everything or section_key in vis.sections or floor_key in vis.floors
+                    or owner_email == email):
                 continue
-            owner = self.config.person(measure.owner_email)
-            age = (today - measure.created_at.astimezone(self.config.tz).date()).days
-            rows.append(MeasureRow(finding.description, owner.name if owner else measure.owner_email,
-                                   format_date(measure.deadline, locale), age, measure.deadline < today))
+            owner = self.config.person(owner_email)
+            age = (today - created_at.astimezone(self.config.tz).date()).days
+            rows.append(MeasureRow(description, owner.name if owner else owner_email,
+                                   format_date(deadline, locale), age, deadline < today))
         return open_measures_card(rows, locale), {"count": len(rows)}
 
     async def _report_incident(self, _s: AsyncSession, _u: Understanding, _e: str, _n: dt.datetime,

@@ -9,7 +9,7 @@ from typing import Any
 from hms import i18n, wheel
 from hms.config import HmsConfig
 from hms.periods import Period
-from storage import repo
+from storage import repo, sessions
 from usecases.database import opened
 
 
@@ -49,9 +49,14 @@ async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.dat
                     cache: wheel.OccurrenceCache | None = None) -> list[wheel.DueItem]:
     """Every occurrence touching the period with its status from stored completions; what was due before tracking
     started and is not on record is `before_start`."""
-    done = await repo.completions(session, period.start, period.end)
-    starts = await tracking_starts(session, config)
-    return wheel.due_items(config, period.start, period.end, now, done, cache, starts)
+    async def make() -> tuple[wheel.DueItem, ...]:
+        done = await repo.completions(session, period.start, period.end)
+        starts = await tracking_starts(session, config)
+        return tuple(wheel.due_items(config, period.start, period.end, now, done, cache, starts))
+
+    # statuses change with the day and the records only: kept until either moves (`sessions.kept`)
+    key = ("due_items", id(config), period.start, period.end, wheel.local_date(now, config))
+    return list(await sessions.kept(session, key, make))
 
 
 async def due_from_database(url: str, config: HmsConfig, period: Period, now: dt.datetime, *,
