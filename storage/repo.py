@@ -159,7 +159,8 @@ async def ensure_occurrence(session: AsyncSession, occ: wheel.Occurrence, now: d
     row = (await session.exec(stmt)).first()
     if row is None:
         await insert_absent(session, m.Occurrence, "key", key=occ.key, task_key=occ.task, cycle=occ.cycle,
-                            section_key=occ.section, floor_key=occ.floor, window_start=occ.window_start,
+                            section_key=occ.section, floor_key=occ.floor, building_key=occ.building,
+                            window_start=occ.window_start,
                             due=occ.due, created_at=now)
         row = (await session.exec(stmt)).one()
     return row
@@ -569,6 +570,7 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
 
     return {
         "rounds": [{"occurrence": o.key, "task": o.task_key, "cycle": o.cycle, "section": o.section_key,
+                    "building": o.building_key,
                     "floor": o.floor_key, "window_start": iso(o.window_start), "due": iso(o.due),
                     "completed_at": iso(o.completed_at), "completed_by": o.completed_by,
                     "registered_afterwards_by": o.registered_by,
