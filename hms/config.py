@@ -170,7 +170,7 @@ class DeclaredRole(_Strict):
     `holders` lists the people for a unit-wide role, and maps each building/section/floor key to its holder (or
     holders) otherwise; a task names the role by `key` as responsible, accountable or participant."""
 
-    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
     title: Text
     scope: Literal["unit", "building", "section", "floor"] = "unit"
     holders: list[str] | dict[str, str | list[str]] = Field(default_factory=list)

@@ -52,6 +52,8 @@ def _role_rows(config: HmsConfig) -> set[tuple[str, str, str]]:
             rows.add(("floor_contact", f.key, f.contact))
         if f.deputy:
             rows.add(("floor_deputy", f.key, f.deputy))
+    for declared in r.declared:  # the unit's own roles are on record too: who is responsible for what
+        rows |= {(declared.key, scope or "", email) for scope, email in declared.held()}
     return {(role, scope, email.lower()) for role, scope, email in rows}
 
 

@@ -304,3 +304,42 @@ def test_app_names_over_the_teams_limits_are_refused_with_their_place(capsys: py
     code, _, err = hms_bot(capsys, "manifest", "--app-id", APP_ID, "--out", str(tmp_path / "x.zip"),
                            "--config", str(bad))
     assert code == 2 and not (tmp_path / "x.zip").exists()
+
+
+async def test_a_shared_floor_is_seen_by_both_sections(fac_bot: HmsBot) -> None:
+    """The safety representative of biosciences sees the chemistry floor her section shares, not chemistry's own."""
+    turn = person_turn(f"mona.gran{DOMAIN}", 1, "hva forfaller i mars?")
+    await fac_bot.on_turn(turn)
+    body = texts(turn.sent[-1])
+    assert "Kjemibygningen, 2. etasje" in body and "Biologibygningen, 1. etasje" in body
+    assert "Kjemibygningen, 1. etasje" not in body
+
+
+def test_a_quarter_day_past_the_month_end_is_the_month_end(khm_text: str) -> None:
+    from hms import wheel
+
+    text = khm_text.replace("    recurrence: {kind: quarterly}\n",
+                            "    recurrence: {kind: quarterly, due_month: 2, due_day: 31}\n", 1)
+    config = parse_config(text, "khm.yaml")
+    dues = [o.due.isoformat() for o in wheel.task_occurrences(config, "fire_round", 2028, 2028) if o.floor == "hm-1"]
+    assert dues == ["2028-02-29", "2028-05-31", "2028-08-31", "2028-11-30"]
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text.replace("due_day: 31", "due_day: 32"), "khm.yaml")
+    assert "1-31" in str(exc.value) and "tasks[3].recurrence.due_day" in str(exc.value)
+
+
+def test_declared_roles_are_on_record_after_an_import(fac_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = hms_bot(capsys, "org", "import", str(FACULTY))
+    assert code == 0, err
+    engine = db.create_sync_engine(fac_db)
+    try:
+        with engine.connect() as conn:
+            table = m.table(m.RoleAssignment)
+            rows = {(r.role, r.scope_key, r.person_email) for r in conn.execute(sa.select(table)).all()}
+            floors = {(f.key, f.section_key, f.building_key) for f in conn.execute(sa.select(m.table(m.Floor)))}
+    finally:
+        engine.dispose()
+    assert {("hovedverneombud", "", f"oda.hegge{DOMAIN}"), ("brannvernleder", "kjemibygget", PETTER),
+            ("brannvernleder", "fysikkbygget", PETTER), ("brannvernleder", "biologibygget", RANDI),
+            ("lab_manager", "kjemi", STIAN)} <= rows
+    assert ("kj-2", "kjemi", "kjemibygget") in floors
