@@ -343,3 +343,18 @@ def test_declared_roles_are_on_record_after_an_import(fac_db: str, capsys: pytes
             ("brannvernleder", "fysikkbygget", PETTER), ("brannvernleder", "biologibygget", RANDI),
             ("lab_manager", "kjemi", STIAN)} <= rows
     assert ("kj-2", "kjemi", "kjemibygget") in floors
+
+
+def test_a_building_prompt_names_the_building(fac_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = hms_bot(capsys, "plan", "--config", str(FACULTY), "--now", "2028-10-10T09:05")
+    assert code == 0, err
+    engine = db.create_sync_engine(fac_db)
+    try:
+        with engine.connect() as conn:
+            table = m.table(m.OutboxMessage)
+            payload = conn.execute(sa.select(table.c.payload).where(
+                table.c.dedupe_key == f"fire_drill:2028:biologibygget|prompt|{RANDI}")).scalar_one()
+    finally:
+        engine.dispose()
+    body = texts(json.loads(payload))
+    assert "Brannøvelse" in body and "Biologibygningen" in body and "31. oktober 2028" in body
