@@ -1,4 +1,5 @@
-"""Where the year stands: counts by status, fire rounds done, open measures; per section when asked."""
+"""Where the year stands: counts by status, rounds done (the unit's checklist rounds), open measures; per section
+when asked."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ class StatusView:
     open_measures: int
     before_start: int = 0  # deadlines of the year before tracking started (not counted above)
     starts: str = ""  # the day tracking started
+    rounds: str = ""  # the titles of the rounds counted in fire_done/fire_total; none: no rounds line
 
 
 def _counts(line: StatusLine, locale: str) -> str:
@@ -37,7 +39,8 @@ def _counts(line: StatusLine, locale: str) -> str:
 def status_card(view: StatusView, locale: str) -> dict[str, Any]:
     body = [heading(view.title), text(_counts(view.total, locale), size="Medium",
                                       color="Attention" if view.total.overdue else "Good"),
-            text(t(locale, "status.fire_rounds", done=view.fire_done, total=view.fire_total)),
+            *([text(t(locale, "status.rounds", rounds=view.rounds, done=view.fire_done, total=view.fire_total))]
+              if view.rounds else []),
             text(t(locale, "status.measures", count=view.open_measures))]
     if view.before_start:
         body.append(text(t(locale, "status.before_start_note", count=view.before_start, day=view.starts),

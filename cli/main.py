@@ -176,8 +176,9 @@ def cmd_org_import(args: argparse.Namespace) -> int:
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = load_config(args.file)
     floors = len(config.floors())
-    print(f"{args.file}: OK ({len(config.people)} people, {len(config.sections)} sections, {floors} floors, "
-          f"{len(config.tasks)} tasks, {len(config.checklists)} checklists)")
+    print(f"{args.file}: OK ({len(config.people)} people, {len(config.sections)} sections, {len(config.buildings)} "
+          f"buildings, {floors} floors, {len(config.roles.declared)} declared roles, {len(config.tasks)} tasks, "
+          f"{len(config.checklists)} checklists)")
     return 0
 
 
@@ -377,23 +378,26 @@ def cmd_done(args: argparse.Namespace) -> int:
         raise CliError(f"unknown section {args.section!r}; known: {', '.join(x.key for x in config.sections)}")
     if args.floor and config.floor(args.floor) is None:
         raise CliError(f"unknown floor {args.floor!r}; known: {', '.join(f.key for f in config.floors())}")
-    given = "--section" if args.section else "--floor" if args.floor else None
-    wanted = {"unit": None, "section": "--section", "floor": "--floor"}[task.scope]
+    if args.building and config.building(args.building) is None:
+        raise CliError(f"unknown building {args.building!r}; known: {', '.join(b.key for b in config.buildings)}")
+    given = "--section" if args.section else "--floor" if args.floor else "--building" if args.building else None
+    wanted = {"unit": None, "section": "--section", "floor": "--floor", "building": "--building"}[task.scope]
     if given != wanted:
-        place = f"give {wanted}" if wanted else "leave out --section and --floor"
+        place = f"give {wanted}" if wanted else "leave out --section, --floor and --building"
         raise CliError(f"{task.key} is done per {task.scope}: {place}")
     if args.by and config.person(args.by) is None:
         raise CliError(f"--by: {args.by} is not a person in the organisation file")
     try:
         occ, row, created = asyncio.run(register_done(
             settings.database_url, config, task.key, args.date, now, section=args.section, floor=args.floor,
-            cycle=args.cycle, by=args.by, note=args.note))
+            cycle=args.cycle, by=args.by, note=args.note, building=args.building))
     except Refused as exc:
         raise CliError(exc.text(config, "en")) from None
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     record = {"occurrence": occ.key, "task": occ.task, "cycle": occ.cycle, "section": occ.section,
-              "floor": occ.floor, "due": occ.due.isoformat(), "done_on": args.date.isoformat(),
+              "floor": occ.floor, "building": occ.building, "due": occ.due.isoformat(),
+              "done_on": args.date.isoformat(),
               "completed_by": row.completed_by, "registered_by": row.registered_by, "created": created}
     if args.json:
         print(json.dumps(record, ensure_ascii=False, indent=2))
@@ -476,10 +480,14 @@ def cmd_person_away(args: argparse.Namespace) -> int:
 
 
 def cmd_manifest(args: argparse.Namespace) -> int:
-    from teamsapp.manifest import build_package
+    from teamsapp.manifest import AppIdentity, build_package
 
+    config = _config(args.config, _settings())
+    if config.app is None:
+        raise CliError("the organisation file has no app: section (the app's names, developer and URLs); "
+                       "see config/khm.yaml")
     try:
-        package = build_package(args.app_id)
+        package = build_package(args.app_id, AppIdentity.of(config))
     except ValueError as exc:
         raise CliError(str(exc)) from None
     out = Path(args.out or "hms-hjulet.zip")
@@ -565,6 +573,7 @@ def build_parser() -> argparse.ArgumentParser:
     place = done.add_mutually_exclusive_group()
     place.add_argument("--section", help="section key, for tasks done per section")
     place.add_argument("--floor", help="floor key, for tasks done per floor")
+    place.add_argument("--building", help="building key, for tasks done per building")
     done.add_argument("--date", type=_date, required=True, help="the day the work was done (YYYY-MM-DD)")
     done.add_argument("--note", help="what was done, where the documentation is")
     done.add_argument("--by", metavar="EMAIL", help="who did the work (default: not given)")
@@ -603,6 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     man = sub.add_parser("manifest", help="build the Teams app package an admin uploads")
     man.add_argument("--app-id", required=True, help="the bot's Microsoft App ID (a GUID)")
     man.add_argument("--out", help="where to write the zip (default: hms-hjulet.zip)")
+    man.add_argument("--config", help="organisation file with the app's names and URLs (default: HMS_CONFIG or the "
+                                      "bundled KHM file)")
     man.set_defaults(func=cmd_manifest)
     return p
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -39,7 +39,35 @@ ROLES = (
     "floor_contact",
     "anyone",
 )
-"""Roles a task can name. Section roles resolve per section, floor roles per floor."""
+"""The built-in roles a task can name. Section roles resolve per section, floor roles per floor. A unit declares
+more under `roles.declared` (a hovedverneombud, a brannvernleder per building, a lab manager per section)."""
+
+SCOPES = ("unit", "building", "section", "floor")
+"""What a task is done for: once for the unit, once per building, per section or per floor."""
+
+TASK_KINDS = ("checklist_round", "safety_round", "report", "mark_done")
+"""What a task does: a round with a checklist per place (the fire round), the yearly safety round with the safety
+representative (a checklist too), a report (the annual report: the chat's "årsrapport" answers from it), or a task
+that is simply marked done."""
+
+BUILTIN_SCOPE_ROLES: dict[str, frozenset[str]] = {
+    "unit": frozenset({"hmsb_adviser", "unit_head", "management_group", "lamu", "anyone"}),
+    "building": frozenset({"hmsb_adviser", "unit_head", "management_group", "lamu", "anyone", "section_leader",
+                           "safety_rep"}),
+    "section": frozenset({"hmsb_adviser", "unit_head", "management_group", "lamu", "anyone", "section_leader",
+                          "safety_rep"}),
+    "floor": frozenset(ROLES),
+}
+"""Which built-in roles a task of each scope can resolve (a building's section roles are its sections')."""
+
+DECLARED_ROLE_REACH: dict[str, frozenset[str]] = {
+    "unit": frozenset(SCOPES),
+    "building": frozenset({"building", "floor"}),
+    "section": frozenset({"section", "floor"}),
+    "floor": frozenset({"floor"}),
+}
+"""For a declared role of a scope, the task scopes it can be resolved for (a building's brannvernleder for the
+building's tasks and its floors', a section's lab manager for the section's and its floors')."""
 
 
 class _Strict(BaseModel):
@@ -136,11 +164,30 @@ class Lamu(_Strict):
     channel_id: str | None = None
 
 
+class DeclaredRole(_Strict):
+    """A role the unit declares beyond the built-in ones, held for the unit or per building, section or floor.
+
+    `holders` lists the people for a unit-wide role, and maps each building/section/floor key to its holder (or
+    holders) otherwise; a task names the role by `key` as responsible, accountable or participant."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)
+    title: Text
+    scope: Literal["unit", "building", "section", "floor"] = "unit"
+    holders: list[str] | dict[str, str | list[str]] = Field(default_factory=list)
+
+    def held(self) -> list[tuple[str | None, str]]:
+        """Every (scope key, email) of the role; the scope key is None for a unit-wide role."""
+        if isinstance(self.holders, list):
+            return [(None, e.lower()) for e in self.holders]
+        return [(k, e.lower()) for k, v in self.holders.items() for e in ([v] if isinstance(v, str) else v)]
+
+
 class Roles(_Strict):
     hmsb_adviser: str
     unit_head: str
     management_group: list[str] = Field(min_length=1)
     lamu: Lamu
+    declared: list[DeclaredRole] = Field(default_factory=list)
 
 
 class Section(_Strict):
@@ -155,16 +202,36 @@ class Floor(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: Text
     section: str
+    """The section that owns the floor: its leader is accountable for the floor's rounds and owns their measures."""
+    shared_with: list[str] = Field(default_factory=list)
+    """Other sections on the floor: they see its tasks, and their leaders and safety representatives take part."""
     contact: str | None = None
     deputy: str | None = None
     aliases: list[str] = Field(default_factory=list)
 
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """Every section on the floor, the owner first."""
+        return tuple(dict.fromkeys((self.section, *self.shared_with)))
+
 
 class Building(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
-    name: str
+    name: Text
     address: str | None = None
+    aliases: list[str] = Field(default_factory=list)
     floors: list[Floor] = Field(min_length=1)
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _one_name(cls, v: Any) -> Any:
+        # a building's name is often the same in both languages: a plain string stands for both
+        return {"nb": v, "en": v} if isinstance(v, str) else v
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """Every section with a floor in the building, in the file's order."""
+        return tuple(dict.fromkeys(s for f in self.floors for s in f.sections))
 
 
 class Link(_Strict):
@@ -179,7 +246,19 @@ class Yearly(_Strict):
 
 
 class Quarterly(_Strict):
+    """Four times a year; each quarter's deadline is `due_day` of its `due_month` (1-3, the month within the
+    quarter), by default the quarter's last day. A day past a month's end means that month's last day."""
+
     kind: Literal["quarterly"]
+    due_month: Literal[1, 2, 3] = 3
+    due_day: int | Literal["last"] = Field(default="last")
+
+    @field_validator("due_day")
+    @classmethod
+    def _day(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 31:
+            raise ValueError(f"expected a day of the month (1-31) or 'last', got {v}")
+        return v
 
 
 class EveryNYears(_Strict):
@@ -262,6 +341,30 @@ class ReminderPolicy(_Strict):
         return self.model_copy(update=changes)
 
 
+def _max_len(limit: int) -> AfterValidator:
+    """Each language of a Text at most `limit` characters (a limit of the Teams app manifest)."""
+    def check(v: Text | None) -> Text | None:
+        for lang, value in (("nb", v.nb), ("en", v.en)) if v is not None else ():
+            if len(value) > limit:
+                raise ValueError(f"{lang} is {len(value)} characters; Teams allows at most {limit}")
+        return v
+    return AfterValidator(check)
+
+
+class App(_Strict):
+    """The Teams app package's names, description, developer and URLs (`hms-bot manifest`), in the manifest's two
+    languages; the limits are the Teams app manifest's (v1.19)."""
+
+    name_short: Annotated[Text, _max_len(30)]
+    name_full: Annotated[Text, _max_len(100)]
+    description_short: Annotated[Text | None, _max_len(80)] = None
+    description_full: Annotated[Text | None, _max_len(4000)] = None
+    developer: str = Field(min_length=1, max_length=32)
+    website_url: str = Field(pattern=r"^https://\S+$", max_length=2048)
+    privacy_url: str = Field(pattern=r"^https://\S+$", max_length=2048)
+    terms_url: str = Field(pattern=r"^https://\S+$", max_length=2048)
+
+
 class MeasureDefaults(_Strict):
     deadline_days: int = Field(default=30, ge=1, le=365)
 
@@ -270,30 +373,29 @@ class Task(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: Text
     description: Text | None = None
-    scope: Literal["unit", "section", "floor"]
+    scope: Literal["unit", "building", "section", "floor"]
+    kind: Literal["checklist_round", "safety_round", "report", "mark_done"] | None = None
+    """What the task does (see TASK_KINDS); left out: a checklist round if it has a checklist, else mark-done."""
     responsible: str
     accountable: str | None = None
     participants: list[str] = Field(default_factory=list)
     recurrence: Recurrence
+    reporting_year: Literal["deadline", "previous"] = "deadline"
+    """The calendar year a cycle reports on: the year of its deadline, or the year before (an annual report due 1
+    March reports on the previous year)."""
     checklist: str | None = None
     links: list[str] = Field(default_factory=list)
     reminders: ReminderOverrides | None = None
     assumption: str | None = None
 
-    @field_validator("responsible", "accountable")
-    @classmethod
-    def _role(cls, v: str | None) -> str | None:
-        if v is not None and v not in ROLES:
-            raise ValueError(f"unknown role {v!r}; known roles: {', '.join(ROLES)}")
-        return v
+    @property
+    def does(self) -> str:
+        """The task's kind, with the default filled in."""
+        return self.kind or ("checklist_round" if self.checklist else "mark_done")
 
-    @field_validator("participants")
-    @classmethod
-    def _roles(cls, v: list[str]) -> list[str]:
-        for role in v:
-            if role not in ROLES:
-                raise ValueError(f"unknown role {role!r}; known roles: {', '.join(ROLES)}")
-        return v
+    def reports_on(self, deadline: dt.date) -> int:
+        """The calendar year the cycle with this deadline reports on."""
+        return deadline.year - 1 if self.reporting_year == "previous" else deadline.year
 
 
 class ChecklistItem(_Strict):
@@ -331,6 +433,7 @@ class HmsConfig(_Strict):
     reminders: ReminderPolicy = Field(default_factory=ReminderPolicy)
     measures: MeasureDefaults = Field(default_factory=MeasureDefaults)
     weekly_digest: bool = True
+    app: App | None = None
     tasks: list[Task] = Field(min_length=1)
 
     # -- look-ups -------------------------------------------------------------------------------------------
@@ -369,8 +472,50 @@ class HmsConfig(_Strict):
     def _tasks_by_key(self) -> dict[str, Task]:
         return {t.key: t for t in self.tasks}
 
+    @cached_property
+    def _buildings_by_key(self) -> dict[str, Building]:
+        return {b.key: b for b in self.buildings}
+
+    @cached_property
+    def _building_of_floor(self) -> dict[str, str]:
+        return {f.key: b.key for b in self.buildings for f in b.floors}
+
+    @cached_property
+    def _declared_roles(self) -> dict[str, DeclaredRole]:
+        return {r.key: r for r in self.roles.declared}
+
     def section(self, key: str) -> Section | None:
         return self._sections_by_key.get(key)
+
+    def building(self, key: str) -> Building | None:
+        return self._buildings_by_key.get(key)
+
+    def building_of(self, floor_key: str) -> str | None:
+        """The key of the building a floor is in."""
+        return self._building_of_floor.get(floor_key)
+
+    def declared_role(self, key: str) -> DeclaredRole | None:
+        return self._declared_roles.get(key)
+
+    def role_title(self, key: str, locale: str | None) -> str | None:
+        """A declared role's title in the reader's language (None for built-in roles)."""
+        role = self.declared_role(key)
+        return role.title.get(locale or "nb") if role else None
+
+    def tasks_of_kind(self, *kinds: str) -> list[Task]:
+        """The tasks that do one of these things (see TASK_KINDS), in the file's order."""
+        return [t for t in self.tasks if t.does in kinds]
+
+    def round_tasks(self, word: str | None) -> list[str]:
+        """The keys of the round tasks "start brannvernrunde" / "start vernerunde" name by their word ("fire",
+        "safety"): the tasks of the nearer kind, else of the other (a unit whose only round is a lab-safety round
+        gets it either way)."""
+        order = ("safety_round", "checklist_round") if word == "safety" else ("checklist_round", "safety_round")
+        for kind in order:
+            found = [t.key for t in self.tasks_of_kind(kind)]
+            if found:
+                return found
+        return []
 
     def floors(self) -> list[Floor]:
         return list(self._floors)
@@ -410,6 +555,8 @@ class HmsConfig(_Strict):
                 held.append(("floor_contact", f.key))
             if f.deputy == email:
                 held.append(("floor_deputy", f.key))
+        for role in self.roles.declared:
+            held += [(role.key, scope) for scope, holder in role.held() if holder == email]
         return held
 
 
@@ -519,21 +666,122 @@ def parse_config(text: str, name: str = "<config>") -> HmsConfig:
     marks = _Marks(root)
     if not isinstance(data, dict):
         raise ConfigError([ConfigProblem(name, "", 1, 1, "the file must be a mapping with unit, people, ...")])
-    try:
-        config = HmsConfig.model_validate(data)
-    except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = _clean_loc(err["loc"])
-            line, col = marks.find(loc)
-            problems.append(ConfigProblem(name, _dotted(loc), line, col, _message(err)))
-        raise ConfigError(_sorted(problems)) from None
-    problems = [
-        ConfigProblem(name, _dotted(loc), *marks.find(loc), msg) for loc, msg in _cross_check(config)
-    ]
+    config, structural, origin = _validate_what_can_be(data)
+    problems = [ConfigProblem(name, _dotted(loc), *marks.find(loc), msg) for loc, msg in structural]
+    if config is not None:  # the references are checked too, on what could be read, so every problem shows at once
+        problems += [ConfigProblem(name, _dotted(origin(loc)), *marks.find(origin(loc)), msg)
+                     for loc, msg in _cross_check(config, _declared_keys(data))]
     if problems:
-        raise ConfigError(_sorted(problems))
+        raise ConfigError(_sorted(_unique(problems)))
+    assert config is not None
     return config
+
+
+Origin = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+
+
+def _validate_what_can_be(data: dict[str, Any]) -> tuple[HmsConfig | None, list[tuple[tuple[Any, ...], str]], Origin]:
+    """Validate the document; when parts of it are broken, also the rest without them.
+
+    Returns the config made from what is valid (None when something the whole file needs is broken), every
+    structural problem with its place in the file, and a function from a place in the config made to the place in
+    the file (list items left out shift the ones after them). A broken list item (a task with a bad date) is left
+    out and an optional field with a bad value is left at its default, so the references of everything else are
+    still checked: one bad date does not hide the errors after it."""
+    import copy
+
+    work = copy.deepcopy(data)
+    kept: dict[int, list[int]] = {}  # id of a list in `work` -> the original index of each item still in it
+
+    def origin(loc: tuple[Any, ...]) -> tuple[Any, ...]:
+        node: Any = work
+        out: list[Any] = []
+        for part in loc:
+            if isinstance(node, list) and isinstance(part, int):
+                out.append(kept.get(id(node), list(range(len(node))))[part] if part < len(node) else part)
+                node = node[part] if part < len(node) else None
+            else:
+                out.append(part)
+                node = node.get(part) if isinstance(node, dict) else None
+        return tuple(out)
+
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    first = True
+    for _ in range(200):  # each round leaves something out, so this ends; 200 is far beyond a real file's errors
+        try:
+            return HmsConfig.model_validate(work), problems, origin
+        except ValidationError as exc:
+            errors = exc.errors()
+        targets: list[tuple[Any, Any]] = []
+        for err in errors:
+            loc = _clean_loc(err["loc"])
+            if first or err["type"] not in ("missing", "too_short"):
+                problems.append((origin(loc), _message(err)))
+            target = _part_holding(work, loc)
+            if target is not None and not any(t[0] is target[0] and t[1] == target[1] for t in targets):
+                targets.append(target)
+        first = False
+        if not targets:
+            break
+        # leave the parts out together, the later items of a list first, so the places of the others hold
+        for parent, key in sorted(targets, key=lambda t: t[1] if isinstance(t[1], int) else -1, reverse=True):
+            if isinstance(parent, list):
+                index = kept.setdefault(id(parent), list(range(len(parent))))
+                del parent[key], index[key]
+            else:
+                del parent[key]
+    return None, problems, origin
+
+
+def _part_holding(work: dict[str, Any], loc: tuple[Any, ...]) -> tuple[Any, Any] | None:
+    """What to leave out for a problem at `loc`: the innermost list item holding it, else the field itself (then
+    its default applies, or its absence is reported on the next round); None when nothing can be."""
+    nodes: list[Any] = [work]
+    for part in loc:
+        node = nodes[-1]
+        if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            nodes.append(node[part])
+        elif isinstance(node, dict) and part in node:
+            nodes.append(node[part])
+        else:
+            break
+    for depth in range(len(nodes) - 1, 0, -1):
+        if isinstance(nodes[depth - 1], list):
+            return nodes[depth - 1], loc[depth - 1]
+    if len(nodes) > 1:
+        return nodes[-2], loc[len(nodes) - 2]
+    return None
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """Keys the raw file declares, including in parts left out as broken: a reference to them is not an error
+    of its own (the broken part is reported already)."""
+
+    emails: frozenset[str]
+    sections: frozenset[str]
+    checklists: frozenset[str]
+    links: frozenset[str]
+    roles: frozenset[str]
+
+
+def _declared_keys(data: dict[str, Any]) -> _Declared:
+    def keys(items: Any, field: str = "key") -> frozenset[str]:
+        if not isinstance(items, list):
+            return frozenset()
+        return frozenset(str(i[field]).lower() if field == "email" else str(i[field])
+                         for i in items if isinstance(i, dict) and field in i)
+
+    roles = data.get("roles")
+    links = data.get("links")
+    return _Declared(emails=keys(data.get("people"), "email"), sections=keys(data.get("sections")),
+                     checklists=keys(data.get("checklists")),
+                     links=frozenset(links) if isinstance(links, dict) else frozenset(),
+                     roles=keys(roles.get("declared")) if isinstance(roles, dict) else frozenset())
+
+
+def _unique(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    return list(dict.fromkeys(problems))
 
 
 def _sorted(problems: list[ConfigProblem]) -> list[ConfigProblem]:
@@ -560,8 +808,10 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
-def _cross_check(c: HmsConfig) -> list[tuple[tuple[Any, ...], str]]:
-    """Checks across the file: references, uniqueness, and roles that a task's scope cannot resolve."""
+def _cross_check(c: HmsConfig, declared: _Declared | None = None) -> list[tuple[tuple[Any, ...], str]]:
+    """Checks across the file: references, uniqueness, and roles that a task's scope cannot resolve. `declared`:
+    keys the raw file declares in parts left out as broken (already reported), which references may name."""
+    known = declared or _Declared(frozenset(), frozenset(), frozenset(), frozenset(), frozenset())
     out: list[tuple[tuple[Any, ...], str]] = []
     emails: dict[str, int] = {}
     entra_ids: dict[str, int] = {}
@@ -577,7 +827,7 @@ def _cross_check(c: HmsConfig) -> list[tuple[tuple[Any, ...], str]]:
             entra_ids[oid] = i
 
     def ref(loc: tuple[Any, ...], email: str | None) -> None:
-        if email is not None and email.lower() not in emails:
+        if email is not None and email.lower() not in emails and email.lower() not in known.emails:
             out.append((loc, f"{email} is referenced here but not defined under people"))
 
     ref(("roles", "hmsb_adviser"), c.roles.hmsb_adviser)
@@ -594,16 +844,26 @@ def _cross_check(c: HmsConfig) -> list[tuple[tuple[Any, ...], str]]:
         section_keys.add(s.key)
         ref(("sections", i, "leader"), s.leader)
         ref(("sections", i, "safety_rep"), s.safety_rep)
+    sections_known = section_keys | known.sections
 
     floor_keys: set[str] = set()
+    building_keys: set[str] = set()
     for bi, b in enumerate(c.buildings):
+        if b.key in building_keys:
+            out.append((("buildings", bi, "key"), f"building key {b.key!r} is used twice"))
+        building_keys.add(b.key)
         for fi, f in enumerate(b.floors):
-            loc = ("buildings", bi, "floors", fi)
+            loc: tuple[Any, ...] = ("buildings", bi, "floors", fi)
             if f.key in floor_keys:
                 out.append(((*loc, "key"), f"floor key {f.key!r} is used twice"))
             floor_keys.add(f.key)
-            if f.section not in section_keys:
+            if f.section not in sections_known:
                 out.append(((*loc, "section"), f"unknown section {f.section!r}"))
+            for si, shared in enumerate(f.shared_with):
+                if shared not in sections_known:
+                    out.append(((*loc, "shared_with", si), f"unknown section {shared!r}"))
+                elif shared == f.section:
+                    out.append(((*loc, "shared_with", si), f"{shared!r} owns the floor already (field 'section')"))
             if not f.contact:
                 out.append((loc, f"floor {f.key!r} has no floor contact (field 'contact')"))
             ref((*loc, "contact"), f.contact)
@@ -611,28 +871,63 @@ def _cross_check(c: HmsConfig) -> list[tuple[tuple[Any, ...], str]]:
             if f.contact and f.deputy and f.contact.lower() == f.deputy.lower():
                 out.append(((*loc, "deputy"), "the deputy must be another person than the floor contact"))
 
-    checklist_keys = {ck.key for ck in c.checklists}
+    places = {"building": building_keys, "section": sections_known, "floor": floor_keys}
+    role_keys: set[str] = set()
+    for ri, drole in enumerate(c.roles.declared):
+        loc = ("roles", "declared", ri)
+        if drole.key in ROLES or drole.key == "floor_deputy":
+            out.append(((*loc, "key"), f"{drole.key!r} is a built-in role; declare only other roles"))
+        elif drole.key in role_keys:
+            out.append(((*loc, "key"), f"role {drole.key!r} is declared twice"))
+        role_keys.add(drole.key)
+        if drole.scope == "unit" and isinstance(drole.holders, dict):
+            out.append(((*loc, "holders"), "a unit-wide role lists its holders (a list of e-mails), not per place"))
+            continue
+        if drole.scope != "unit" and isinstance(drole.holders, list) and drole.holders:
+            out.append(((*loc, "holders"), f"a role per {drole.scope} maps each {drole.scope} key to its holder"))
+            continue
+        if isinstance(drole.holders, list):
+            for hi, email in enumerate(drole.holders):
+                ref((*loc, "holders", hi), email)
+            continue
+        for place, holder in drole.holders.items():
+            if place not in places[drole.scope]:
+                out.append(((*loc, "holders", place), f"unknown {drole.scope} {place!r}"))
+            for hi, email in enumerate([holder] if isinstance(holder, str) else holder):
+                ref((*loc, "holders", place) if isinstance(holder, str) else (*loc, "holders", place, hi), email)
+    roles_known = set(ROLES) | role_keys | known.roles
+
+    checklist_keys = {ck.key for ck in c.checklists} | known.checklists
     task_keys: set[str] = set()
-    scope_roles = {
-        "unit": {"hmsb_adviser", "unit_head", "management_group", "lamu", "anyone"},
-        "section": {"hmsb_adviser", "unit_head", "management_group", "lamu", "anyone", "section_leader",
-                    "safety_rep"},
-        "floor": set(ROLES),
-    }
     for i, t in enumerate(c.tasks):
         if t.key in task_keys:
             out.append((("tasks", i, "key"), f"task key {t.key!r} is used twice"))
         task_keys.add(t.key)
         for field, roles in (("responsible", [t.responsible]), ("accountable", [t.accountable]),
                              ("participants", t.participants)):
-            for role in roles:
-                if role is not None and role not in scope_roles[t.scope]:
-                    out.append(((("tasks", i, field)),
-                                f"role {role!r} cannot be resolved for a task of scope {t.scope!r}"))
+            for ri, role in enumerate(roles):
+                if role is None:
+                    continue
+                loc = ("tasks", i, field, ri) if field == "participants" else ("tasks", i, field)
+                if role not in roles_known:
+                    out.append((loc, f"unknown role {role!r}: declare it under roles.declared (built-in roles: "
+                                     f"{', '.join(ROLES)})"))
+                    continue
+                custom = c.declared_role(role)
+                if custom is not None:
+                    resolvable = t.scope in DECLARED_ROLE_REACH[custom.scope]
+                else:
+                    resolvable = role in BUILTIN_SCOPE_ROLES[t.scope] or role in known.roles
+                if not resolvable:
+                    out.append((loc, f"role {role!r} cannot be resolved for a task of scope {t.scope!r}"))
         if t.checklist and t.checklist not in checklist_keys:
             out.append((("tasks", i, "checklist"), f"unknown checklist {t.checklist!r}"))
+        if t.does in ("checklist_round", "safety_round") and not t.checklist:
+            out.append((("tasks", i, "kind"), f"a task of kind {t.does!r} needs a checklist (field 'checklist')"))
+        if t.does in ("report", "mark_done") and t.checklist:
+            out.append((("tasks", i, "kind"), f"a task of kind {t.does!r} has no checklist; use checklist_round"))
         for li, link in enumerate(t.links):
-            if link not in c.links:
+            if link not in c.links and link not in known.links:
                 out.append((("tasks", i, "links", li), f"unknown link {link!r} (define it under links)"))
         if isinstance(t.recurrence, Yearly | EveryNYears) and t.recurrence.opens == t.recurrence.due:
             out.append((("tasks", i, "recurrence", "opens"), "opens must be before due"))

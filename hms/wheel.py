@@ -28,13 +28,17 @@ from hms.config import (
 )
 
 Status = Literal["upcoming", "open", "done", "overdue", "before_start"]
-Scope = Literal["unit", "section", "floor"]
+Scope = Literal["unit", "building", "section", "floor"]
 STATUSES: tuple[Status, ...] = ("upcoming", "open", "done", "overdue", "before_start")
 
 
 @dataclass(frozen=True)
 class Occurrence:
-    """One instance of a task for one scope (the unit, a section or a floor) in one cycle."""
+    """One instance of a task for one scope (the unit, a building, a section or a floor) in one cycle.
+
+    `section` is the one section the occurrence belongs to (a floor's owner; None for the unit and a building),
+    `sections` every section it concerns (a floor's owner and the sections sharing it, a building's sections), who
+    see it; `building` the building of a building's or a floor's occurrence."""
 
     key: str
     task: str
@@ -48,6 +52,13 @@ class Occurrence:
     deputy: str | None = None
     accountable: tuple[str, ...] = ()
     participants: tuple[str, ...] = ()
+    building: str | None = None
+    sections: tuple[str, ...] = ()
+    reporting_year: int | None = None  # the calendar year a report reports on (report tasks only)
+
+    def concerns(self, section: str) -> bool:
+        """Whether the occurrence is (also) the section's."""
+        return section == self.section or section in self.sections
 
     @property
     def assignee(self) -> str | None:
@@ -205,7 +216,9 @@ def cycles(task: Task, first_year: int, last_year: int) -> Iterator[tuple[str, d
                 yield (str(year), *_deadline_window(year, rec.due, rec.opens))
         elif isinstance(rec, Quarterly):
             for q in range(4):
-                yield (f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), _month_end(year, 3 * q + 3))
+                last = _month_end(year, 3 * q + rec.due_month)
+                due = last if rec.due_day == "last" else last.replace(day=min(int(rec.due_day), last.day))
+                yield (f"{year}-Q{q + 1}", dt.date(year, 3 * q + 1, 1), due)
         elif isinstance(rec, Window):
             start = _md(year, rec.start)
             end = _md(year, rec.end)
@@ -222,10 +235,11 @@ def cycles(task: Task, first_year: int, last_year: int) -> Iterator[tuple[str, d
 # -- scopes and people --------------------------------------------------------------------------------------
 
 
-def resolve_role(config: HmsConfig, role: str, section: str | None, floor: str | None) -> tuple[str, ...]:
-    """The people (emails) holding a role for a scope; the unit head first in group roles."""
+def resolve_role(config: HmsConfig, role: str, section: str | None, floor: str | None,
+                 building: str | None = None, sections: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The people (emails) holding a role for a scope; the unit head first in group roles. Section roles resolve for
+    every section of the scope (`sections`, else `section`): a floor two sections share has both leaders."""
     r = config.roles
-    sec = config.section(section) if section else None
     flr = config.floor(floor) if floor else None
     if role == "hmsb_adviser":
         return (r.hmsb_adviser,)
@@ -234,30 +248,46 @@ def resolve_role(config: HmsConfig, role: str, section: str | None, floor: str |
     if role in ("management_group", "lamu"):
         members = r.management_group if role == "management_group" else r.lamu.members
         return tuple(sorted(dict.fromkeys(members), key=lambda e: e != r.unit_head))
-    if role == "section_leader" and sec:
-        return (sec.leader,)
-    if role == "safety_rep" and sec and sec.safety_rep:
-        return (sec.safety_rep,)
-    if role == "floor_contact" and flr and flr.contact:
-        return (flr.contact,)
-    return ()
+    secs = [sec for key in (sections or ((section,) if section else ())) if (sec := config.section(key))]
+    if role == "section_leader":
+        return tuple(dict.fromkeys(sec.leader for sec in secs))
+    if role == "safety_rep":
+        return tuple(dict.fromkeys(sec.safety_rep for sec in secs if sec.safety_rep))
+    if role == "floor_contact":
+        return (flr.contact,) if flr and flr.contact else ()
+    declared = config.declared_role(role)
+    if declared is None:
+        return ()
+    place = {"unit": (None,), "building": (building,), "floor": (floor,),
+             "section": tuple(sec.key for sec in secs)}[declared.scope]
+    return tuple(dict.fromkeys(email for key, email in declared.held() if key in place))
 
 
-def _scopes(config: HmsConfig, task: Task) -> Iterable[tuple[str, str | None, str | None]]:
+def _scopes(config: HmsConfig, task: Task) -> Iterable[tuple[str, str | None, str | None, str | None,
+                                                           tuple[str, ...]]]:
+    """(scope key, section, floor, building, sections) for each place the task is done for."""
     if task.scope == "unit":
-        yield ("unit", None, None)
+        yield ("unit", None, None, None, ())
+    elif task.scope == "building":
+        for b in config.buildings:
+            yield (b.key, None, None, b.key, b.sections)
     elif task.scope == "section":
         for s in config.sections:
-            yield (s.key, s.key, None)
+            yield (s.key, s.key, None, None, (s.key,))
     else:
-        for f in config.floors():
-            yield (f.key, f.section, f.key)
+        for b in config.buildings:
+            for f in b.floors:
+                yield (f.key, f.section, f.key, b.key, f.sections)
 
 
 def _task_occurrences(config: HmsConfig, task: Task, first_year: int, last_year: int) -> Iterator[Occurrence]:
     for cycle, start, due in cycles(task, first_year, last_year):
-        for scope_key, section, floor in _scopes(config, task):
+        for scope_key, section, floor, building, sections in _scopes(config, task):
             flr = config.floor(floor) if floor else None
+
+            def holders(role: str) -> tuple[str, ...]:
+                return resolve_role(config, role, section, floor, building, sections)  # noqa: B023
+
             yield Occurrence(
                 key=f"{task.key}:{cycle}:{scope_key}",
                 task=task.key,
@@ -267,10 +297,11 @@ def _task_occurrences(config: HmsConfig, task: Task, first_year: int, last_year:
                 floor=floor,
                 window_start=start,
                 due=due,
-                assignees=resolve_role(config, task.responsible, section, floor),
+                assignees=holders(task.responsible),
                 deputy=flr.deputy if flr else None,
-                accountable=resolve_role(config, task.accountable, section, floor) if task.accountable else (),
-                participants=tuple(
-                    e for role in task.participants for e in resolve_role(config, role, section, floor)
-                ),
+                accountable=holders(task.accountable) if task.accountable else (),
+                participants=tuple(dict.fromkeys(e for role in task.participants for e in holders(role))),
+                building=building,
+                sections=sections,
+                reporting_year=task.reports_on(due) if task.does == "report" else None,
             )

@@ -109,6 +109,7 @@ class Occurrence(SQLModel, table=True):
     cycle: str = Field(max_length=20)
     section_key: str | None = Field(default=None, max_length=64)
     floor_key: str | None = Field(default=None, max_length=64)
+    building_key: str | None = Field(default=None, max_length=64)  # a building's occurrence, or a floor's building
     window_start: dt.date
     due: dt.date = Field(index=True)
     completed_at: dt.datetime | None = _ts(nullable=True)

@@ -52,6 +52,8 @@ def _role_rows(config: HmsConfig) -> set[tuple[str, str, str]]:
             rows.add(("floor_contact", f.key, f.contact))
         if f.deputy:
             rows.add(("floor_deputy", f.key, f.deputy))
+    for declared in r.declared:  # the unit's own roles are on record too: who is responsible for what
+        rows |= {(declared.key, scope or "", email) for scope, email in declared.held()}
     return {(role, scope, email.lower()) for role, scope, email in rows}
 
 
@@ -159,7 +161,8 @@ async def ensure_occurrence(session: AsyncSession, occ: wheel.Occurrence, now: d
     row = (await session.exec(stmt)).first()
     if row is None:
         await insert_absent(session, m.Occurrence, "key", key=occ.key, task_key=occ.task, cycle=occ.cycle,
-                            section_key=occ.section, floor_key=occ.floor, window_start=occ.window_start,
+                            section_key=occ.section, floor_key=occ.floor, building_key=occ.building,
+                            window_start=occ.window_start,
                             due=occ.due, created_at=now)
         row = (await session.exec(stmt)).one()
     return row
@@ -519,7 +522,8 @@ async def open_measures(session: AsyncSession) -> list[tuple[m.Measure, m.Findin
 
 _OPEN_MEASURE_ROWS = (
     sa.select(col(m.Measure.id), col(m.Measure.owner_email), col(m.Measure.deadline), col(m.Measure.created_at),
-              col(m.Finding.description), col(m.Occurrence.section_key), col(m.Occurrence.floor_key))
+              col(m.Finding.description), col(m.Occurrence.section_key), col(m.Occurrence.floor_key),
+              col(m.Occurrence.building_key))
     .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
     .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
     .where(col(m.Measure.status) != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id))
@@ -527,8 +531,8 @@ _OPEN_MEASURE_ROWS = (
 
 
 async def open_measure_rows(session: AsyncSession) -> Sequence[Any]:
-    """Open measures as plain rows (id, owner_email, deadline, created_at, description, section_key, floor_key),
-    oldest deadline first: what the chat's answers show, without building ORM objects."""
+    """Open measures as plain rows (id, owner_email, deadline, created_at, description, section_key, floor_key,
+    building_key), oldest deadline first: what the chat's answers show, without building ORM objects."""
     return await sessions.rows(session, _OPEN_MEASURE_ROWS, {})
 
 
@@ -584,6 +588,7 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
 
     return {
         "rounds": [{"occurrence": o.key, "task": o.task_key, "cycle": o.cycle, "section": o.section_key,
+                    "building": o.building_key,
                     "floor": o.floor_key, "window_start": iso(o.window_start), "due": iso(o.due),
                     "completed_at": iso(o.completed_at), "completed_by": o.completed_by,
                     "registered_afterwards_by": o.registered_by,

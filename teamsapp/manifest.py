@@ -1,7 +1,8 @@
 """The Teams app package (manifest.json, icons, English strings) that an IT admin uploads for HMS-hjulet.
 
-Pure and stdlib-only: nothing here talks to the network or reads configuration. The CLI
-(`hms-bot manifest --app-id ID [--out FILE.zip]`) calls :func:`build_package` and writes the bytes.
+Pure: nothing here talks to the network or reads a file. The app's names, description, developer and URLs are the
+unit's, from the organisation file's `app:` section (:meth:`AppIdentity.of`); the CLI
+(`hms-bot manifest --app-id ID [--out FILE.zip] [--config FILE]`) calls :func:`build_package` and writes the bytes.
 
 The manifest follows the Teams app manifest schema v1.19; a verbatim copy of that schema and of its
 localization schema is kept as test data in ``tests/data/teams-manifest/``. Strings in manifest.json are
@@ -26,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
+from hms.config import HmsConfig
+
 MANIFEST_VERSION = "1.19"
 SCHEMA_URL = f"https://developer.microsoft.com/json-schemas/teams/v{MANIFEST_VERSION}/MicrosoftTeams.schema.json"
 LOCALIZATION_SCHEMA_URL = (
@@ -46,10 +49,6 @@ OUTLINE_ICON_SIZE = 32
 
 BOT_SCOPES = ("personal", "team", "groupChat")
 ACCENT_COLOR = "#1B5E4B"
-
-DEFAULT_WEBSITE_URL = "https://www.khm.uio.no/"
-DEFAULT_PRIVACY_URL = "https://www.khm.uio.no/om/personvern/"
-DEFAULT_TERMS_URL = "https://www.khm.uio.no/om/hms-hjulet/vilkar/"
 
 # Limits from the v1.19 schema (and the Teams store rules they encode).
 MAX_NAME_SHORT = 30
@@ -148,26 +147,52 @@ COMMANDS: tuple[BotCommand, ...] = (
     ),
 )
 
-NAME_FULL_NB = "HMS-hjulet – årshjulet for helse, miljø og sikkerhet ved Kulturhistorisk museum"
-NAME_FULL_EN = "HMS-hjulet – the health, safety and environment wheel at the Museum of Cultural History"
-DESCRIPTION_SHORT_NB = "HMS-årshjulet i Teams: brannvernrunder, vernerunder, tiltak og frister"
-DESCRIPTION_SHORT_EN = "The HMS yearly wheel in Teams: fire rounds, safety rounds, measures, deadlines"
-DESCRIPTION_FULL_NB = (
-    "HMS-hjulet driver Kulturhistorisk museums årlige HMS-hjul (helse, miljø og sikkerhet) i Teams. "
-    "Boten sender sjekklister for brannvernrunder og vernerunder til etasjekontakter og seksjonsledere "
-    "når de forfaller, minner om frister og følger opp tiltak til de er lukket. "
-    "Spør «hva forfaller denne måneden?», se hva som er forsinket, hvilke oppgaver som er dine og hvilke "
-    "tiltak som fortsatt er åpne, meld uønskede hendelser og lag årsrapport for enheten. "
-    "Appen er laget for Kulturhistorisk museum ved Universitetet i Oslo."
+DESCRIPTION_SHORT = ("HMS-årshjulet i Teams: runder, tiltak og frister",
+                     "The HMS yearly wheel in Teams: rounds, measures, deadlines")
+DESCRIPTION_FULL = (
+    "HMS-hjulet driver {unit}s årlige HMS-hjul (helse, miljø og sikkerhet) i Teams. Boten sender sjekklister for "
+    "rundene når de forfaller, minner om frister og følger opp tiltak til de er lukket. Spør «hva forfaller denne "
+    "måneden?», se hva som er forsinket, hvilke oppgaver som er dine og hvilke tiltak som fortsatt er åpne.",
+    "HMS-hjulet runs the yearly HMS (health, safety and environment) wheel of the {unit} in Teams. The bot sends "
+    "the rounds' checklists when they are due, reminds about deadlines and follows up measures until they are "
+    'closed. Ask "what is due this month?", see what is overdue, which tasks are yours and which measures are '
+    "still open.",
 )
-DESCRIPTION_FULL_EN = (
-    "HMS-hjulet runs the Museum of Cultural History's yearly HMS (health, safety and environment) wheel "
-    "in Teams. The bot sends fire safety round and safety inspection round checklists to floor contacts "
-    "and section leaders when they are due, reminds about deadlines and follows up measures until they "
-    'are closed. Ask "what is due this month?", see what is overdue, which tasks are yours and which '
-    "measures are still open, report adverse events and produce the unit's annual report. "
-    "The app is made for the Museum of Cultural History at the University of Oslo."
-)
+"""The description when the organisation file gives none ({unit}: the unit's name)."""
+
+
+@dataclass(frozen=True)
+class AppIdentity:
+    """Whose app it is: the names, description, developer and URLs the package carries, bokmål and English."""
+
+    name_short_nb: str
+    name_short_en: str
+    name_full_nb: str
+    name_full_en: str
+    description_short_nb: str
+    description_short_en: str
+    description_full_nb: str
+    description_full_en: str
+    developer_name: str
+    website_url: str
+    privacy_url: str
+    terms_url: str
+
+    @classmethod
+    def of(cls, config: HmsConfig) -> AppIdentity:
+        """The identity the organisation file's `app:` section gives (ValueError when it has none)."""
+        app = config.app
+        if app is None:
+            raise ValueError("the organisation file has no app: section (the app's names, developer and URLs)")
+        unit = config.unit.name
+        short = app.description_short
+        full = app.description_full
+        return cls(
+            app.name_short.nb, app.name_short.en, app.name_full.nb, app.name_full.en,
+            short.nb if short else DESCRIPTION_SHORT[0], short.en if short else DESCRIPTION_SHORT[1],
+            full.nb if full else DESCRIPTION_FULL[0].format(unit=unit.nb),
+            full.en if full else DESCRIPTION_FULL[1].format(unit=unit.en),
+            app.developer, app.website_url, app.privacy_url, app.terms_url)
 
 
 # --------------------------------------------------------------------------- validation
@@ -238,16 +263,12 @@ def _check_domains(valid_domains: Iterable[str]) -> list[str]:
 
 def build_manifest(
     app_id: str,
+    app: AppIdentity,
     *,
-    name_short: str = "HMS-hjulet",
-    developer_name: str = "Kulturhistorisk museum, UiO",
-    website_url: str = DEFAULT_WEBSITE_URL,
-    privacy_url: str = DEFAULT_PRIVACY_URL,
-    terms_url: str = DEFAULT_TERMS_URL,
     version: str = "1.0.0",
     valid_domains: Iterable[str] = (),
 ) -> dict:
-    """The manifest.json content (bokmål) for the bot whose Microsoft App ID is *app_id*.
+    """The manifest.json content (bokmål) for the bot whose Microsoft App ID is *app_id*, named as *app* says.
 
     Raises ValueError if *app_id* is not a GUID or another value breaks a Teams limit.
     """
@@ -271,18 +292,18 @@ def build_manifest(
             "additionalLanguages": [{"languageTag": ENGLISH_LANGUAGE_TAG, "file": ENGLISH_FILE}],
         },
         "developer": {
-            "name": _check_len("developer_name", developer_name, MAX_DEVELOPER_NAME),
-            "websiteUrl": _check_https("website_url", website_url),
-            "privacyUrl": _check_https("privacy_url", privacy_url),
-            "termsOfUseUrl": _check_https("terms_url", terms_url),
+            "name": _check_len("developer_name", app.developer_name, MAX_DEVELOPER_NAME),
+            "websiteUrl": _check_https("website_url", app.website_url),
+            "privacyUrl": _check_https("privacy_url", app.privacy_url),
+            "termsOfUseUrl": _check_https("terms_url", app.terms_url),
         },
         "name": {
-            "short": _check_len("name_short", name_short, MAX_NAME_SHORT),
-            "full": _check_len("name.full", NAME_FULL_NB, MAX_NAME_FULL),
+            "short": _check_len("name_short", app.name_short_nb, MAX_NAME_SHORT),
+            "full": _check_len("name.full", app.name_full_nb, MAX_NAME_FULL),
         },
         "description": {
-            "short": _check_len("description.short", DESCRIPTION_SHORT_NB, MAX_DESCRIPTION_SHORT),
-            "full": _check_len("description.full", DESCRIPTION_FULL_NB, MAX_DESCRIPTION_FULL),
+            "short": _check_len("description.short", app.description_short_nb, MAX_DESCRIPTION_SHORT),
+            "full": _check_len("description.full", app.description_full_nb, MAX_DESCRIPTION_FULL),
         },
         "icons": {"color": COLOR_ICON_FILE, "outline": OUTLINE_ICON_FILE},
         "accentColor": ACCENT_COLOR,
@@ -300,18 +321,19 @@ def build_manifest(
     }
 
 
-def build_localization(*, name_short: str = "HMS-hjulet") -> dict:
+def build_localization(app: AppIdentity) -> dict:
     """The en.json content: English strings keyed by the Teams localization schema's paths.
 
-    The brand name (*name_short*) is kept as is; everything else is translated. The command keys
-    follow the command lists of :func:`build_manifest` (one list per scope in ``BOT_SCOPES``).
+    The names and descriptions are *app*'s English ones; the command keys follow the command lists of
+    :func:`build_manifest` (one list per scope in ``BOT_SCOPES``).
     """
     strings: dict[str, str] = {
         "$schema": LOCALIZATION_SCHEMA_URL,
-        "name.short": _check_len("name_short", name_short, MAX_NAME_SHORT),
-        "name.full": _check_len("English name.full", NAME_FULL_EN, MAX_NAME_FULL),
-        "description.short": _check_len("English description.short", DESCRIPTION_SHORT_EN, MAX_DESCRIPTION_SHORT),
-        "description.full": _check_len("English description.full", DESCRIPTION_FULL_EN, MAX_DESCRIPTION_FULL),
+        "name.short": _check_len("English name_short", app.name_short_en, MAX_NAME_SHORT),
+        "name.full": _check_len("English name.full", app.name_full_en, MAX_NAME_FULL),
+        "description.short": _check_len("English description.short", app.description_short_en,
+                                        MAX_DESCRIPTION_SHORT),
+        "description.full": _check_len("English description.full", app.description_full_en, MAX_DESCRIPTION_FULL),
     }
     for list_index in range(len(BOT_SCOPES)):
         for command_index, command in enumerate(COMMANDS):
@@ -447,14 +469,14 @@ def _json_bytes(data: dict) -> bytes:
     return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
-def build_package(app_id: str, **kwargs) -> bytes:
+def build_package(app_id: str, app: AppIdentity, **kwargs) -> bytes:
     """The app package zip: manifest.json, color.png, outline.png and en.json at the root.
 
     *kwargs* are those of :func:`build_manifest`. The zip is deterministic (fixed timestamps), so the
     same input gives the same bytes.
     """
-    manifest = build_manifest(app_id, **kwargs)
-    english = build_localization(name_short=manifest["name"]["short"])
+    manifest = build_manifest(app_id, app, **kwargs)
+    english = build_localization(app)
     files = {
         MANIFEST_FILE: _json_bytes(manifest),
         COLOR_ICON_FILE: color_icon_png(),

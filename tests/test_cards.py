@@ -48,7 +48,8 @@ CASES: dict[str, Any] = {
         "Ingenting", "Viser hele enheten."), "nb"),
     "incident_en": lambda: incident_card("https://uio-cim.no/x", "https://si-fra.example/", "en"),
     "status_nb": lambda: status_card(StatusView("Status 2027", StatusLine("", 3, 2, 1, 4),
-                                                (StatusLine("Adm", 1, 1, 0, 1),), 2, 5, 1), "nb"),
+                                                (StatusLine("Adm", 1, 1, 0, 1),), 2, 5, 1, rounds="Brannvernrunde"),
+                                     "nb"),
     "checklist_page2_nb": lambda: checklist_card(CHECKLIST, "nb", data),
     "submitted_nb": lambda: submitted_card(SubmittedView("Brannvernrunde", "1. etasje", "Levert av Fatima Ali "
                                                          "3. mars 09:12 – 1 avvik",
@@ -68,7 +69,7 @@ CASES: dict[str, Any] = {
                                                           0, "30. november 2025 – 31. desember 2026", 48,
                                                           "30. november 2026"), "nb"),
     "status_first_day_nb": lambda: status_card(StatusView("Status 2026", StatusLine("", 0, 14, 0, 0), (), 0, 5, 0,
-                                                          34, "30. november 2026"), "nb"),
+                                                          34, "30. november 2026", "Brannvernrunde"), "nb"),
     "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
                                                    "EA-1", "https://si-fra.example/"), "nb",
                                        CardAction("measure.close", "1", "n").pack(KEY),

@@ -115,7 +115,7 @@ async def test_the_first_day_shows_no_past_nobody_recorded(bot: HmsBot, first_da
     status = texts(await say(bot, "status"))
     assert "0 forsinket" in status, status  # was "34 forsinket"
     assert "34 frister før oppstart (30. november 2026) er ikke regnet med." in status
-    assert "Brannvernrunder: 0 av 5 utført hittil i år" in status  # this quarter's rounds, not the year's 20
+    assert "Brannvernrunde: 0 av 5 utført hittil i år" in status  # this quarter's rounds, not the year's 20
     overdue = texts(await say(bot, "hva er forsinket"))
     assert "Ingenting er forsinket. Bra!" in overdue and "2025" not in overdue  # was 48 items back to Nov 2025
     mine = texts(await say(bot, "mine oppgaver", aad=FATIMA_AAD))
@@ -226,7 +226,8 @@ def test_done_from_the_command_line(first_day: str, khm: HmsConfig, monkeypatch:
                              "--now", "2026-11-30T10:00", "--json")
     assert code == 0, err
     assert json.loads(out) == {"occurrence": "fire_round:2026-Q4:hm-1", "task": "fire_round", "cycle": "2026-Q4",
-                               "section": "publikum", "floor": "hm-1", "due": "2026-12-31", "done_on": "2026-11-12",
+                               "section": "publikum", "floor": "hm-1", "building": "hm", "due": "2026-12-31",
+                               "done_on": "2026-11-12",
                                "completed_by": FATIMA, "registered_by": HANNE, "created": True}
     [event] = events(first_day)
     assert (event.kind, event.actor_email, event.registered_by, event.note) == ("completed", FATIMA, HANNE,
@@ -269,7 +270,7 @@ def test_done_from_the_command_line(first_day: str, khm: HmsConfig, monkeypatch:
     (["fire_round", "--floor", "hm-1", "--date", "2026-12-05"], "has not come yet"),
     (["vernerunde", "--floor", "hm-1", "--date", "2026-06-05"], "vernerunde is done per section: give --section"),
     (["fire_round", "--date", "2026-11-05"], "fire_round is done per floor: give --floor"),
-    (["action_plan", "--section", "adm", "--date", "2026-09-20"], "leave out --section and --floor"),
+    (["action_plan", "--section", "adm", "--date", "2026-09-20"], "leave out --section, --floor and --building"),
     (["nope", "--date", "2026-11-05"], "unknown task 'nope'"),
     (["fire_round", "--floor", "hm-9", "--date", "2026-11-05"], "unknown floor 'hm-9'"),
     (["fire_round", "--floor", "hm-1", "--date", "2026-11-05", "--by", "nobody@khm.uio.no"], "not a person"),

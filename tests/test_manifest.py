@@ -7,6 +7,7 @@ teams/v1.19/MicrosoftTeams.schema.json and MicrosoftTeams.Localization.schema.js
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import re
@@ -18,10 +19,30 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from hms.config import DEFAULT_CONFIG_PATH, load_config
 from teamsapp import manifest as m
 
 DATA = Path(__file__).resolve().parent / "data" / "teams-manifest"
 APP_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+KHM_APP = m.AppIdentity.of(load_config(DEFAULT_CONFIG_PATH))  # the names and URLs come from the organisation file
+IDENTITY = {"name_short": ("name_short_nb", "name_short_en"), "developer_name": ("developer_name",),
+            "website_url": ("website_url",), "privacy_url": ("privacy_url",), "terms_url": ("terms_url",)}
+
+
+def _identity(kwargs: dict) -> tuple[m.AppIdentity, dict]:
+    """KHM's identity with the identity fields among `kwargs` changed, and the other keyword arguments."""
+    changes = {field: v for k, v in kwargs.items() if k in IDENTITY for field in IDENTITY[k]}
+    return dataclasses.replace(KHM_APP, **changes), {k: v for k, v in kwargs.items() if k not in IDENTITY}
+
+
+def build_manifest(app_id, **kwargs):
+    app, rest = _identity(kwargs)
+    return m.build_manifest(app_id, app, **rest)
+
+
+def build_package(app_id, **kwargs):
+    app, rest = _identity(kwargs)
+    return m.build_package(app_id, app, **rest)
 
 
 def _validator_class(schema: dict):
@@ -131,12 +152,13 @@ def test_schemas_are_the_official_v1_19_ones(manifest_schema, localization_schem
 
 
 def test_schema_url_matches_manifest_version():
-    manifest = m.build_manifest(APP_ID)
+    manifest = build_manifest(APP_ID)
     assert manifest["manifestVersion"] == m.MANIFEST_VERSION
     assert manifest["$schema"] == (
         f"https://developer.microsoft.com/json-schemas/teams/v{manifest['manifestVersion']}/MicrosoftTeams.schema.json"
     )
-    assert m.build_localization()["$schema"].endswith(f"/v{m.MANIFEST_VERSION}/MicrosoftTeams.Localization.schema.json")
+    assert m.build_localization(KHM_APP)["$schema"].endswith(
+        f"/v{m.MANIFEST_VERSION}/MicrosoftTeams.Localization.schema.json")
 
 
 # --------------------------------------------------------------------------- manifest
@@ -151,12 +173,12 @@ def test_schema_url_matches_manifest_version():
     ],
 )
 def test_manifest_is_valid_against_official_schema(manifest_validator, kwargs):
-    manifest = m.build_manifest(APP_ID, **kwargs)
+    manifest = build_manifest(APP_ID, **kwargs)
     assert _errors(manifest_validator, manifest) == []
 
 
 def test_manifest_content():
-    manifest = m.build_manifest(APP_ID, valid_domains=["hms.khm.uio.no", "hms.khm.uio.no"])
+    manifest = build_manifest(APP_ID, valid_domains=["hms.khm.uio.no", "hms.khm.uio.no"])
     assert manifest["id"] == APP_ID
     [bot] = manifest["bots"]
     assert bot["botId"] == APP_ID
@@ -195,14 +217,14 @@ BROKEN = {
 
 @pytest.mark.parametrize("breakage", sorted(BROKEN))
 def test_schema_check_is_live(manifest_validator, breakage):
-    manifest = copy.deepcopy(m.build_manifest(APP_ID))
+    manifest = copy.deepcopy(build_manifest(APP_ID))
     BROKEN[breakage](manifest)
     assert _errors(manifest_validator, manifest), f"schema accepted a manifest with {breakage}"
 
 
 def test_manifest_without_bots_is_not_what_we_ship(manifest_validator):
     # The v1.19 schema does not require "bots" (a tab-only app is valid), so guard it ourselves.
-    manifest = m.build_manifest(APP_ID)
+    manifest = build_manifest(APP_ID)
     assert len(manifest["bots"]) == 1
     del manifest["bots"]
     assert _errors(manifest_validator, manifest) == []  # documents the schema's leniency
@@ -228,13 +250,13 @@ def test_manifest_without_bots_is_not_what_we_ship(manifest_validator):
 )
 def test_non_guid_app_id_is_rejected(bad):
     with pytest.raises(ValueError, match="GUID"):
-        m.build_manifest(bad)  # type: ignore[arg-type]
+        build_manifest(bad)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="GUID"):
-        m.build_package(bad)  # type: ignore[arg-type]
+        build_package(bad)  # type: ignore[arg-type]
 
 
 def test_app_id_is_normalised():
-    manifest = m.build_manifest("  3FA85F64-5717-4562-B3FC-2C963F66AFA6\n")
+    manifest = build_manifest("  3FA85F64-5717-4562-B3FC-2C963F66AFA6\n")
     assert manifest["id"] == manifest["bots"][0]["botId"] == APP_ID
 
 
@@ -253,14 +275,14 @@ def test_app_id_is_normalised():
 )
 def test_bad_inputs_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        m.build_manifest(APP_ID, **kwargs)
+        build_manifest(APP_ID, **kwargs)
 
 
 # --------------------------------------------------------------------------- commands
 
 
 def test_command_lists_within_limits():
-    manifest = m.build_manifest(APP_ID)
+    manifest = build_manifest(APP_ID)
     lists = manifest["bots"][0]["commandLists"]
     assert [cl["scopes"] for cl in lists] == [["personal"], ["team"], ["groupChat"]]
     for command_list in lists:
@@ -292,14 +314,14 @@ def test_command_key_understands_both_languages():
 
 
 def test_english_strings_are_valid_against_localization_schema(localization_validator):
-    english = m.build_localization()
+    english = m.build_localization(KHM_APP)
     assert _errors(localization_validator, english) == []
     assert english["name.short"] == "HMS-hjulet"
 
 
 def test_english_strings_cover_every_command_and_point_at_real_manifest_paths():
-    manifest = m.build_manifest(APP_ID)
-    english = m.build_localization()
+    manifest = build_manifest(APP_ID)
+    english = m.build_localization(KHM_APP)
     for i, command_list in enumerate(manifest["bots"][0]["commandLists"]):
         for j, _command in enumerate(command_list["commands"]):
             for field in ("title", "description"):
@@ -317,7 +339,7 @@ def test_english_strings_cover_every_command_and_point_at_real_manifest_paths():
     ["missing name.full", "command index 10", "long title", "unknown key"],
 )
 def test_localization_schema_check_is_live(localization_validator, breakage):
-    english = m.build_localization()
+    english = m.build_localization(KHM_APP)
     if breakage == "missing name.full":
         del english["name.full"]
     elif breakage == "command index 10":
@@ -333,23 +355,23 @@ def test_localization_schema_check_is_live(localization_validator, breakage):
 
 
 def test_package_layout():
-    package = m.build_package(APP_ID, valid_domains=["hms.khm.uio.no"])
+    package = build_package(APP_ID, valid_domains=["hms.khm.uio.no"])
     files = _unzip(package)
     assert sorted(files) == sorted(["manifest.json", "color.png", "outline.png", "en.json"])
     assert all("/" not in name and "\\" not in name for name in files)
     manifest = json.loads(files["manifest.json"].decode("utf-8"))
-    assert manifest == m.build_manifest(APP_ID, valid_domains=["hms.khm.uio.no"])
+    assert manifest == build_manifest(APP_ID, valid_domains=["hms.khm.uio.no"])
     assert not files["manifest.json"].startswith(b"\xef\xbb\xbf")
     assert "måneden" in files["manifest.json"].decode("utf-8")  # real UTF-8, not \u escapes
     assert manifest["icons"]["color"] in files and manifest["icons"]["outline"] in files
     for language in manifest["localizationInfo"]["additionalLanguages"]:
         assert language["file"] in files
-    assert json.loads(files["en.json"].decode("utf-8")) == m.build_localization()
+    assert json.loads(files["en.json"].decode("utf-8")) == m.build_localization(KHM_APP)
 
 
 def test_package_passes_kwargs_and_is_deterministic(localization_validator, manifest_validator):
-    first = m.build_package(APP_ID, name_short="HMS KHM", version="1.2.3")
-    assert first == m.build_package(APP_ID, name_short="HMS KHM", version="1.2.3")
+    first = build_package(APP_ID, name_short="HMS KHM", version="1.2.3")
+    assert first == build_package(APP_ID, name_short="HMS KHM", version="1.2.3")
     files = _unzip(first)
     manifest = json.loads(files["manifest.json"])
     english = json.loads(files["en.json"])
@@ -358,7 +380,7 @@ def test_package_passes_kwargs_and_is_deterministic(localization_validator, mani
 
 
 def test_icon_sizes_from_ihdr():
-    files = _unzip(m.build_package(APP_ID))
+    files = _unzip(build_package(APP_ID))
     for name, size in (("color.png", 192), ("outline.png", 32)):
         ihdr, rows = read_png(files[name])
         assert (ihdr["width"], ihdr["height"]) == (size, size), name

@@ -32,27 +32,30 @@ from usecases.due import due_items, scope_name, tracking_starts
 from usecases.rounds import Rounds, nonce_for
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
+REPORT_GRACE = 60  # days after its deadline a report is still the one at hand (a late one is still written)
 MEMO_SIZE = 512  # entries per memo (cards, understandings); the oldest goes first
-ROUND_TASKS = {"fire": "fire_round", "safety": "vernerunde"}
-
-
 @dataclass(frozen=True)
 class Visibility:
-    """What part of the wheel a person sees."""
+    """What part of the wheel a person sees: a building's tasks are seen by those who hold a role for it or for one
+    of its floors, a floor's and a building's by every section on it."""
 
     everything: bool = False
     sections: frozenset[str] = field(default_factory=frozenset)
     floors: frozenset[str] = field(default_factory=frozenset)
+    buildings: frozenset[str] = field(default_factory=frozenset)
 
     def sees(self, occ: wheel.Occurrence) -> bool:
-        return self.everything or occ.section in self.sections or occ.floor in self.floors
+        return (self.everything or occ.section in self.sections or occ.floor in self.floors
+                or any(s in self.sections for s in occ.sections)
+                or (occ.scope == "building" and occ.building in self.buildings))
 
     def describe(self, config: HmsConfig, locale: str) -> str:
         lang = i18n.lang(locale)
         if self.everything:
             return t(locale, "due.scope.all")
         names = [s.name.get(lang) for s in config.sections if s.key in self.sections]
-        names += [f.name.get(lang) for f in config.floors() if f.key in self.floors and f.section not in self.sections]
+        names += [f.name.get(lang) for f in config.floors()
+                  if f.key in self.floors and not any(s in self.sections for s in f.sections)]
         return ", ".join(names)
 
 
@@ -79,9 +82,16 @@ def visibility(config: HmsConfig, email: str) -> Visibility:
     roles = config.roles_of(email)
     if any(role in WHOLE_UNIT_ROLES for role, _ in roles):
         return Visibility(everything=True)
-    sections = {s for role, s in roles if role in ("section_leader", "safety_rep") and s}
-    floors = {s for role, s in roles if role in ("floor_contact", "floor_deputy") and s}
-    return Visibility(False, frozenset(sections), frozenset(floors))
+    declared = {r.key: r.scope for r in config.roles.declared}
+    if any(declared.get(role) == "unit" for role, _ in roles):
+        return Visibility(everything=True)
+    sections = {s for role, s in roles if s and (role in ("section_leader", "safety_rep")
+                                                 or declared.get(role) == "section")}
+    floors = {s for role, s in roles if s and (role in ("floor_contact", "floor_deputy")
+                                               or declared.get(role) == "floor")}
+    buildings = {s for role, s in roles if s and declared.get(role) == "building"}
+    buildings |= {b for f in floors if (b := config.building_of(f))}  # a floor's people see its building's drills
+    return Visibility(False, frozenset(sections), frozenset(floors), frozenset(buildings))
 
 
 def vocabulary(config: HmsConfig) -> Vocabulary:
@@ -151,7 +161,7 @@ class Answerer:
         vis = self.visibility(email)
         items = [i for i in await due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
         if u.section:
-            items = [i for i in items if i.occurrence.section == u.section]
+            items = [i for i in items if i.occurrence.concerns(u.section)]
         title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
         return self._due_card(title, items, t(locale, "due.empty"), vis, locale)
 
@@ -163,7 +173,7 @@ class Answerer:
         items = [i for i in await due_items(s, self.config, period, now, self.cache)
                  if i.status == "overdue" and vis.sees(i.occurrence)]
         if u.section:
-            items = [i for i in items if i.occurrence.section == u.section]
+            items = [i for i in items if i.occurrence.concerns(u.section)]
         return self._due_card(t(locale, "due.title.overdue"), items, t(locale, "due.empty.overdue"), vis, locale)
 
     async def _my_tasks(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
@@ -186,13 +196,15 @@ class Answerer:
                  if vis.sees(i.occurrence) and i.occurrence.due.year == today.year]
         section = self.config.section(u.section) if u.section else None
         if section:
-            items = [i for i in items if i.occurrence.section == section.key]
+            items = [i for i in items if i.occurrence.concerns(section.key)]
         total = _line("", items)
         lines: tuple[StatusLine, ...] = ()
         if not section and (vis.everything or len(vis.sections) > 1):
-            lines = tuple(_line(sec.name.get(lang), [i for i in items if i.occurrence.section == sec.key])
+            lines = tuple(_line(sec.name.get(lang), [i for i in items if i.occurrence.concerns(sec.key)])
                           for sec in self.config.sections if vis.everything or sec.key in vis.sections)
-        fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.window_start <= today
+        round_tasks = self.config.tasks_of_kind("checklist_round")
+        rounds = {task.key for task in round_tasks}
+        fire = [i for i in items if i.occurrence.task in rounds and i.occurrence.window_start <= today
                 and i.status != "before_start"]
         measures = await repo.open_measure_rows(s)
         title = (t(locale, "status.title.section", year=today.year, section=section.name.get(lang)) if section
@@ -200,7 +212,8 @@ class Answerer:
         before = sum(i.status == "before_start" for i in items)
         starts = await tracking_starts(s, self.config) if before else None
         view = StatusView(title, total, lines, sum(i.status == "done" for i in fire), len(fire), len(measures),
-                          before, format_date(starts, locale) if starts else "")
+                          before, format_date(starts, locale) if starts else "",
+                          ", ".join(task.title.get(lang) for task in round_tasks))
         counts = {k: getattr(total, k) for k in ("done", "open", "overdue", "upcoming")}
         return status_card(view, locale), {"counts": counts, "before_start": before,
                                            "section": section.key if section else None}
@@ -217,9 +230,11 @@ class Answerer:
                                   locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         vis = self.visibility(email)
         rows = []
-        for _id, owner_email, deadline, created_at, description, section_key, floor_key in \
+        for _id, owner_email, deadline, created_at, description, section_key, floor_key, building_key in \
                 await repo.open_measure_rows(s):
             if not (vis.everything or section_key in vis.sections or floor_key in vis.floors
+                    or (floor_key is None and building_key in vis.buildings)
+                    or any(s in vis.sections for s in self._sections_of(floor_key))
                     or owner_email == email):
                 continue
             owner = self.config.person(owner_email)
@@ -237,46 +252,62 @@ class Answerer:
 
     async def _annual_report(self, s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
                              locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The annual report of the cycle at hand (the next deadline, or the open one): the year it reports on (the
+        task's `reporting_year`: a report due 1 March reports on the year before) and each section's rounds then."""
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
-        task = self.config.task("annual_report")
-        year = today.year
-        items = await due_items(s, self.config, periods.year_of(today), now, self.cache)
+        reports = self.config.tasks_of_kind("report")
+        task = reports[0] if reports else None
+        found = wheel.task_occurrences(self.config, task.key, today.year - 1, today.year + 1) if task else []
+        recent = [o for o in found if o.window_start <= today and o.due >= today - dt.timedelta(days=REPORT_GRACE)]
+        occ = recent[-1] if recent else next((o for o in found if o.due >= today), None)
+        year = occ.reporting_year or occ.due.year if occ else today.year
+        items = await due_items(s, self.config, periods.year_of(dt.date(year, 1, 1)), now, self.cache)
+        items = [i for i in items if i.occurrence.due.year == year]
+        rounds = self.config.tasks_of_kind("checklist_round", "safety_round")
         vis = self.visibility(email)
         lines = []
         for sec in self.config.sections:
             if not (vis.everything or sec.key in vis.sections):
                 continue
-            fire = [i for i in items if i.occurrence.task == "fire_round" and i.occurrence.section == sec.key]
-            vr = [i for i in items if i.occurrence.task == "vernerunde" and i.occurrence.section == sec.key]
-            before = sum(i.status == "before_start" for i in fire)
-            lines.append(t(locale, "annual.rounds", section=sec.name.get(lang),
-                           fire_done=sum(i.status == "done" for i in fire), fire_total=len(fire) - before,
-                           vernerunde=t(locale, "yes") if any(i.status == "done" for i in vr) else t(locale, "no"))
+            parts, before = [], 0
+            for rt in rounds:
+                mine = [i for i in items if i.occurrence.task == rt.key and i.occurrence.concerns(sec.key)]
+                if not mine:
+                    continue
+                skipped = sum(i.status == "before_start" for i in mine)
+                done = sum(i.status == "done" for i in mine)
+                before += skipped
+                title = rt.title.get(lang).lower()
+                parts.append(t(locale, "annual.round_count", task=title, done=done, total=len(mine) - skipped)
+                             if len(mine) > 1 or rt.does == "checklist_round" else
+                             t(locale, "annual.round_done", task=title, answer=t(locale, "yes" if done else "no")))
+            lines.append(f"{sec.name.get(lang)}: {', '.join(parts) or '–'}"
                          + (t(locale, "annual.before_start", count=before) if before else ""))
         link = self.config.links.get(task.links[0]) if task and task.links else None
         form = link.url if link else None
-        due = next((i.occurrence.due for i in items if i.occurrence.task == "annual_report"), None)
-        view = AnnualReportView(year, format_date(due, locale) if due else "–",
+        view = AnnualReportView(year, format_date(occ.due, locale) if occ else "–",
                                 task.description.get(lang) if task and task.description else "", form, tuple(lines))
-        return annual_report_card(view, locale), {"year": year}
+        return annual_report_card(view, locale), {"year": year, "due": occ.due.isoformat() if occ else None}
 
     async def _start_round(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                            locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
-        task_key = ROUND_TASKS.get(u.round or "fire", "fire_round")
+        keys = self.config.round_tasks(u.round)
         items = [i for i in await due_items(s, self.config, periods.day(today), now, self.cache)
-                 if i.occurrence.task == task_key]
+                 if i.occurrence.task in keys]
         mine = [i for i in items if self.rounds.may_act(i.occurrence, email)]
         if u.floor:
             mine = [i for i in mine if i.occurrence.floor == u.floor]
         if u.section:
-            mine = [i for i in mine if i.occurrence.section == u.section]
+            mine = [i for i in mine if i.occurrence.concerns(u.section)]
         if not mine:
             return notice_card(t(locale, "round.none")), {"occurrence": None}
-        if len(mine) > 1 and task_key == "fire_round":
-            own = [i for i in mine if email in i.occurrence.assignees or email == i.occurrence.deputy]
+        if len(mine) > 1 and any(i.occurrence.scope in ("floor", "building") for i in mine):
+            # their own round first (a lab manager who is also a deputy floor contact means her lab round)
+            own = ([i for i in mine if email in i.occurrence.assignees]
+                   or [i for i in mine if email == i.occurrence.deputy])
             if len(own) != 1:
                 return notice_card(t(locale, "round.no_floor")), {"occurrence": None}
             mine = own
@@ -294,11 +325,15 @@ class Answerer:
             values, comments = await repo.draft(s, row.id)
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
         card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
-        task = self.config.task(task_key)
-        title = f"{task.title.get(lang) if task else task_key} – {scope_name(self.config, occ, locale)}"
+        task = self.config.task(occ.task)
+        title = f"{task.title.get(lang) if task else occ.task} – {scope_name(self.config, occ, locale)}"
         return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values)}
 
     # -- helpers -------------------------------------------------------------------------------------------
+
+    def _sections_of(self, floor_key: str | None) -> tuple[str, ...]:
+        floor = self.config.floor(floor_key) if floor_key else None
+        return floor.sections if floor else ()
 
     def _name(self, email: str) -> str:
         person = self.config.person(email)

@@ -14,10 +14,13 @@ from usecases.database import opened
 
 
 def scope_name(config: HmsConfig, occ: wheel.Occurrence, locale: str | None) -> str:
-    """The floor, section or unit an occurrence is for, in the user's language."""
+    """The floor, building, section or unit an occurrence is for, in the user's language."""
     if occ.floor:
         floor = config.floor(occ.floor)
         return floor.name.get(i18n.lang(locale)) if floor else occ.floor
+    if occ.scope == "building" and occ.building:
+        building = config.building(occ.building)
+        return building.name.get(i18n.lang(locale)) if building else occ.building
     if occ.section:
         section = config.section(occ.section)
         return section.name.get(i18n.lang(locale)) if section else occ.section
@@ -26,10 +29,10 @@ def scope_name(config: HmsConfig, occ: wheel.Occurrence, locale: str | None) -> 
 
 def filter_items(config: HmsConfig, items: list[wheel.DueItem], *, section: str | None = None,
                  person: str | None = None) -> list[wheel.DueItem]:
-    """Keep items of one section and/or held by one person (as assignee)."""
+    """Keep items of one section (also floors and buildings it shares) and/or held by one person (as assignee)."""
     out = items
     if section:
-        out = [i for i in out if i.occurrence.section == section]
+        out = [i for i in out if i.occurrence.concerns(section)]
     if person:
         email = person.lower()
         out = [i for i in out if email in i.occurrence.assignees]
@@ -78,7 +81,10 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
         "title": task.title.get(i18n.lang(locale)),
         "cycle": occ.cycle,
         "scope": occ.scope,
+        "kind": task.does,
         "section": occ.section,
+        "sections": list(occ.sections),
+        "building": occ.building,
         "floor": occ.floor,
         "assignee": occ.assignee,
         "assignees": list(occ.assignees),
@@ -90,4 +96,5 @@ def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "
         "completed_at": item.completion.at.isoformat() if item.completion else None,
         "completed_by": item.completion.by if item.completion else None,
         "registered_afterwards_by": item.completion.registered_by if item.completion else None,
+        "reporting_year": occ.reporting_year,
     }

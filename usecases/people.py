@@ -95,8 +95,16 @@ class People:
                 scope_name = sec.name.get(lang)
             elif scope and (flr := self.config.floor(scope)):
                 scope_name = flr.name.get(lang)
-            roles.append(t(locale, f"role.{role}", scope=scope_name, unit=unit))
-            text = t(locale, f"sends.{role}")
+            elif scope and (bld := self.config.building(scope)):
+                scope_name = bld.name.get(lang)
+            declared = self.config.declared_role(role)
+            if declared is not None:  # a role the unit declared: its own title, and the tasks that name it
+                roles.append(t(locale, "role.declared_for" if scope_name else "role.declared",
+                               title=declared.title.get(lang), scope=scope_name))
+                text = t(locale, "sends.declared")
+            else:
+                roles.append(t(locale, f"role.{role}", scope=scope_name, unit=unit))
+                text = t(locale, f"sends.{role}")
             if text not in sends:
                 sends.append(text)
         first = (person.name if person else email).split()[0]

@@ -89,7 +89,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             continue
         assignees = occ.assignees[:1] if task.responsible in GROUP_ROLES else occ.assignees
         item = pol.Item(occ.key, occ.window_start, occ.due, assignees, occ.deputy,
-                        section_leader=occ.accountable[0] if occ.accountable and task.scope == "floor" else None,
+                        section_leader=occ.accountable[0] if occ.accountable else None,  # never the assignee
                         adviser=adviser, assignee_away=any(a in away for a in assignees))
         for step in pol.due_steps(pol.steps(item, config.policy(task), cal, starts=starts), now):
             if step.kind == "deputy" and occ.key in reacted:

@@ -36,7 +36,6 @@ from usecases.database import opened
 from usecases.naming import Names
 from usecases.routing import Router
 
-ROUND_TASKS = {"fire": "fire_round", "safety": "vernerunde"}
 NOTE_MAX = 1000
 DONE_HOUR = 12  # only the day of the work is known: noon keeps it on that day in every time zone nearby
 
@@ -60,7 +59,7 @@ class Refused(Exception):
             values["task"] = task.title.get(lang)
         if "where" in values:
             where = str(values["where"])
-            place = config.floor(where) or config.section(where)
+            place = config.floor(where) or config.section(where) or config.building(where)
             values["where"] = place.name.get(lang) if place else config.unit.name.get(lang)
         if isinstance(values.get("day"), dt.date):
             values["day"] = format_date(values["day"], locale)  # type: ignore[arg-type]
@@ -91,7 +90,7 @@ def task_named(config: HmsConfig, text_value: str) -> str | None:
 
 
 def choose_occurrence(config: HmsConfig, task_key: str, section: str | None, floor: str | None, day: dt.date,
-                      cycle: str | None = None) -> wheel.Occurrence:
+                      cycle: str | None = None, building: str | None = None) -> wheel.Occurrence:
     """The occurrence work done on `day` belongs to: the one of that task and place whose window holds the day,
     else the newest one due before it (done late); or the named `cycle`. Raises Refused."""
     task = config.task(task_key)
@@ -100,11 +99,15 @@ def choose_occurrence(config: HmsConfig, task_key: str, section: str | None, flo
     if task.scope == "section" and section is None and floor is not None:
         flr = config.floor(floor)
         section = flr.section if flr else None
+    if task.scope == "building" and building is None and floor is not None:
+        building = config.building_of(floor)
     if task.scope == "section" and section is None:
         raise Refused("register.need_section", task=task_key)
     if task.scope == "floor" and floor is None:
         raise Refused("register.need_floor", task=task_key)
-    scope = {"unit": "unit", "section": section, "floor": floor}[task.scope]
+    if task.scope == "building" and building is None:
+        raise Refused("register.need_building", task=task_key)
+    scope = {"unit": "unit", "section": section, "floor": floor, "building": building}[task.scope]
     found = [o for o in wheel.task_occurrences(config, task_key, day.year - 4, day.year + 1)
              if o.key.endswith(f":{scope}")]
     if not found:
@@ -141,7 +144,8 @@ class Registration:
         if day > today:
             raise Refused("register.future", day=day)
         if day < occ.window_start:
-            raise Refused("register.no_occurrence", task=occ.task, where=occ.floor or occ.section or "unit", day=day)
+            raise Refused("register.no_occurrence", task=occ.task,
+                          where=occ.floor or occ.section or occ.building or "unit", day=day)
         if by and self.config.person(by) is None:
             raise Refused("register.unknown_person", who=by)
         note = (note or "").strip()[:NOTE_MAX] or None
@@ -156,7 +160,8 @@ class Registration:
         if not self.may_register(email):
             adviser = self.names.person(self.config.roles.hmsb_adviser)
             return notice_card(t(locale, "register.only_adviser", name=adviser)), {"refused": "not_adviser"}
-        task_key = ROUND_TASKS.get(u.round or "") or task_named(self.config, text_value)
+        rounds = self.config.round_tasks(u.round) if u.round else []
+        task_key = (rounds[0] if len(rounds) == 1 else None) or task_named(self.config, text_value)
         if task_key is None:
             return notice_card(t(locale, "register.need_task")), {"missing": "task"}
         day = u.period.start if u.period is not None and u.period.start == u.period.end else None
@@ -219,9 +224,10 @@ class Registration:
 
 async def register_done(url: str, config: HmsConfig, task_key: str, day: dt.date, now: dt.datetime, *,
                         section: str | None = None, floor: str | None = None, cycle: str | None = None,
-                        by: str | None = None, note: str | None = None) -> tuple[wheel.Occurrence, m.Occurrence, bool]:
+                        by: str | None = None, note: str | None = None,
+                        building: str | None = None) -> tuple[wheel.Occurrence, m.Occurrence, bool]:
     """`hms-bot done`: register work done on `day` as the HMSB adviser. Raises Refused."""
-    occ = choose_occurrence(config, task_key, section, floor, day, cycle)
+    occ = choose_occurrence(config, task_key, section, floor, day, cycle, building)
     registration = Registration(config, b"", _no_card)
     async with opened(url, now=now) as s:
         row, created = await registration.register(s, occ, day, config.roles.hmsb_adviser, now, by=by, note=note)

@@ -79,10 +79,11 @@ class Rounds:
         self.router.include(self.registration.router)  # task.register
 
     def may_act(self, occ: wheel.Occurrence, email: str) -> bool:
-        """The assignee, the deputy, the accountable/section leader and the HMSB adviser may act on a round."""
-        section = self.config.section(occ.section) if occ.section else None
+        """The assignee, the deputy, the accountable, the leader of a section it concerns and the HMSB adviser may
+        act on a round."""
+        leaders = {sec.leader for key in (occ.section, *occ.sections) if key and (sec := self.config.section(key))}
         return (email in occ.assignees or email == occ.deputy or email in occ.accountable
-                or email == self.config.roles.hmsb_adviser or bool(section and section.leader == email))
+                or email == self.config.roles.hmsb_adviser or email in leaders)
 
     # -- cards ------------------------------------------------------------------------------------------------
 
@@ -368,10 +369,12 @@ class Rounds:
 
     async def _findings(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, deviations: list[str],
                         comments: dict[str, str], email: str, now: dt.datetime) -> list[tuple[m.Measure, m.Finding]]:
-        """Every deviation becomes a finding and a measure owned by the section leader (flushes)."""
+        """Every deviation becomes a finding and a measure owned by the section leader (a building's: the one
+        accountable for it, else the adviser) (flushes)."""
         assert row.id is not None
         section = self.config.section(occ.section) if occ.section else None
-        owner = section.leader if section else self.config.roles.hmsb_adviser
+        owner = (section.leader if section else occ.accountable[0] if occ.accountable
+                 else self.config.roles.hmsb_adviser)
         deadline = wheel.local_date(now, self.config) + dt.timedelta(days=self.config.measures.deadline_days)
         out = []
         for key in deviations:
