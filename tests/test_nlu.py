@@ -387,15 +387,41 @@ NOV26 = D(2026, 11, 26)
     ("2026-12-24", D(2026, 12, 24), D(2026, 12, 24)),
     ("since october", D(2026, 10, 1), NOV26),
     ("deadlines in may", D(2027, 5, 1), D(2027, 5, 31)),
+    # the periods people use (issue 11.2)
+    ("før jul", NOV26, D(2026, 12, 23)),
+    ("i jula", D(2026, 12, 24), D(2026, 12, 26)),
+    ("før påske", NOV26, D(2027, 3, 24)),  # Easter 2027: Maundy Thursday 25 March to Easter Monday 29 March
+    ("etter påske", D(2027, 3, 30), D(2027, 4, 28)),
+    ("before the summer holiday", NOV26, D(2027, 7, 11)),  # the July holiday: ISO weeks 28-30 of 2027
+    ("før nyttår", NOV26, D(2026, 12, 31)),
+    ("etter nyttår", D(2027, 1, 1), D(2027, 1, 31)),
+    ("after new year", D(2027, 1, 1), D(2027, 1, 31)),
+    ("første halvår neste år", D(2027, 1, 1), D(2027, 6, 30)),
+    ("the second half of the year", D(2026, 7, 1), D(2026, 12, 31)),
+    ("dette semesteret", D(2026, 8, 1), D(2026, 12, 31)),
+    ("next term", D(2027, 1, 1), D(2027, 6, 30)),
+    ("vårsemesteret 2026", D(2026, 1, 1), D(2026, 6, 30)),
+    ("denne veka", D(2026, 11, 23), D(2026, 11, 29)),
+    ("neste månad", D(2026, 12, 1), D(2026, 12, 31)),
 ])
 def test_parse_period(text: str, start: dt.date, end: dt.date) -> None:
     assert parse_period(text, NOV26) == Period(start, end)
 
 
 @pytest.mark.parametrize("text", ["", "hei", "may I help you?", "start brannvernrunde", "2. etasje",
-                                  "neste brannvernrunde", "før jul"])
+                                  "neste brannvernrunde", "jule", "new"])
 def test_parse_period_none(text: str) -> None:
     assert parse_period(text, NOV26) is None
+
+
+def test_holidays_move_with_the_calendar() -> None:
+    """Easter is computed (it moves), a holiday going on counts as the next one, and past tense looks back."""
+    assert periods.easter_sunday(2026) == D(2026, 4, 5) and periods.easter_sunday(2028) == D(2028, 4, 16)
+    assert parse_period("påske", D(2027, 3, 26)) == Period(D(2027, 3, 25), D(2027, 3, 29))
+    assert parse_period("før påske", D(2027, 4, 2)) == Period(D(2027, 4, 2), D(2028, 4, 12))
+    assert parse_period("hva skjedde før jul", D(2027, 1, 10), prefer_past=True) is not None
+    assert parse_period("i sommerferien", D(2026, 11, 26), prefer_past=True) == Period(D(2026, 7, 6), D(2026, 7, 26))
+    assert periods.term_of(D(2026, 7, 10)) == Period(D(2026, 8, 1), D(2026, 12, 31))
 
 
 def test_year_end() -> None:
