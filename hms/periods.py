@@ -59,7 +59,10 @@ __all__ = [
     "PERIOD_WORDS",
     "Period",
     "day",
+    "easter_sunday",
     "fold",
+    "half",
+    "holiday",
     "iso_week",
     "month",
     "parse_period",
@@ -68,9 +71,6 @@ __all__ = [
     "quarter_of",
     "term",
     "term_of",
-    "half",
-    "holiday",
-    "easter_sunday",
     "tokenize",
     "week_of",
     "year",
@@ -235,10 +235,14 @@ def fold(text: str) -> str:
 _BEFORE_NB = re.compile(r"\bf(?:ø|oe|Ø|OE|Oe)r\b")
 
 
+_ORDINAL_SUFFIX = re.compile(r"(?<=\d)(?:st|nd|rd|th)\b")
+
+
 def tokenize(text: str) -> list[str]:
     """The folded words, numbers and dates of `text`, in order (punctuation dropped). Bokmål "før" (before)
-    would fold to "for"; it becomes "before" so the two stay apart."""
-    return _TOKEN.findall(fold(_BEFORE_NB.sub("before", text)))
+    would fold to "for"; it becomes "before" so the two stay apart. English ordinals lose their ending ("2nd"
+    floor, "15th" March read as 2 and 15)."""
+    return _TOKEN.findall(_ORDINAL_SUFFIX.sub("", fold(_BEFORE_NB.sub("before", text))))
 
 
 # ---------------------------------------------------------------------------------------------------------
