@@ -766,6 +766,7 @@ class Understanding:
     floor: str | None
     text_locale: str  # "nb" | "en": the language the message seems to be written in
     role: str | None = None  # `who`: the role asked about (a role key of the organisation file)
+    period_named: bool = True  # False when the period is the default (no period in the words)
 
     def to_json(self) -> dict[str, Any]:
         out = {
@@ -804,6 +805,26 @@ def _role(concepts: frozenset[str]) -> str | None:
     if "R_HEAD" in concepts:
         return "section_leader" if concepts & {"SECTION", "SECTIONWORD", "FLOOR"} else "unit_head"
     return None
+
+
+def round_of(text: str) -> str | None:
+    """The round kind ("fire", "safety") a name reads as: "Brannvernrunde" is a fire round, "Lab safety round" a
+    safety round. How the bot finds a unit's rounds by what their names say, not by their keys."""
+    concepts: set[str] = set()
+    for tok in tokenize(clip(text)):
+        m = _LEXICON.exact(tok) or _LEXICON.match(tok)
+        if m is not None:
+            concepts |= m.concepts
+    return _round_kind(frozenset(concepts))
+
+
+def smalltalk_kind(text: str) -> str:
+    """"thanks" when the words thank, else "greeting" (for the short friendly answer to small talk)."""
+    for tok in tokenize(clip(text)):
+        m = _LEXICON.exact(tok)
+        if m is not None and "THANKS" in m.concepts:
+            return "thanks"
+    return "greeting"
 
 
 def _next_twelve_months(today: dt.date) -> Period:
@@ -912,6 +933,7 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
     else:
         intent, scores = _choose_intent(frozen)
 
+    named_period = period is not None
     if intent in PERIODLESS:
         period = None
     elif intent in ("overdue", "register_done") and period is not None:  # work done is in the past
@@ -923,7 +945,8 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
             period = periods.month(today.year, today.month)
 
     result = Understanding(intent=intent, period=period, round=_round_kind(frozen), section=section, floor=floor,
-                           text_locale=locale, role=_role(frozen) if intent == "who" else None)
+                           text_locale=locale, role=_role(frozen) if intent == "who" else None,
+                           period_named=named_period)
     evidence = {"tokens": tokens, "corrected": corrected, "concepts": sorted(frozen), "scores": scores,
                 "unknown_words": unknown_words}
     return result, evidence
