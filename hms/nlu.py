@@ -936,7 +936,7 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
     named_period = period is not None
     if intent in PERIODLESS:
         period = None
-    elif intent in ("overdue", "register_done") and period is not None:  # work done is in the past
+    elif intent in ("overdue", "register_done", "done_check") and period is not None:  # work done is in the past
         period = periods.parse_period_tokens(corrected, today, prefer_past=True)
     elif intent == "due" and period is None:
         if "WHEN" in frozen:

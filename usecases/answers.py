@@ -196,15 +196,15 @@ class Answerer:
 
     async def _next_deadlines(self, s: AsyncSession, u: Understanding, tasks: tuple[str, ...], email: str,
                               now: dt.datetime, locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Per place, the first deadline of the task(s) not done yet (an overdue one first)."""
+        """Per place, the next deadline of the task(s) not done yet (what is overdue is the overdue answer's)."""
         today = wheel.local_date(now, self.config)
-        horizon = periods.Period(today - dt.timedelta(days=366), today.replace(year=today.year + HORIZON_YEARS))
+        horizon = periods.Period(today, today.replace(year=today.year + HORIZON_YEARS))
         vis = self.visibility(email).with_sections_of_floors(self.config)
         placed = bool(u.section or u.floor)
         first: dict[tuple[str, str | None, str | None], wheel.DueItem] = {}
         for item in await due_items(s, self.config, horizon, now, self.cache):
             occ = item.occurrence
-            if (occ.task in tasks and item.status in ("overdue", "open", "upcoming")
+            if (occ.task in tasks and item.status in ("open", "upcoming") and occ.due >= today
                     and (placed or vis.sees(occ)) and self.asked.at_place(occ, u.section, u.floor)):
                 first.setdefault((occ.task, occ.section, occ.floor), item)
         name = self._task_title(tasks, locale)
