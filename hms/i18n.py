@@ -216,6 +216,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "smalltalk.greeting": "Hei! Spør meg om frister, runder og tiltak, for eksempel «hva forfaller denne måneden?». Skriv «hjelp» for mer.",
         "smalltalk.thanks": "Bare hyggelig! Si fra hvis det er noe mer.",
         "round.late": "Denne runden hadde frist {due} og er ikke levert. Lever den først; den neste kan du starte etterpå.",
+        "round.late.only": "Denne runden hadde frist {due} og er ikke levert. Du kan levere den nå.",
     },
     "en": {
         "status.upcoming": "upcoming",
@@ -420,6 +421,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "smalltalk.greeting": "Hi! Ask me about deadlines, rounds and measures, for example \"what's due this month?\". Write \"help\" for more.",
         "smalltalk.thanks": "You're welcome! Just ask if there is anything else.",
         "round.late": "This round was due {due} and has not been submitted. Submit it first; you can start the next one afterwards.",
+        "round.late.only": "This round was due {due} and has not been submitted. You can submit it now.",
     },
 }
 

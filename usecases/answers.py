@@ -447,7 +447,8 @@ class Answerer:
         if row is not None and row.id is not None:
             values, comments = await repo.draft(s, row.id)
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
-        notice_text = t(locale, "round.late", due=format_date(occ.due, locale)) if late else None
+        notice_text = t(locale, "round.late" if going else "round.late.only",
+                        due=format_date(occ.due, locale)) if late else None
         card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments,
                                            notice_text=notice_text)
         task = self.config.task(occ.task)
