@@ -1,4 +1,6 @@
-"""A list of occurrences: what is due in a period, what is overdue, or a person's own tasks."""
+"""A list of occurrences: what is due in a period, what is overdue, or a person's own tasks. Work whose window is
+open in the period but whose deadline is later comes after the deadlines, in a short group of its own (one line per
+task and deadline), never mixed in."""
 
 from __future__ import annotations
 
@@ -25,11 +27,22 @@ class DueGroup:
 
 
 @dataclass(frozen=True)
+class LaterRow:
+    """Work open in the period with a later deadline: a task, the places it is open for, its deadline."""
+
+    title: str
+    where: str
+    due: str
+
+
+@dataclass(frozen=True)
 class DueView:
     title: str
     groups: tuple[DueGroup, ...]
     empty_text: str
     scope_note: str | None = None
+    later_title: str = ""
+    later: tuple[LaterRow, ...] = ()
 
 
 def due_card(view: DueView, locale: str) -> dict[str, Any]:
@@ -61,4 +74,8 @@ def due_card(view: DueView, locale: str) -> dict[str, Any]:
         body.append(text(view.empty_text))
     elif total > shown:
         body.append(text(t(locale, "due.more", count=total - shown), subtle=True))
+    if view.later:
+        body.append(subheading(view.later_title))
+        body.extend(text(t(locale, "due.later.row", title=row.title, where=row.where, due=row.due), subtle=True,
+                         spacing="Small") for row in view.later)
     return message(card(body), view.title)

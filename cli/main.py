@@ -99,33 +99,48 @@ def cmd_due(args: argparse.Namespace) -> int:
     if args.section and config.section(args.section) is None:
         raise CliError(f"unknown section {args.section!r}; known: {', '.join(s.key for s in config.sections)}")
     try:
-        items = asyncio.run(due_from_database(settings.database_url, config, period, now,
-                                                       section=args.section, person=args.person))
+        items, later = asyncio.run(due_from_database(settings.database_url, config, period, now,
+                                                     section=args.section, person=args.person))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
+    if not args.open:
+        later = []
     if args.json:
-        print(json.dumps([due_item_json(config, i, args.locale) for i in items], ensure_ascii=False,
-                         indent=2))
+        print(json.dumps([{**due_item_json(config, i, args.locale), "group": group}
+                          for group, rows in (("due", items), ("open", later)) for i in rows],
+                         ensure_ascii=False, indent=2))
     else:
-        print(render_due_text(config, items, period, args.locale))
+        print(render_due_text(config, items, period, args.locale, later, now.astimezone(config.tz).date()))
     return 0
 
 
-def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods.Period, locale: str) -> str:
-    """A terminal listing grouped by the month of each deadline."""
-    from usecases.due import scope_name
-
+def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods.Period, locale: str,
+                    later: Sequence[DueItem] = (), today: dt.date | None = None) -> str:
+    """A terminal listing of the deadlines in the period grouped by month, then (with --open) the windows open in
+    the period whose deadline is later, in a group of their own."""
     lines = [i18n.t(locale, "due.header", period=i18n.format_period(period.start, period.end, locale)), ""]
     if not items:
-        return "\n".join([*lines, i18n.t(locale, "due.none")])
+        lines.append(i18n.t(locale, "due.none"))
+    lines += _due_lines(config, items, locale)
+    if later:
+        now_open = today is not None and period.start <= today <= period.end
+        lines += ["", i18n.t(locale, "due.later" if now_open else "due.later.period")]
+        lines += _due_lines(config, later, locale, months=False)
+    return "\n".join(lines)
+
+
+def _due_lines(config: HmsConfig, items: Sequence[DueItem], locale: str, *, months: bool = True) -> list[str]:
+    from usecases.due import scope_name
+
+    lines: list[str] = []
     month = None
     for item in items:
         occ = item.occurrence
         task = config.task(occ.task)
         assert task is not None
-        if (occ.due.year, occ.due.month) != month:
+        if months and (occ.due.year, occ.due.month) != month:
             month = (occ.due.year, occ.due.month)
-            if len(lines) > 2:
+            if lines:
                 lines.append("")
             lines.append(i18n.format_period(occ.due.replace(day=1), _month_end(occ.due), locale).capitalize())
         person = config.person(occ.assignee) if occ.assignee else None
@@ -135,9 +150,11 @@ def render_due_text(config: HmsConfig, items: Sequence[DueItem], period: periods
             when = i18n.t(locale, "due.window", start=i18n.format_date(occ.window_start, locale, year=False),
                           end=when)
         status = i18n.t(locale, f"status.{item.status}")
+        if not months:
+            when = i18n.t(locale, "due.later.when", due=i18n.format_date(occ.due, locale))
         lines.append(f"  {when:<26} {task.title.get(locale)} · {scope_name(config, occ, locale)}"
                      f" · {who}  [{status}]")
-    return "\n".join(lines)
+    return lines
 
 
 def _month_end(d: dt.date) -> dt.date:
@@ -503,12 +520,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hms-bot", description="HMS-hjulet: the HMS annual wheel in Teams.")
     sub = p.add_subparsers(dest="command", required=True)
 
-    due = sub.add_parser("due", help="what is due in a period (default: this month)")
+    due = sub.add_parser("due", help="the deadlines in a period (default: this month); --open adds open windows")
     due.add_argument("--month", type=_month, help="YYYY-MM")
     due.add_argument("--from", dest="date_from", type=_date, help="YYYY-MM-DD")
     due.add_argument("--to", dest="date_to", type=_date, help="YYYY-MM-DD")
     due.add_argument("--section", help="only this section (key, e.g. samling)")
     due.add_argument("--person", help="only tasks held by this person (e-mail)")
+    due.add_argument("--open", action="store_true",
+                     help="also list work whose window is open in the period but whose deadline is later")
     due.add_argument("--json", action="store_true", help="print JSON")
     due.add_argument("--now", help="answer as of this instant (ISO; local time if no offset)")
     due.add_argument("--locale", choices=("nb", "en"), default="nb")

@@ -52,7 +52,7 @@ longer one question, and a bag-of-keywords reading only piles up concepts from u
 500 characters of real words takes about 2 ms."""
 
 INTENTS = ("due", "overdue", "my_tasks", "status", "open_measures", "start_round", "report_incident",
-           "register_done", "annual_report", "help", "unknown")
+           "register_done", "annual_report", "done_check", "who", "help", "smalltalk", "unknown")
 
 # ---------------------------------------------------------------------------------------------------------
 # Fuzzy matching
@@ -295,14 +295,14 @@ def _rank(m: _Match) -> int:
 # Keyword tables: concept -> (bokmål words, English words). "stem*" matches by prefix, "=word" exactly only.
 
 CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "DUE": (("forfall*", "forfaller", "frist*", "fristen", "tidsfrist*", "innleveringsfrist*"),
+    "DUE": (("forfall*", "forfaller", "forfell", "frist*", "fristen", "tidsfrist*", "innleveringsfrist*"),
             ("due", "deadline*", "duedate*")),
     "AGENDA": (("kommende", "forestående", "snart", "planlagt*", "årshjul*", "kalender*", "skjer", "framover",
                 "fremover", "fremtid*", "framtid*"),
                ("upcoming", "soon", "planned", "scheduled", "schedule", "calendar", "wheel", "happening",
                 "coming", "ahead")),
     "LATE": (("forsink*", "forsinka", "forfalt", "forfalte", "passert", "utløpt*", "overskred*", "oversittet",
-              "etterslep*", "etterskudd*", "sent", "glemt", "glemte", "glemmer"),
+              "etterslep*", "etterskudd*", "sent", "glemt", "glemte", "glemmer", "overtid*", "forsein*"),
              ("overdue*", "=late", "missed", "behind", "lagging", "expired", "passed", "forgot*")),
     "THEDEADLINE": (("fristen",), ("deadline",)),  # "over fristen", "etter fristen", "past the deadline"
     "OVER": (("over",), ()),
@@ -321,7 +321,8 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "SHOULD": (("burde", "skulle", "skal"), ("should", "ought", "supposed")),
     "BEEN": (("=vært", "=blitt"), ("=been",)),
     "ALREADY": (("allerede",), ("already",)),
-    "DO": (("gjøre", "gjøres", "gjør", "utføre*", "gjennomføre*", "fullføre", "rekke", "rekker", "ordne", "ordnes",
+    "DO": (("gjøre", "gjøres", "gjør", "gjere", "gjerast",
+            "utføre*", "gjennomføre*", "fullføre", "rekke", "rekker", "ordne", "ordnes",
             "fikse", "fikses", "levere", "leveres"),
            ("do", "perform*", "carry", "conduct*", "handle", "sort", "deal", "finish", "doing")),
     "MUST": (("må", "skal", "bør", "burde", "trenger", "trengs"),
@@ -329,23 +330,24 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ME": (("jeg", "meg", "eg"), ("me", "myself")),
     "I": (("jeg", "eg"), ()),  # the speaker as subject ("har jeg noe som forfaller"); English "i" is added in analyse
     "MY": (("=mine", "min", "mitt", "mi"), ("my", "=mine")),
-    "TASK": (("oppgave*", "gjøremål*", "arbeidsoppgave*", "ting", "tingene", "liste", "lista", "listen",
+    "TASK": (("oppgave*", "oppgåve*", "gjøremål*", "arbeidsoppgave*", "ting", "tingene", "liste", "lista", "listen",
               "gjøreliste*", "blokka", "blokken", "bordet"),
              ("task*", "todo*", "assignment*", "plate", "chores", "list", "stuff", "jobs", "duties")),
     "WAIT": (("venter", "ventende"), ("waiting", "awaiting", "awaits")),
     "WE": (("vi",), ("we",)),
-    "RESPONSIBLE": (("ansvar*", "tildelt*"), ("responsib*", "assigned")),
+    "RESPONSIBLE": (("ansvar*", "tildelt*"), ("responsib*", "assigned", "hook")),
     "STATUS": (("status*", "fremdrift*", "framdrift*", "tilstand*", "statu*"),
                ("status*", "progress*", "state", "standing", "dashboard")),
     "OVERVIEW": (("oversikt*", "sammendrag*", "sammenfatning*"), ("overview*", "summary", "summarise", "summarize")),
-    "HOW": (("hvordan",), ("how",)),
-    "GOING": (("går", "ligger", "står", "ser"), ("doing", "going", "looking", "progressing", "stand", "getting")),
+    "HOW": (("hvordan", "korleis"), ("how",)),
+    "GOING": (("går", "ligger", "ligg", "står", "ser"),
+              ("doing", "going", "looking", "progressing", "stand", "getting")),
     "MUCH": (("mye", "mange"), ("much", "many")),
-    "WHERE": (("hvor",), ("where",)),
+    "WHERE": (("hvor", "kvar"), ("where",)),
     "FAR": (("langt",), ("far",)),
     "MEASURE": (("tiltak*", "oppfølging*", "korrigerende", "forbedringstiltak*"),
                 ("measure*", "action*", "followup*", "corrective", "remedial")),
-    "OPEN": (("åpne", "åpen", "åpent", "uløst*", "ulukket", "ulukkede", "utestående", "gjenstående"),
+    "OPEN": (("åpne", "åpen", "åpent", "opne", "uløst*", "ulukket", "ulukkede", "utestående", "gjenstående"),
              ("open", "unresolved", "pending", "remaining", "unclosed", "outstanding")),
     "CLOSED": (("lukket", "lukka", "lukke*", "løst", "avsluttet", "avslutte*", "fikset", "fiksa", "ordnet", "ordna",
                 "utbedret", "utbedra", "rettet", "retta"),
@@ -353,7 +355,8 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "DEVIATION": (("avvik*", "funn"), ("deviation*", "nonconformit*", "finding*")),
     "INCIDENT": (("hendelse*", "uønsket", "uønskede", "ulykke*", "nestenulykke*", "skade*", "skadet", "skadd",
                   "uhell*", "personskade*", "brannskade*", "falt", "snublet", "kuttet", "klemt", "besvimt",
-                  "tyveri*", "innbrudd*", "vold", "trussel*", "truet", "brenne*", "=brenner", "brant", "brent",
+                  "tyveri*", "innbrudd*", "ulukke*",
+                  "vold", "trussel*", "truet", "brenne*", "=brenner", "brant", "brent",
                   "branntilløp*", "datt", "detta", "snubl*", "skled", "sklei", "skli*", "velt*", "brukket", "brakk",
                   "brudd", "lekk*", "vannlekk*", "vannskade*", "oversvøm*", "røyklukt*", "gasslukt*", "røyk", "røyker",
                   "blør", "blødde", "blødning*", "sølt", "kollaps*", "raste", "knust", "eksplo*"),
@@ -377,15 +380,30 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ANNUAL": (("årlig*", "års"), ("annual*", "yearly")),
     "HELP": (("hjelp*", "kommando*", "bruksanvisning*", "veiledning*", "meny", "menyen"),
              ("help*", "command*", "menu", "instructions", "usage", "features", "guide")),
-    "WHAT": (("hva", "hvilke", "hvilken", "hvilket"), ("what", "which", "whats")),
+    "WHAT": (("hva", "hvilke", "hvilken", "hvilket", "kva", "kvilke", "kvilken"), ("what", "which", "whats")),
     "CAN": (("kan",), ("can", "could")),
     "YOU": (("du", "deg", "boten", "botten", "roboten"), ("you", "bot")),
     "USE": (("bruke*", "bruker"), ("use", "using")),
     "ASK": (("spørre", "spør", "spørsmål"), ("ask", "question*")),
     "WORK": (("fungerer", "virker", "funker", "funke*"), ("work", "works")),
     "UNDERSTAND": (("forstår", "forstå", "skjønner"), ("understand*",)),
-    "THANKS": (("takk", "takker", "takke"), ("thanks", "thank", "thx", "cheers")),
-    "WHO": (("hvem",), ("who", "whom")),
+    "THANKS": (("takk", "takker", "takke"), ("thanks", "thank", "thx", "cheers", "ty")),
+    "GREET": (("hei", "hallo", "heisann", "hallais", "morn", "god", "heia"), ("hi", "hello", "hey", "morning",
+                                                                          "greetings", "howdy", "hiya")),
+    "WHO": (("hvem", "kven"), ("who", "whom")),
+    "DID": ((), ("did",)),
+    # roles people ask about ("hvem er verneombud for publikum?"); each also stands for ROLE
+    "R_SAFETY_REP": (("verneombud*", "verneombod*"), ("representative*", "=rep", "=reps")),
+    "R_FLOOR_CONTACT": (("etasjekontakt*", "etasjeansvarlig*", "kontaktperson*"), ("contact*",)),
+    "R_DEPUTY": (("=vara", "varaen", "varaetasjekontakt*", "stedfortreder*"), ("deputy", "deputies", "substitute")),
+    "R_ADVISER": (("rådgiver*", "rådgjevar*", "hmsb", "hmsrådgiver*", "hmsbrådgiver*"),
+                  ("adviser*", "advisor*", "coordinator")),
+    "R_SECTION_LEADER": (("seksjonsleder*", "seksjonsleiar*", "seksjonssjef*"), ()),
+    "R_HEAD": (("=leder", "=lederen", "=leiar", "=leiaren", "=sjef", "=sjefen"),
+               ("leader", "head", "manager", "boss", "leads", "runs", "heads")),
+    "R_UNIT_HEAD": (("direktør*", "museumsdirektør*", "enhetsleder*", "instituttleder*", "dekan*"),
+                    ("director*", "dean")),
+    "SECTIONWORD": (("seksjon", "seksjonen", "seksjonens"), ("section", "department")),
     "FROM": (("fra",), ("from",)),
     "WHEN": (("når",), ("when",)),
     "START": (("start*", "begynn*", "igangsett*", "kjør*"), ("start*", "begin*", "launch*", "kick", "run")),
@@ -400,7 +418,8 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ROUND": (("runde*", "inspeksjon*", "befaring*", "sjekkrunde*", "sjekkliste*"),
               ("round*", "inspection*", "walk*", "checklist*")),
     # words that must not be read as a keyword they start with
-    "": (("skadedyr*", "meldingen", "startside*", "tiltaksplan*", "handlingsplan*", "nesten", "rundt"),
+    "": (("skadedyr*", "meldingen", "startside*", "tiltaksplan*", "handlingsplan*", "nesten", "rundt",
+          "ledergrupp*", "varsl*", "varer"),
          ("reporting", "statue")),
 }
 
@@ -421,7 +440,8 @@ FILLER: dict[str, tuple[str, ...]] = {
            "flott", "bra", "topp", "perfekt", "kjempe", "kjempebra", "morn", "mornings", "heisann", "hallais",
            "si", "sier", "trappa", "trappen", "trapp", "gulvet", "kollega", "kollegaen", "besøkende",
            "utstilling*", "utstillingen", "armen", "foten", "hylle", "hylla", "hyllen", "kontoret", "tide",
-           "tid", "tiden", "kommet", "rett", "nok"),
+           "tid", "tiden", "kommet", "rett", "nok", "dei", "ikkje", "eit", "ein", "meir", "berre", "finn", "ho",
+           "han", "kjellaren", "mykje", "vere", "vore", "skal", "ha", "deg", "dykk", "ligg"),
     "en": ("who", "whom", "why", "is", "are", "am", "be", "been", "being", "was", "were", "the", "an", "and", "or",
            "of", "in", "on", "at", "for", "from", "with", "to", "this", "that", "these", "those", "there", "here",
            "does", "did", "we", "us", "our", "your", "it", "its", "they", "them", "their", "had", "would", "will",
@@ -432,17 +452,21 @@ FILLER: dict[str, tuple[str, ...]] = {
            "unit", "section", "floor", "building", "museum", "everything", "anything", "something", "someone",
            "somebody", "one", "team", "good", "morning", "is", "lot", "every", "each", "what", "doing", "great",
            "nice", "cool", "awesome", "perfect", "kind", "type", "stairs", "floor", "visitor", "colleague",
-           "basement", "smell", "case", "shelf", "office", "exhibition", "yet", "time"),
+           "basement", "smell", "case", "shelf", "office", "exhibition", "yet", "time", "there", "s", "so", "our",
+           "on", "has"),
 }
 
 # Period words that tell the language (hms.periods knows the words but not their language).
 PERIOD_LANGUAGE: dict[str, tuple[str, ...]] = {
     "nb": ("denne", "dette", "neste", "forrige", "kommende", "måned", "måneden", "uke", "uka", "uken", "ukene",
            "kvartal", "kvartalet", "året", "årets", "idag", "januar", "februar", "mars", "mai", "juni", "juli",
-           "oktober", "desember", "dagene", "dager", "resten", "innen", "fjor", "neste"),
+           "oktober", "desember", "dagene", "dager", "resten", "innen", "fjor", "neste", "veke", "veka", "månad",
+           "månaden", "jul", "jula", "julen", "påske", "påsken", "sommerferien", "nyttår", "halvår", "semesteret",
+           "etter"),
     "en": ("this", "next", "last", "month", "months", "week", "weeks", "quarter", "year", "years", "today",
            "tomorrow", "yesterday", "days", "january", "february", "march", "may", "june", "july", "october",
-           "december", "rest", "past", "until", "since"),
+           "december", "rest", "past", "until", "since", "christmas", "easter", "summer", "holiday", "holidays",
+           "half", "term", "after"),
 }
 
 # Words that vote for no language: they are common in both.
@@ -467,6 +491,7 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("overdue", "PAST DUE", 3.5),
     ("overdue", "GONE OUT", 4),
     ("overdue", "OVER THEDEADLINE", 5),
+    ("overdue", "LATE THEDEADLINE", 1.5),  # "missed the deadline", "forfalt fristen"
     ("overdue", "AFTER THEDEADLINE", 5),
     ("overdue", "WHAT MISS", 3.5),
     ("overdue", "GOING AFTER", 3),
@@ -546,19 +571,38 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("help", "YOU UNDERSTAND", 3),
     ("help", "WHO YOU", 2.5),  # "hvem er du?"
     ("help", "THANKS HELP", -3),  # "takk for hjelpen" is thanks, not a request for help
+    ("done_check", "DONE ROUND", 5),  # "har vi gjort brannrunden i 3. etasje?": one round, done or not
+    ("done_check", "DID ROUND", 4),  # "did adm do the safety round?"
+    ("done_check", "WHAT", -3),  # "hvilke runder er gjennomført" asks for a list
+    ("done_check", "MUCH", -3),  # "hvor mange runder er gjennomført" asks for a count (status)
+    ("done_check", "NOT", -2),  # "hvilke vernerunder er ikke gjennomført" is overdue work
+    ("done_check", "SHOULD", -2),
+    ("who", "WHO ROLE", 6),  # "hvem er verneombud for publikum?"
+    ("who", "WHO RESPONSIBLE", 4.5),  # "hvem har ansvar for brannvernrunden?"
+    ("who", "ROLE", 1.5),  # "verneombud for publikum?"
+    ("who", "ROLE MY", -1.5),
+    ("smalltalk", "GREET", 2.5),  # "hei" on its own; a greeting before a question loses to the question
+    ("smalltalk", "THANKS", 3),
+    ("smalltalk", "THANKS HELP", 3),  # "takk for hjelpen"
 )
 """Scoring rules. Besides the keyword concepts, `understand` adds PERIOD (a period was named), CLEAN (no
 unrecognised words), SECTION and FLOOR (one was named)."""
 
-INTENT_PRIORITY = ("report_incident", "register_done", "annual_report", "overdue", "open_measures", "my_tasks",
-                   "start_round", "status", "due", "help")
+INTENT_PRIORITY = ("report_incident", "register_done", "annual_report", "who", "done_check", "overdue",
+                   "open_measures", "my_tasks", "start_round", "status", "due", "help", "smalltalk")
 """Who wins a tie: the more specific request first, help last."""
 
 MIN_SCORE = 2.0
 """Below this the message is `unknown`."""
 
 # Intents whose answer does not depend on a period: a period in the text is dropped.
-PERIODLESS = frozenset({"start_round", "report_incident", "help", "unknown"})
+PERIODLESS = frozenset({"start_round", "report_incident", "who", "help", "smalltalk", "unknown"})
+
+ROLE_CONCEPTS = (("R_DEPUTY", "floor_deputy"), ("R_FLOOR_CONTACT", "floor_contact"), ("R_SAFETY_REP", "safety_rep"),
+                 ("R_ADVISER", "hmsb_adviser"), ("R_UNIT_HEAD", "unit_head"), ("R_SECTION_LEADER", "section_leader"))
+"""Role words and the organisation file's role keys, the more specific first ("vara for etasjekontakten" asks for
+the deputy). A generic leader word ("leder", "head") is the section leader where a section is meant, else the unit
+head."""
 
 
 def _lexicon_entries() -> Iterable[tuple[str, Iterable[str], Iterable[str]]]:
@@ -566,6 +610,8 @@ def _lexicon_entries() -> Iterable[tuple[str, Iterable[str], Iterable[str]]]:
         concepts: tuple[str, ...] = (concept,) if concept else ()
         if concept in ("FIRE_ROUND", "SAFETY_ROUND"):
             concepts = (concept, "ROUND")
+        elif concept.startswith("R_"):
+            concepts = (concept, "ROLE")
         for w in nb:
             yield w, concepts, ("nb",)
         for w in en:
@@ -595,6 +641,24 @@ _PERFECT_AUX = frozenset({"have", "has"})
 # Vocabulary: the unit's sections and floors
 
 
+FLOOR_WORDS = frozenset(fold(w) for w in ("etasje", "etasjen", "etg", "etage", "etasjar", "floor", "fl"))
+_FLOOR_ORDINALS = {fold(w): str(n) for n, ws in {1: ("første", "fyrste", "first"), 2: ("andre", "second"),
+                                                 3: ("tredje", "third"), 4: ("fjerde", "fourth"),
+                                                 5: ("femte", "fifth")}.items() for w in ws}
+
+
+def floor_tokens(tokens: Sequence[str]) -> list[str]:
+    """Tokens with floor names written one way: "3. etg", "tredje etasje", "third floor" and "3rd floor" all read as
+    "3 etasje" (one token for one token, so positions stay). Used on both the unit's names and the message."""
+    out = list(tokens)
+    for i, w in enumerate(out):
+        if w in FLOOR_WORDS:
+            out[i] = "etasje"
+            if i and out[i - 1] in _FLOOR_ORDINALS:
+                out[i - 1] = _FLOOR_ORDINALS[out[i - 1]]
+    return out
+
+
 class _AliasIndex:
     """Finds section and floor names in a token list. Built once per Vocabulary, not changed afterwards."""
 
@@ -606,7 +670,7 @@ class _AliasIndex:
         for kind, table in (("section", sections), ("floor", floors)):
             for key, names in table.items():
                 for name in (key, *names):
-                    toks = tuple(tokenize(name))
+                    toks = tuple(floor_tokens(tokenize(name)))
                     if toks:
                         names_of.setdefault((kind, key), []).append(toks)
                         for w in toks:
@@ -634,6 +698,7 @@ class _AliasIndex:
 
     def find(self, tokens: Sequence[str], fuzzy: Sequence[bool]) -> tuple[dict[str, str], set[int]]:
         """The best section and floor named ({kind: key}), and which token positions were used."""
+        tokens = floor_tokens(tokens)
         matched: list[frozenset[str]] = []
         for tok, fz in zip(tokens, fuzzy, strict=True):
             m = self.lexicon.match(tok, fuzzy=fz)
@@ -700,15 +765,18 @@ class Understanding:
     section: str | None
     floor: str | None
     text_locale: str  # "nb" | "en": the language the message seems to be written in
+    role: str | None = None  # `who`: the role asked about (a role key of the organisation file)
+    period_named: bool = True  # False when the period is the default (no period in the words)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "intent": self.intent,
             "period": self.period.to_json() if self.period else None,
             "round": self.round,
             "section": self.section,
             "floor": self.floor,
         }
+        return {**out, "role": self.role} if self.intent == "who" else out
 
 
 def _choose_intent(concepts: frozenset[str]) -> tuple[str, dict[str, float]]:
@@ -728,6 +796,35 @@ def _round_kind(concepts: frozenset[str]) -> str | None:
     if "SAFETY_ROUND" in concepts or {"SAFETY", "ROUND"} <= concepts:
         return "safety"
     return None
+
+
+def _role(concepts: frozenset[str]) -> str | None:
+    for concept, role in ROLE_CONCEPTS:
+        if concept in concepts:
+            return role
+    if "R_HEAD" in concepts:
+        return "section_leader" if concepts & {"SECTION", "SECTIONWORD", "FLOOR"} else "unit_head"
+    return None
+
+
+def round_of(text: str) -> str | None:
+    """The round kind ("fire", "safety") a name reads as: "Brannvernrunde" is a fire round, "Lab safety round" a
+    safety round. How the bot finds a unit's rounds by what their names say, not by their keys."""
+    concepts: set[str] = set()
+    for tok in tokenize(clip(text)):
+        m = _LEXICON.exact(tok) or _LEXICON.match(tok)
+        if m is not None:
+            concepts |= m.concepts
+    return _round_kind(frozenset(concepts))
+
+
+def smalltalk_kind(text: str) -> str:
+    """"thanks" when the words thank, else "greeting" (for the short friendly answer to small talk)."""
+    for tok in tokenize(clip(text)):
+        m = _LEXICON.exact(tok)
+        if m is not None and "THANKS" in m.concepts:
+            return "thanks"
+    return "greeting"
 
 
 def _next_twelve_months(today: dt.date) -> Period:
@@ -836,9 +933,10 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
     else:
         intent, scores = _choose_intent(frozen)
 
+    named_period = period is not None
     if intent in PERIODLESS:
         period = None
-    elif intent in ("overdue", "register_done") and period is not None:  # work done is in the past
+    elif intent in ("overdue", "register_done", "done_check") and period is not None:  # work done is in the past
         period = periods.parse_period_tokens(corrected, today, prefer_past=True)
     elif intent == "due" and period is None:
         if "WHEN" in frozen:
@@ -847,7 +945,8 @@ def analyse(text: str, today: dt.date, vocab: Vocabulary) -> tuple[Understanding
             period = periods.month(today.year, today.month)
 
     result = Understanding(intent=intent, period=period, round=_round_kind(frozen), section=section, floor=floor,
-                           text_locale=locale)
+                           text_locale=locale, role=_role(frozen) if intent == "who" else None,
+                           period_named=named_period)
     evidence = {"tokens": tokens, "corrected": corrected, "concepts": sorted(frozen), "scores": scores,
                 "unknown_words": unknown_words}
     return result, evidence

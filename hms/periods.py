@@ -34,6 +34,15 @@ Rules for resolving what the words mean (`today` is the reference day):
 * "fra mars til mai", "from Q1 to Q2", "1.12-15.12" join two periods; "innen 1. desember", "by March",
   "until next week" run from today to that period's end; "siden 1. oktober"/"since October" from that
   period's start to today.
+* Holidays people count to: "jul"/"Christmas" is 24-26 December (Christmas Eve is the holiday here), "påske"/
+  "Easter" Maundy Thursday to Easter Monday, "sommerferien"/"the summer holiday" the common July holiday (ISO weeks
+  28-30, "fellesferien", as in `hms.workdays`), "nyttår"/"new year" 1 January; each is its next occurrence (the one
+  going on counts). "før jul" runs from today to the day before; "etter nyttår"/"after Easter" is the month that
+  follows (January after new year, else the 30 days after the holiday).
+* Halves and terms: "første/andre halvår", "the first half of next year" (January-June, July-December, the next one
+  unless a year is named); a term (semester) is spring (January-June) or autumn (August-December; July counts
+  towards it): "dette semesteret", "this term", "neste semester", "høstsemesteret", "spring term".
+* Nynorsk forms of the units are read too ("veka", "neste veke", "denne månaden").
 * When several periods are named, the first one wins.
 """
 
@@ -50,13 +59,18 @@ __all__ = [
     "PERIOD_WORDS",
     "Period",
     "day",
+    "easter_sunday",
     "fold",
+    "half",
+    "holiday",
     "iso_week",
     "month",
     "parse_period",
     "parse_period_tokens",
     "quarter",
     "quarter_of",
+    "term",
+    "term_of",
     "tokenize",
     "week_of",
     "year",
@@ -141,6 +155,50 @@ def year_of(d: dt.date) -> Period:
     return year(d.year)
 
 
+def half(y: int, n: int) -> Period:
+    """The first (n=1: January-June) or second (n=2: July-December) half of year `y`."""
+    return Period(dt.date(y, 1 if n == 1 else 7, 1), dt.date(y, 6, 30) if n == 1 else dt.date(y, 12, 31))
+
+
+def term(y: int, n: int) -> Period:
+    """A university term: spring (n=1: January-June) or autumn (n=2: August-December) of year `y`."""
+    return Period(dt.date(y, 1, 1), dt.date(y, 6, 30)) if n == 1 else Period(dt.date(y, 8, 1), dt.date(y, 12, 31))
+
+
+def term_of(d: dt.date, offset: int = 0) -> Period:
+    """The term `d` falls in (July counts towards the autumn term), moved by `offset` terms."""
+    index = d.year * 2 + (0 if d.month <= 6 else 1) + offset
+    return term(index // 2, index % 2 + 1)
+
+
+def easter_sunday(y: int) -> dt.date:
+    """Easter Sunday of year `y` (the Gregorian computus)."""
+    a, b, c = y % 19, y // 100, y % 100
+    d, e = divmod(b, 4)
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = divmod(c, 4)
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 19 * l_) // 433
+    mo = (h + l_ - 7 * m + 90) // 25
+    return dt.date(y, mo, (h + l_ - 7 * m + 33 * mo + 19) % 32)
+
+
+def holiday(name: str, y: int) -> tuple[Period, Period]:
+    """A holiday in year `y` and what "after" it means: ("christmas", "easter", "summer", "new_year")."""
+    if name == "new_year":
+        return day(dt.date(y, 1, 1)), month(y, 1)
+    if name == "christmas":
+        p = Period(dt.date(y, 12, 24), dt.date(y, 12, 26))
+    elif name == "easter":
+        sunday = easter_sunday(y)
+        p = Period(sunday - dt.timedelta(days=3), sunday + dt.timedelta(days=1))
+    else:  # the common July holiday, ISO weeks 28-30
+        p = Period(dt.date.fromisocalendar(y, 28, 1), dt.date.fromisocalendar(y, 30, 7))
+    after = p.end + dt.timedelta(days=1)
+    return p, Period(after, after + dt.timedelta(days=29))
+
+
 def _add_months(y: int, m: int, k: int) -> tuple[int, int]:
     n = y * 12 + (m - 1) + k
     return n // 12, n % 12 + 1
@@ -177,10 +235,14 @@ def fold(text: str) -> str:
 _BEFORE_NB = re.compile(r"\bf(?:ø|oe|Ø|OE|Oe)r\b")
 
 
+_ORDINAL_SUFFIX = re.compile(r"(?<=\d)(?:st|nd|rd|th)\b")
+
+
 def tokenize(text: str) -> list[str]:
     """The folded words, numbers and dates of `text`, in order (punctuation dropped). Bokmål "før" (before)
-    would fold to "for"; it becomes "before" so the two stay apart."""
-    return _TOKEN.findall(fold(_BEFORE_NB.sub("before", text)))
+    would fold to "for"; it becomes "before" so the two stay apart. English ordinals lose their ending ("2nd"
+    floor, "15th" March read as 2 and 15)."""
+    return _TOKEN.findall(_ORDINAL_SUFFIX.sub("", fold(_BEFORE_NB.sub("before", text))))
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -198,21 +260,25 @@ LAST = _f("forrige", "sist", "siste", "last", "previous", "past", "foregående")
 UNIT_WORDS: dict[str, str] = {}
 for _unit, _words in {
     "day": ("dag", "dager", "dagene", "døgn", "day", "days"),
-    "week": ("uke", "uka", "uken", "uker", "ukene", "ukas", "ukens", "veke", "week", "weeks", "wk"),
-    "month": ("måned", "måneden", "måneder", "månedene", "månedens", "mnd", "mnd.", "month", "months", "mth"),
+    "week": ("uke", "uka", "uken", "uker", "ukene", "ukas", "ukens", "veke", "veka", "veker", "vekene", "vekas",
+             "week", "weeks", "wk"),
+    "month": ("måned", "måneden", "måneder", "månedene", "månedens", "mnd", "mnd.", "månad", "månaden", "månader",
+              "månadene", "månadens", "month", "months", "mth"),
     "quarter": ("kvartal", "kvartalet", "kvartaler", "kvartalene", "kvartalets", "quarter", "quarters", "qtr"),
     "year": ("år", "året", "årene", "årets", "year", "years", "yr"),
+    "term": ("semester", "semesteret", "semestre", "semestrene", "semesterets", "term", "semestre", "terms"),
 }.items():
     for _w in _words:
         UNIT_WORDS[fold(_w).rstrip(".")] = _unit
 
 # Plural units after "neste"/"coming" without a number, and how many they stand for.
 PLURAL_UNITS = {fold(w): n for w, n in (("dagene", 7), ("dager", 7), ("days", 7), ("ukene", 4), ("uker", 4),
-                                        ("weeks", 4), ("månedene", 3), ("måneder", 3), ("months", 3))}
+                                        ("weeks", 4), ("vekene", 4), ("veker", 4), ("månedene", 3), ("måneder", 3),
+                                        ("månadene", 3), ("månader", 3), ("months", 3))}
 
 # Definite forms that on their own mean "the current one" ("i måneden", "uka", "årets").
 DEFINITE_THIS = _f("måneden", "månedens", "uka", "uken", "ukas", "ukens", "kvartalet", "kvartalets", "året",
-                   "årets")
+                   "årets", "veka", "vekas", "månaden", "månadens", "semesteret", "semesterets")
 
 MONTH_NAMES: dict[str, int] = {}
 for _i, _names in enumerate(
@@ -278,14 +344,26 @@ UNTIL = _f("innen", "til", "by", "until", "till", "inntil", "through", "thru")
 BEFORE = _f("before")
 SINCE = _f("siden", "since")
 WEEK_NUMBER_FILLER = _f("nr", "no", "number", "nummer")
+AFTER = _f("etter", "after")
+HALF_WORDS = _f("halvår", "halvåret", "halvårs", "half", "halvdel", "halvdelen")
+SEASON_TERMS = {fold(w): n for w, n in (("vårsemester", 1), ("vårsemesteret", 1), ("spring", 1),
+                                        ("høstsemester", 2), ("høstsemesteret", 2), ("autumn", 2), ("fall", 2))}
+HOLIDAYS: dict[str, str] = {fold(w): h for h, ws in {
+    "christmas": ("jul", "julen", "jula", "juleferie", "juleferien", "julaften", "christmas", "xmas"),
+    "easter": ("påske", "påsken", "påska", "påskeferie", "påskeferien", "easter"),
+    "summer": ("sommerferie", "sommerferien", "fellesferie", "fellesferien", "sommaren", "sommeren",
+               "sumarferien", "summer"),
+    "new_year": ("nyttår", "nyttåret", "nyår", "nyåret"),
+}.items() for w in ws}
+HOLIDAY_TAIL = _f("holiday", "holidays", "vacation", "break", "ferie", "ferien", "s")  # "summer holiday", "new year's"
 PAST_MARKERS = _f("ble", "var", "gjorde", "skjedde", "hadde", "fikk", "forfalt", "forrige", "sist", "was", "were",
                   "did", "happened", "had", "last", "previous", "ago", "fjor", "ifjor", "siden", "since")
 
 PERIOD_WORDS: frozenset[str] = frozenset(
     THIS | NEXT | LAST | UNIT_WORDS.keys() | DEFINITE_THIS | MONTH_NAMES.keys()
     | {w for w in NUMBER_WORDS if len(w) > 2} | {w for w in ORDINALS if w.isalpha()} | TODAY | TOMORROW
-    | YESTERDAY | LAST_YEAR | REST | BEFORE
-    | _f("kvartal", "morgen", "fjor", "resten", "innen", "siden", "since", "until")
+    | YESTERDAY | LAST_YEAR | REST | BEFORE | HOLIDAYS.keys() | HALF_WORDS
+    | _f("kvartal", "morgen", "fjor", "resten", "innen", "siden", "since", "until", "semester", "semesteret")
 )
 """Every (folded) word the parser knows; hms.nlu spell-corrects message words against these."""
 
@@ -301,6 +379,7 @@ class _Mention:
     period: Period
     named_month: int | None = None  # a month named without a year, for ranges like "oktober til desember"
     kind: str = ""  # "day", "month", ...: two of a kind side by side ("1.12-15.12") make a range
+    after: Period | None = None  # what "etter"/"after" it means (holidays)
 
 
 class _Parser:
@@ -405,6 +484,8 @@ class _Parser:
         if unit == "quarter":
             y, m = _add_months(t.year, t.month, 3 * offset)
             return quarter_of(dt.date(y, m, 1))
+        if unit == "term":
+            return term_of(t, offset)
         return year(t.year + offset)
 
     def span(self, unit: str, n: int, forward: bool) -> Period:
@@ -415,7 +496,7 @@ class _Parser:
         if unit == "week":
             delta = dt.timedelta(days=7 * n - 1)
             return Period(t, t + delta) if forward else Period(t - delta, t)
-        months = {"month": 1, "quarter": 3, "year": 12}[unit] * n
+        months = {"month": 1, "quarter": 3, "term": 6, "year": 12}[unit] * n
         if forward:
             return Period(t, _shift_date_months(t, months) - dt.timedelta(days=1))
         return Period(_shift_date_months(t, -months) + dt.timedelta(days=1), t)
@@ -618,12 +699,86 @@ class _Parser:
             return _Mention(i, yp[1], month(yp[0], m), kind="month")
         return _Mention(i, i + 1, self.resolve_month(m, None), named_month=m, kind="month")
 
+    def at_holiday(self, i: int) -> _Mention | None:
+        """"jul", "påske", "sommerferien", "the summer holiday", "new year", "nyttår": the next one (or the one going
+        on); with a year ("påske 2027") that year's."""
+        w = self.tok(i)
+        name = HOLIDAYS.get(w)
+        stop = i + 1
+        if name is None and w == "new" and UNIT_WORDS.get(self.tok(i + 1)) == "year":
+            name, stop = "new_year", i + 2
+        if name is None:
+            return None
+        while self.tok(stop) in HOLIDAY_TAIL:
+            stop += 1
+        yp = self.year_phrase(stop)
+        if yp is not None:
+            found = holiday(name, yp[0])
+            stop = yp[1]
+        else:
+            found = holiday(name, self.today.year)
+            if found[0].end < self.today if not self.past else found[0].start > self.today:
+                found = holiday(name, self.today.year + (-1 if self.past else 1))
+        return _Mention(i, stop, found[0], kind="holiday", after=found[1])
+
+    def at_half(self, i: int) -> _Mention | None:
+        """"første halvår", "andre halvår 2027", "the first half of next year", "second half of the year"."""
+        w = self.tok(i)
+        n = ORDINALS.get(w) if w.isalpha() else (int(w) if w in ("1", "2") else None)
+        if n not in (1, 2):
+            return None
+        j = i + 1
+        if self.tok(j) in ORDINAL_SUFFIXES:
+            j += 1
+        if self.tok(j) not in HALF_WORDS:
+            return None
+        j += 1
+        k = j
+        while self.tok(k) in ("of", "av", "the", "this", "dette"):
+            k += 1
+        yp = self.year_phrase(k)
+        if yp is None and UNIT_WORDS.get(self.tok(k)) == "year":  # "of the year"
+            yp = (self.today.year, k + 1)
+        first_month = 1 if n == 1 else 7
+        if yp is not None:
+            y, stop = yp
+        else:
+            y, stop = self.today.year, j
+            end_month = first_month + 5
+            if not self.past and (self.today.year, self.today.month) > (y, end_month):
+                y += 1
+            elif self.past and (self.today.year, self.today.month) < (y, first_month):
+                y -= 1
+        return _Mention(i, stop, Period(dt.date(y, first_month, 1), month(y, first_month + 5).end))
+
+    def at_season_term(self, i: int) -> _Mention | None:
+        """"høstsemesteret", "vårsemester 2027", "the spring term", "autumn semester"."""
+        w = self.tok(i)
+        n = SEASON_TERMS.get(w)
+        if n is None:
+            return None
+        stop = i + 1
+        if w in ("spring", "autumn", "fall"):  # English needs the unit after it
+            if UNIT_WORDS.get(self.tok(i + 1)) != "term":
+                return None
+            stop = i + 2
+        yp = self.year_phrase(stop)
+        if yp is not None:
+            return _Mention(i, yp[1], term(yp[0], n))
+        y = self.today.year
+        p = term(y, n)
+        if not self.past and p.end < self.today:
+            p = term(y + 1, n)
+        elif self.past and p.start > self.today:
+            p = term(y - 1, n)
+        return _Mention(i, stop, p)
+
     def at_year(self, i: int) -> _Mention | None:
         y = self.year_number(i)
         return _Mention(i, i + 1, year(y)) if y is not None else None
 
-    PATTERNS = (at_date_token, at_relative_span, at_rest_of, at_modifier_unit, at_week_number, at_quarter,
-                at_month, at_day_words, at_definite, at_year)
+    PATTERNS = (at_date_token, at_relative_span, at_rest_of, at_modifier_unit, at_week_number, at_half, at_quarter,
+                at_month, at_day_words, at_definite, at_holiday, at_season_term, at_year)
 
     def mentions(self) -> list[_Mention]:
         found: list[_Mention] = []
@@ -644,7 +799,10 @@ class _Parser:
         if not found:
             return None
         first = found[0]
-        before = self.tok(first.start - 1)
+        k = first.start - 1
+        while self.tok(k) == "the" and k > 0:  # "before the summer holiday"
+            k -= 1
+        before = self.tok(k)
         if len(found) > 1:
             second = found[1]
             gap = self.t[first.stop:second.start]
@@ -661,6 +819,8 @@ class _Parser:
             return Period(self.today, first.period.end)
         if before in BEFORE and first.period.start > self.today:
             return Period(self.today, first.period.start - dt.timedelta(days=1))
+        if before in AFTER and first.after is not None:
+            return first.after
         if before in SINCE and first.period.start <= self.today:
             return Period(first.period.start, self.today)
         return first.period

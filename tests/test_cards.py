@@ -13,15 +13,17 @@ import pytest
 from cards.actions import BadAction, CardAction, unpack
 from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
 from cards.digest import DigestView, digest_card
-from cards.due_list import DueGroup, DueRow, DueView, due_card
+from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measure import MeasureView, measure_card
 from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
+from cards.task_check import CheckRow, CheckView, task_check_card
 from cards.task_done import TaskView, task_card
 from cards.unknown_user import UnknownUserView, unknown_user_card
 from cards.welcome import WelcomeView, welcome_card
+from cards.who import WhoRow, WhoView, who_card
 
 GOLDEN = Path(__file__).parent / "golden"
 KEY = b"golden"
@@ -70,6 +72,18 @@ CASES: dict[str, Any] = {
                                                           "30. november 2026"), "nb"),
     "status_first_day_nb": lambda: status_card(StatusView("Status 2026", StatusLine("", 0, 14, 0, 0), (), 0, 5, 0,
                                                           34, "30. november 2026", "Brannvernrunde"), "nb"),
+    "due_open_later_nb": lambda: due_card(DueView("Frister – mars 2027", (DueGroup("Mars 2027", (
+        DueRow("31. mars", "Brannvernrunde", "Historisk museum, 1. etasje", "Fatima Ali", "open"),)),),
+        "Ingenting", "Viser hele enheten.", "Åpent nå, frist senere", (
+            LaterRow("Vernerunde", "4 seksjoner", "1. juli 2027"),
+            LaterRow("Helhetlig ROS-analyse", "Kulturhistorisk museum", "15. juni 2027"))), "nb"),
+    "task_check_nb": lambda: task_check_card(CheckView("Brannvernrunde – er den gjort?", (
+        CheckRow("Historisk museum, 3. etasje (2027-Q1)", "Utført av Maria Johansen 3. mars 09:12.", True),
+        CheckRow("Historisk museum, 2. etasje (2027-Q1)", "Ikke utført · fristen var 31. mars 2027", False, True)),
+        "Ingen", "Viser hele enheten."), "nb"),
+    "who_en": lambda: who_card(WhoView("Floor contact", (
+        WhoRow("Eirik Haugen", "floor contact for Historical Museum, 2nd floor", "eirik.haugen@khm.uio.no",
+               "Formidler"),), "Nobody"), "en"),
     "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
                                                    "EA-1", "https://si-fra.example/"), "nb",
                                        CardAction("measure.close", "1", "n").pack(KEY),

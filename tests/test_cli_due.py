@@ -43,8 +43,10 @@ def test_due_2027_json(sqlite_env: str, capsys: pytest.CaptureFixture[str], khm:
     assert {r["due"] for r in rows if r["task"] == "annual_report"} == {"2027-12-01"}
     assert [(r["window_start"], r["window_end"]) for r in rows if r["task"] == "management_review"] == [
         ("2027-10-01", "2027-11-30")]
+    # deadlines in the period only: the focus areas' window opening 1 December 2027 is due in 2028
     assert [(r["window_start"], r["window_end"]) for r in rows if r["task"] == "focus_areas"] == [
-        ("2026-12-01", "2027-01-31"), ("2027-12-01", "2028-01-31")]
+        ("2026-12-01", "2027-01-31")]
+    assert {r["group"] for r in rows} == {"due"}
     assert by_task["ros"] == 1 and "ark_survey" not in by_task
     required = {"task", "title", "section", "floor", "assignee", "due", "window_start", "window_end", "status"}
     assert all(required <= set(r) for r in rows)
@@ -52,6 +54,26 @@ def test_due_2027_json(sqlite_env: str, capsys: pytest.CaptureFixture[str], khm:
     assert (hm2["title"], hm2["floor"], hm2["section"], hm2["assignee"], hm2["status"]) == (
         "Brannvernrunde", "hm-2", "publikum", "eirik.haugen@khm.uio.no", "upcoming")
     assert [r["due"] for r in rows] == sorted(r["due"] for r in rows)
+
+
+def test_open_windows_are_a_group_of_their_own(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """"Due in March" means the deadline is in March (it listed 18 rows, 13 of them due in June or July): the
+    windows open in March with a later deadline come only with --open, marked as their own group."""
+    due = run_json(capsys, "--month", "2027-03", "--now", "2027-03-10T09:00")
+    assert due and all("2027-03-01" <= r["due"] <= "2027-03-31" and r["group"] == "due" for r in due)
+    assert {r["task"] for r in due} == {"fire_round"}
+    both = run_json(capsys, "--month", "2027-03", "--open", "--now", "2027-03-10T09:00")
+    assert [r for r in both if r["group"] == "due"] == due
+    later = [r for r in both if r["group"] == "open"]
+    assert {r["task"] for r in later} == {"vernerunde", "appraisals", "ros", "section_risk_assessment"}
+    assert len(due) + len(later) == 18 and len(later) == 13
+    assert all(r["due"] > "2027-03-31" and r["window_start"] <= "2027-03-31" for r in later)
+    assert main(["due", "--month", "2027-03", "--open", "--now", "2027-03-10T09:00"]) == 0
+    out = capsys.readouterr().out
+    assert out.index("Mars 2027") < out.index("Åpent nå, frist senere") < out.index("Vernerunde")
+    assert "frist 1. juli 2027" in out
+    assert main(["due", "--month", "2027-03", "--now", "2027-03-10T09:00"]) == 0
+    assert "Vernerunde" not in capsys.readouterr().out
 
 
 def test_filters(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -91,15 +113,18 @@ def test_text_output_grouped_by_month(sqlite_env: str, capsys: pytest.CaptureFix
     assert "Juni 2027" in out and "Juli 2027" in out
     assert out.index("Juni 2027") < out.index("\n  30. juni") < out.index("Juli 2027") < out.index("\n  1. juli")
     assert "Vernerunde · Seksjon for samlingsforvaltning · Tor Arne Nilsen  [åpen]" in out
-    assert main(["due", "--month", "2027-10", "--locale", "en", "--now", "2027-10-02T09:00"]) == 0
+    assert main(["due", "--month", "2027-10", "--locale", "en", "--open", "--now", "2027-10-02T09:00"]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Deadlines October 2027") and "1 October – 30 November" in out
+    assert out.startswith("Deadlines October 2027") and "Open now, due later" in out
+    assert "due 30 November 2027" in out.split("Open now, due later")[1]  # the management review's window
 
 
 def test_default_is_this_month(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
     rows = run_json(capsys, "--now", "2026-11-26T10:00")
-    assert {r["task"] for r in rows} >= {"annual_report", "management_review", "fire_round"}
-    assert all(r["window_start"] <= "2026-11-30" and r["window_end"] >= "2026-11-01" for r in rows)
+    assert {r["task"] for r in rows} == {"management_review"}  # due 30 November
+    assert all("2026-11-01" <= r["due"] <= "2026-11-30" for r in rows)
+    rows = run_json(capsys, "--open", "--now", "2026-11-26T10:00")
+    assert {r["task"] for r in rows if r["group"] == "open"} >= {"annual_report", "fire_round"}
 
 
 @pytest.mark.parametrize("args", [

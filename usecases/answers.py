@@ -16,24 +16,35 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.annual_report import AnnualReportView, annual_report_card
 from cards.common import message
-from cards.due_list import DueGroup, DueRow, DueView, due_card
+from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measures import MeasureRow, open_measures_card
 from cards.notices import notice_card
 from cards.status import StatusLine, StatusView, status_card
+from cards.task_check import CheckRow, CheckView, task_check_card
+from cards.who import WhoRow, WhoView, who_card
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
-from hms.nlu import Understanding, Vocabulary, clip, text_language, understand
+from hms.nlu import Understanding, Vocabulary, clip, smalltalk_kind, text_language, understand
 from storage import repo, sessions
+from usecases.asked import AskedTasks
 from usecases.database import opened
-from usecases.due import due_items, scope_name, tracking_starts
+from usecases.due import by_deadline, due_items, scope_name, tracking_starts
+from usecases.naming import Names
 from usecases.rounds import Rounds, nonce_for
 
 WHOLE_UNIT_ROLES = {"hmsb_adviser", "unit_head", "management_group", "lamu"}
 REPORT_GRACE = 60  # days after its deadline a report is still the one at hand (a late one is still written)
 MEMO_SIZE = 512  # entries per memo (cards, understandings); the oldest goes first
+HORIZON_YEARS = 4  # how far ahead "when is X" looks: every_n_years tasks come every third year
+LATE_GRACE_DAYS = 31
+"""How long after its deadline a missed round is offered before the one going on ("start brannvernrunde" on 3 April
+offers the missed first-quarter round); later, the round going on comes first (a fire round three months late no
+longer says how the floor is). With no round going on, the missed one is offered (a vernerunde in August)."""
+
+
 @dataclass(frozen=True)
 class Visibility:
     """What part of the wheel a person sees: a building's tasks are seen by those who hold a role for it or for one
@@ -48,6 +59,11 @@ class Visibility:
         return (self.everything or occ.section in self.sections or occ.floor in self.floors
                 or any(s in self.sections for s in occ.sections)
                 or (occ.scope == "building" and occ.building in self.buildings))
+
+    def with_sections_of_floors(self, config: HmsConfig) -> Visibility:
+        """Also the sections of the floors seen: a floor contact asking about a section's round sees her own."""
+        sections = {s for f in config.floors() if f.key in self.floors for s in (f.section, *f.sections)}
+        return Visibility(self.everything, self.sections | frozenset(sections), self.floors, self.buildings)
 
     def describe(self, config: HmsConfig, locale: str) -> str:
         lang = i18n.lang(locale)
@@ -117,6 +133,8 @@ class Answerer:
         self.rounds = rounds
         self.vocab = vocabulary(config)
         self.cache = wheel.OccurrenceCache(config)
+        self.asked = AskedTasks(config)
+        self.names = Names(config)
         self._cards: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any]]] = {}
         self._understood: dict[tuple[str, dt.date], Understanding] = {}
         self._visibility: dict[str, Visibility] = {}
@@ -139,9 +157,12 @@ class Answerer:
         """Understand `text_value` asked by `email` and build the answer card in `locale`."""
         u = self.understand(text_value, now)
         handler = getattr(self, f"_{u.intent}", None)
-        if u.intent == "register_done":  # the one answer that reads the words again: a task named by its title
+        if u.intent == "register_done":  # answers that read the words again: a task named by its title
             activity, summary = await self.rounds.registration.answer(session, u, text_value, email.lower(), now,
                                                                       locale)
+        elif u.intent in ("due", "done_check", "who", "smalltalk"):
+            activity, summary = await getattr(self, f"_{u.intent}")(session, u, email.lower(), now, locale,
+                                                                   text_value)
         elif handler is None:
             activity, summary = help_card(locale, short=True), {}
         else:
@@ -154,16 +175,147 @@ class Answerer:
                     locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         return help_card(locale), {}
 
-    async def _due(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
-                   locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def _smalltalk(self, _s: AsyncSession, _u: Understanding, _e: str, _n: dt.datetime, locale: str,
+                         text_value: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        kind = smalltalk_kind(text_value)
+        return notice_card(t(locale, f"smalltalk.{kind}")), {"smalltalk": kind}
+
+    async def _due(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime, locale: str,
+                   text_value: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
+        """Deadlines in the period; work open in it with a later deadline apart. A question about one task without
+        a period ("når er vernerunden?") gets that task's next deadline per place."""
         today = wheel.local_date(now, self.config)
         period = u.period or periods.month(today.year, today.month)
         vis = self.visibility(email)
-        items = [i for i in await due_items(s, self.config, period, now, self.cache) if vis.sees(i.occurrence)]
+        tasks = self.asked.tasks(u, text_value)
+        if tasks and not u.period_named:
+            return await self._next_deadlines(s, u, tasks, email, now, locale)
+        if tasks:
+            vis = vis.with_sections_of_floors(self.config)
+        items = [i for i in await due_items(s, self.config, period, now, self.cache)
+                 if (vis.sees(i.occurrence) or (tasks and (u.section or u.floor)))]
         if u.section:
             items = [i for i in items if i.occurrence.concerns(u.section)]
-        title = t(locale, "due.title", period=i18n.format_period(period.start, period.end, locale))
-        return self._due_card(title, items, t(locale, "due.empty"), vis, locale)
+        span = i18n.format_period(period.start, period.end, locale)
+        title, empty = t(locale, "due.title", period=span), t(locale, "due.empty")
+        if tasks:
+            items = [i for i in items if i.occurrence.task in tasks
+                     and self.asked.at_place(i.occurrence, u.section, u.floor)]
+            name = self._task_title(tasks, locale)
+            title, empty = t(locale, "due.title.task", task=name, period=span), t(locale, "due.empty.task", task=name)
+        due, later = by_deadline(items, period)
+        later_title = t(locale, "due.later" if period.start <= today <= period.end else "due.later.period")
+        return self._due_card(title, due, empty, vis, locale, later, later_title)
+
+    async def _next_deadlines(self, s: AsyncSession, u: Understanding, tasks: tuple[str, ...], email: str,
+                              now: dt.datetime, locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Per place, the next deadline of the task(s) not done yet (what is overdue is the overdue answer's)."""
+        today = wheel.local_date(now, self.config)
+        horizon = periods.Period(today, today.replace(year=today.year + HORIZON_YEARS))
+        vis = self.visibility(email).with_sections_of_floors(self.config)
+        placed = bool(u.section or u.floor)
+        first: dict[tuple[str, str | None, str | None], wheel.DueItem] = {}
+        for item in await due_items(s, self.config, horizon, now, self.cache):
+            occ = item.occurrence
+            if (occ.task in tasks and item.status in ("open", "upcoming") and occ.due >= today
+                    and (placed or vis.sees(occ)) and self.asked.at_place(occ, u.section, u.floor)):
+                first.setdefault((occ.task, occ.section, occ.floor), item)
+        name = self._task_title(tasks, locale)
+        return self._due_card(t(locale, "due.title.next", task=name), list(first.values()),
+                              t(locale, "due.empty.next", task=name), None if placed else vis, locale)
+
+    async def _done_check(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime, locale: str,
+                          text_value: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Whether a task was done, per place: the current cycle (or the cycles due in the period named). Never a
+        checklist: asking is not starting."""
+        tasks = self.asked.tasks(u, text_value)
+        if not tasks:
+            return notice_card(t(locale, "check.need_task")), {"missing": "task"}
+        today = wheel.local_date(now, self.config)
+        placed = bool(u.section or u.floor)
+        vis = self.visibility(email).with_sections_of_floors(self.config)
+        period = u.period if u.period_named and u.period else periods.Period(today - dt.timedelta(days=400), today)
+        items = [i for i in await due_items(s, self.config, period, now, self.cache)
+                 if i.occurrence.task in tasks and (placed or vis.sees(i.occurrence))
+                 and self.asked.at_place(i.occurrence, u.section, u.floor)]
+        if u.period_named and u.period:
+            chosen = by_deadline(items, period)[0]
+        else:  # the cycle going on (the newest whose window has opened), per task and place
+            current: dict[tuple[str, str | None, str | None], wheel.DueItem] = {}
+            for item in items:
+                occ = item.occurrence
+                if occ.window_start <= today:
+                    current[(occ.task, occ.section, occ.floor)] = item  # ordered by deadline: the newest wins
+            chosen = list(current.values())
+        order = {f.key: i for i, f in enumerate(self.config.floors())} | {
+            sec.key: i for i, sec in enumerate(self.config.sections)}
+        chosen.sort(key=lambda i: (i.occurrence.task, order.get(i.occurrence.floor or i.occurrence.section or "", 0),
+                                   i.occurrence.due))
+        rows = tuple(self._check_row(i, locale) for i in chosen)
+        name = self._task_title(tasks, locale)
+        note = None if placed else t(locale, "due.scope_note", scope=vis.describe(self.config, locale))
+        view = CheckView(t(locale, "check.title", task=name), rows, t(locale, "check.none", task=name), note)
+        return task_check_card(view, locale), {"items": [
+            {"occurrence": i.occurrence.key, "status": i.status, "completed_by": i.completion.by if i.completion
+             else None, "completed_at": i.completion.at.isoformat() if i.completion else None} for i in chosen]}
+
+    def _check_row(self, item: wheel.DueItem, locale: str) -> CheckRow:
+        occ = item.occurrence
+        where = t(locale, "check.cycle", where=scope_name(self.config, occ, locale), cycle=occ.cycle)
+        due = format_date(occ.due, locale)
+        done = item.completion
+        if done is not None:
+            if done.registered_by:
+                when = format_date(done.at.astimezone(self.config.tz).date(), locale)
+                line = t(locale, "task.done", who=self._name(done.by), when=when) + " " + t(
+                    locale, "check.registered", registrar=self._name(done.registered_by))
+            else:
+                line = t(locale, "task.done", who=self._name(done.by), when=self.names.when(done.at, locale))
+            return CheckRow(where, line, True)
+        line = t(locale, f"check.{item.status}", due=due)
+        return CheckRow(where, line, False, item.status == "overdue")
+
+    async def _who(self, _s: AsyncSession, u: Understanding, _e: str, _n: dt.datetime, locale: str,
+                   text_value: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Who holds a role (for a place, when one is named), from the organisation file; or who is responsible
+        for a task the words name; or, asked about nobody in particular, the unit's HMS roles."""
+        lang = i18n.lang(locale)
+        tasks = self.asked.tasks(u, text_value) if u.role is None else ()
+        task = self.config.task(tasks[0]) if tasks else None
+        if u.role is not None:
+            wanted, title = {u.role}, t(locale, f"who.title.{u.role}")
+        elif task is not None:
+            wanted = {task.responsible, *([task.accountable] if task.accountable else [])}
+            title = t(locale, "who.title.task", task=task.title.get(lang))
+        else:
+            wanted = {"hmsb_adviser", "unit_head"} | ({"section_leader", "safety_rep", "floor_contact", "floor_deputy"}
+                                                      if u.section or u.floor else set())
+            title = t(locale, "who.title.any")
+        order = ("hmsb_adviser", "unit_head", "section_leader", "safety_rep", "floor_contact", "floor_deputy")
+        found: list[tuple[int, str, str | None, str]] = []
+        for person in self.config.people:
+            for role, scope in self.config.roles_of(person.email):
+                if role in wanted and self.asked.holds_at(scope, u.section, u.floor):
+                    found.append((order.index(role) if role in order else len(order), person.email, scope, role))
+        unit = self.config.unit.name.get(lang)
+        rows = []
+        for _, email, scope, role in sorted(found, key=lambda f: (f[0], self._scope_rank(f[2]))):
+            holder = self.config.person(email)
+            place = self.config.section(scope) or self.config.floor(scope) if scope else None
+            rows.append(WhoRow(holder.name if holder else email,
+                               t(locale, f"role.{role}", scope=place.name.get(lang) if place else "", unit=unit),
+                               email, holder.title if holder else None))
+        hint = t(locale, "who.ask") if u.role is None and task is None else None
+        return who_card(WhoView(title, tuple(rows), t(locale, "who.none"), hint), locale), {
+            "role": u.role, "people": [{"email": r.email, "role": r.role} for r in rows]}
+
+    def _scope_rank(self, scope: str | None) -> int:
+        keys = [sec.key for sec in self.config.sections] + [f.key for f in self.config.floors()]
+        return keys.index(scope) if scope in keys else -1
+
+    def _task_title(self, tasks: tuple[str, ...], locale: str) -> str:
+        task = self.config.task(tasks[0])
+        return task.title.get(i18n.lang(locale)) if task else tasks[0]
 
     async def _overdue(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                        locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -292,26 +444,39 @@ class Answerer:
 
     async def _start_round(self, s: AsyncSession, u: Understanding, email: str, now: dt.datetime,
                            locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The round's checklist: the one whose window is open, or, when the last one was missed (overdue and not
+        done, and due after tracking started), that one first ("start vernerunde" on 10 July offers the round due
+        1 July). See LATE_GRACE_DAYS."""
         today = wheel.local_date(now, self.config)
         lang = i18n.lang(locale)
-        keys = self.config.round_tasks(u.round)
-        items = [i for i in await due_items(s, self.config, periods.day(today), now, self.cache)
-                 if i.occurrence.task in keys]
+        task_keys = self.config.round_tasks(u.round)
+        items = [i for i in await due_items(s, self.config, periods.Period(today - dt.timedelta(days=366), today),
+                                            now, self.cache)
+                 if i.occurrence.task in task_keys and (i.status == "overdue" or i.occurrence.window_start <= today
+                                                        <= i.occurrence.due)]
         mine = [i for i in items if self.rounds.may_act(i.occurrence, email)]
         if u.floor:
             mine = [i for i in mine if i.occurrence.floor == u.floor]
         if u.section:
             mine = [i for i in mine if i.occurrence.concerns(u.section)]
-        if not mine:
+        places: dict[tuple[str, str | None, str | None, str | None], list[wheel.DueItem]] = {}
+        for item in mine:  # ordered by deadline
+            occ_ = item.occurrence
+            places.setdefault((occ_.task, occ_.section, occ_.floor, occ_.building), []).append(item)
+        if not places:
             return notice_card(t(locale, "round.none")), {"occurrence": None}
-        if len(mine) > 1 and any(i.occurrence.scope in ("floor", "building") for i in mine):
+        if len(places) > 1:
             # their own round first (a lab manager who is also a deputy floor contact means her lab round)
-            own = ([i for i in mine if email in i.occurrence.assignees]
-                   or [i for i in mine if email == i.occurrence.deputy])
+            own = ([place for place, its in places.items() if any(email in i.occurrence.assignees for i in its)]
+                   or [place for place, its in places.items() if any(email == i.occurrence.deputy for i in its)])
             if len(own) != 1:
                 return notice_card(t(locale, "round.no_floor")), {"occurrence": None}
-            mine = own
-        item = mine[0]
+            places = {own[0]: places[own[0]]}
+        [its] = places.values()
+        going = [i for i in its if i.status != "overdue"]
+        late = [i for i in its if i.status == "overdue"
+                and (not going or (today - i.occurrence.due).days <= LATE_GRACE_DAYS)]
+        item = late[-1] if late else going[-1]  # the round just missed, else the one going on
         occ = item.occurrence
         row = await repo.occurrence_row(s, occ.key)
         if row is not None and row.completed_at is not None:
@@ -324,10 +489,14 @@ class Answerer:
         if row is not None and row.id is not None:
             values, comments = await repo.draft(s, row.id)
         nonce = nonce_for(occ.key, "start", email, now.isoformat())
-        card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments)
+        notice_text = t(locale, "round.late" if going else "round.late.only",
+                        due=format_date(occ.due, locale)) if late else None
+        card = self.rounds.occurrence_card(occ, locale, nonce=nonce, values=values, comments=comments,
+                                           notice_text=notice_text)
         task = self.config.task(occ.task)
         title = f"{task.title.get(lang) if task else occ.task} – {scope_name(self.config, occ, locale)}"
-        return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values)}
+        return message(card, title), {"occurrence": occ.key, "completed": False, "draft_items": len(values),
+                                      "late": bool(late)}
 
     # -- helpers -------------------------------------------------------------------------------------------
 
@@ -340,14 +509,42 @@ class Answerer:
         return person.name if person else email
 
     def _due_card(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,
-                  locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+                  locale: str, later: list[wheel.DueItem] | None = None,
+                  later_title: str = "") -> tuple[dict[str, Any], dict[str, Any]]:
         """The list card and its summary; a pure function of its arguments, so the same question with the same
         statuses gets what was built before (the list is what most people ask for, many times a day). Callers
-        must not change what is returned."""
-        key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items))
-        found: tuple[dict[str, Any], dict[str, Any]] = _remember(self._cards, key, lambda: (
-            due_card(self._due_view(title, items, empty, vis, locale), locale), self._items_summary(items)))
+        must not change what is returned. `later`: work open in the period with a later deadline, shown apart."""
+        later = later or []
+        key = (title, empty, vis, locale, tuple((i.occurrence.key, i.status) for i in items),
+               later_title, tuple(i.occurrence.key for i in later))
+
+        def make() -> tuple[dict[str, Any], dict[str, Any]]:
+            view = self._due_view(title, items, empty, vis, locale)
+            view = DueView(view.title, view.groups, view.empty_text, view.scope_note, later_title,
+                           self._later_rows(later, locale))
+            summary = self._items_summary(items)
+            if later:
+                summary["open_later"] = self._items_summary(later)["items"]
+            return due_card(view, locale), summary
+
+        found: tuple[dict[str, Any], dict[str, Any]] = _remember(self._cards, key, make)
         return found
+
+    def _later_rows(self, later: list[wheel.DueItem], locale: str) -> tuple[LaterRow, ...]:
+        """One line per task and deadline: the places it is open for, counted when more than two."""
+        lang = i18n.lang(locale)
+        grouped: dict[tuple[dt.date, str], list[wheel.Occurrence]] = {}
+        for item in sorted(later, key=lambda i: (i.occurrence.due, i.occurrence.key)):
+            grouped.setdefault((item.occurrence.due, item.occurrence.task), []).append(item.occurrence)
+        rows = []
+        for (due, task_key), occs in grouped.items():
+            task = self.config.task(task_key)
+            if len(occs) <= 2:
+                where = ", ".join(scope_name(self.config, o, locale) for o in occs)
+            else:
+                where = t(locale, "due.places.floor" if occs[0].floor else "due.places.section", count=len(occs))
+            rows.append(LaterRow(task.title.get(lang) if task else task_key, where, format_date(due, locale)))
+        return tuple(rows)
 
     def _due_view(self, title: str, items: list[wheel.DueItem], empty: str, vis: Visibility | None,
                   locale: str) -> DueView:

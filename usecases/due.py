@@ -62,12 +62,24 @@ async def due_items(session: Any, config: HmsConfig, period: Period, now: dt.dat
     return list(await sessions.kept(session, key, make))
 
 
+def by_deadline(items: list[wheel.DueItem], period: Period) -> tuple[list[wheel.DueItem], list[wheel.DueItem]]:
+    """Split what touches a period the way people mean "due in a period": the deadlines in it, and the work whose
+    window is open in it but whose deadline comes later (not done yet), kept apart."""
+    due = [i for i in items if period.start <= i.occurrence.due <= period.end]
+    later = [i for i in items if i.occurrence.due > period.end and i.occurrence.window_start <= period.end
+             and i.status != "done"]
+    return due, later
+
+
 async def due_from_database(url: str, config: HmsConfig, period: Period, now: dt.datetime, *,
-                            section: str | None = None, person: str | None = None) -> list[wheel.DueItem]:
-    """What the `due` command lists: opens the database, reads completions, closes it."""
+                            section: str | None = None, person: str | None = None
+                            ) -> tuple[list[wheel.DueItem], list[wheel.DueItem]]:
+    """What the `due` command lists: the deadlines in the period, and apart the windows open in it with a later
+    deadline. Opens the database, reads completions, closes it."""
     async with opened(url) as session:
         items = await due_items(session, config, period, now)
-    return filter_items(config, items, section=section, person=person)
+    due, later = by_deadline(filter_items(config, items, section=section, person=person), period)
+    return due, later
 
 
 def due_item_json(config: HmsConfig, item: wheel.DueItem, locale: str | None = "nb") -> dict[str, Any]:
