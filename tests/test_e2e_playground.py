@@ -192,7 +192,7 @@ async def test_fire_round_end_to_end(env: E2E, khm: HmsConfig) -> None:
     env.clock.advance(reminder_at - env.clock.now())
     await env.plan()
     await env.drain()
-    key = f"measure:{measure.id}|reminder-7|{JONAS}"
+    key = f"measure:{measure.id}@{measure.deadline.isoformat()}|reminder-7|{JONAS}"
     rows = await env.rows(m.OutboxMessage, m.OutboxMessage.dedupe_key == key)
     assert [(r.status, bool(r.activity_id)) for r in rows] == [("sent", True)], rows
     await env.wait_for(bot_sent_to(dm[JONAS], "Påminnelse", "9. april"), stream="log")

@@ -210,15 +210,22 @@ class Answerer:
         today = wheel.local_date(now, self.config)
         vis = self.visibility(email)
         rows = []
-        for measure, finding, occ in await repo.open_measures(s):
-            if not (vis.everything or occ.section_key in vis.sections or occ.floor_key in vis.floors
-                    or measure.owner_email == email):
+        measures = self.rounds.measures
+        for ctx in await repo.open_measures(s):
+            measure, _, occ = ctx
+            if not (vis.everything or measures.section_of(ctx) in vis.sections
+                    or (occ is not None and occ.floor_key in vis.floors) or measure.owner_email == email):
                 continue
             owner = self.config.person(measure.owner_email)
             age = (today - measure.created_at.astimezone(self.config.tz).date()).days
-            rows.append(MeasureRow(finding.description, owner.name if owner else measure.owner_email,
+            rows.append(MeasureRow(t(locale, "measures.numbered", id=measure.id, description=measures.description(ctx)),
+                                   owner.name if owner else measure.owner_email,
                                    format_date(measure.deadline, locale), age, measure.deadline < today))
         return open_measures_card(rows, locale), {"count": len(rows)}
+
+    async def _new_measure(self, _s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
+                           locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.rounds.measures.new_measure_activity(email, now, locale), {"form": "new_measure"}
 
     async def _report_incident(self, _s: AsyncSession, _u: Understanding, _e: str, _n: dt.datetime,
                                locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
