@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -245,7 +246,7 @@ class Measures:
                              error: str | None = None, nonce: str | None = None) -> dict[str, Any]:
         """The "nytt tiltak" form, empty or with what was filled in and what is wrong."""
         lang = i18n.lang(locale)
-        nonce = nonce or nonce_for("new-measure", email, now.isoformat())
+        nonce = nonce or secrets.token_hex(8)  # each form its own: a second press of the same form creates nothing
         view = NewMeasureView(tuple((s, t(locale, f"measure.source.{s}").capitalize()) for s in SOURCES),
                               self._people(), tuple((s.key, s.name.get(lang)) for s in self.config.sections),
                               dict(values or {}), error)
