@@ -516,9 +516,9 @@ class Turn:
 
     async def download(self, url: str, max_bytes: int) -> bytes:
         """A file sent to the bot in this conversation (see _FastConnector.fetch): with the bot's token only when
-        the connector that sent the activity holds it."""
+        the connector that sent the activity holds it (its /v3/attachments/), never to another host."""
         service = str(self.activity.get("serviceUrl") or "").rstrip("/")
-        held = bool(service) and (url == service or url.startswith(service + "/"))
+        held = bool(service) and url.startswith(service + "/v3/attachments/")
         return await self._gateway.fast.fetch(url, max_bytes, token=held, audience=self._authenticated.audience)
 
     async def team_members(self) -> list[dict[str, Any]]:

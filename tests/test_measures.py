@@ -478,3 +478,37 @@ def test_migration_0009_keeps_measures_from_rounds_and_fills_in_their_context(db
     finally:
         engine.dispose()
         db.upgrade(db_url)
+
+
+# -- through the door: the real gateway fetches the file ----------------------------------------------------------
+
+
+async def test_through_the_door_a_pasted_photo_is_fetched_with_the_bots_token_an_upload_without(
+        db_path: Path, khm: HmsConfig) -> None:
+    """POST /api/messages with a real token; the photo pasted into the chat is held by the connector (the bot's
+    token goes along), a file Teams uploaded has its own download URL (no token goes to it)."""
+    from tests.fakes.bf_peer import BfPeer
+    from tests.test_door import APP_ID, activity as door_activity, auth_settings, door, post
+    from usecases.measures import add_measure
+
+    url = f"sqlite:///{db_path}"
+    await add_measure(url, khm, {**FORM, "owner": FATIMA, "section": "publikum"}, HANNE, NOW)
+    with BfPeer() as peer:
+        peer.files["/v3/attachments/a1/views/original"] = JPEG
+        peer.files["/files/skilt.pdf"] = b"%PDF-1.7\n" + b"0" * 500
+        async with door(auth_settings(peer, db_path), khm) as client:
+            pasted = door_activity(peer, id="f-1", text="bevis tiltak 1", attachments=[
+                {"contentType": "image/*", "contentUrl": f"{peer.base_url}/v3/attachments/a1/views/original"}])
+            assert (await post(client, pasted, peer.mint(APP_ID))).status == 200
+            uploaded = door_activity(peer, id="f-2", text="", attachments=[
+                {"contentType": "application/vnd.microsoft.teams.file.download.info", "name": "skilt.pdf",
+                 "content": {"downloadUrl": f"{peer.base_url}/files/skilt.pdf", "fileType": "pdf"}}])
+            assert (await post(client, uploaded, peer.mint(APP_ID))).status == 200
+        replies = [texts(c.body) for c in peer.sent_activities()]
+    assert any("photo er lagret som dokumentasjon på tiltak nr. 1" in r for r in replies), replies
+    assert any("skilt.pdf er lagret som dokumentasjon på tiltak nr. 1" in r for r in replies), replies
+    assert peer.file_requests == [("/v3/attachments/a1/views/original", "Bearer peer-token-1"),
+                                  ("/files/skilt.pdf", None)]
+    stored = rows(url, m.MeasureEvidence)
+    assert [(e.filename, e.content_type, e.added_by) for e in stored] == [
+        ("photo", "image/jpeg", FATIMA), ("skilt.pdf", "application/pdf", FATIMA)]
