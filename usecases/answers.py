@@ -214,7 +214,8 @@ class Answerer:
         for ctx in await repo.open_measures(s):
             measure, _, occ = ctx
             if not (vis.everything or measures.section_of(ctx) in vis.sections
-                    or (occ is not None and occ.floor_key in vis.floors) or measure.owner_email == email):
+                    or (occ is not None and occ.floor_key in vis.floors) or email in (measure.owner_email,
+                                                                                       measure.created_by)):
                 continue
             owner = self.config.person(measure.owner_email)
             age = (today - measure.created_at.astimezone(self.config.tz).date()).days
