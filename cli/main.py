@@ -424,7 +424,7 @@ def cmd_measure(args: argparse.Namespace) -> int:
         if args.measure_command == "add":
             values = {"source": args.source, "description": args.description, "owner": args.owner,
                       "deadline": args.deadline, "section": args.section, "cim": args.cim or ""}
-            measure = asyncio.run(add_measure(url, config, values, by, now))
+            measure = asyncio.run(add_measure(url, config, values, by, now, settings.card_key()))
             record = asyncio.run(measure_record(url, config, measure.id or 0))
         elif args.measure_command == "list":
             rows = asyncio.run(measure_listing(url, config, everything=args.all))
@@ -444,7 +444,8 @@ def cmd_measure(args: argparse.Namespace) -> int:
                       "close": {"note": getattr(args, "note", None)},
                       "evidence": {"note": getattr(args, "note", None), "link": getattr(args, "link", None),
                                    "file": getattr(args, "file", None)}}[args.measure_command]
-            record = asyncio.run(change_measure(url, config, args.id, args.measure_command, by, now, **values))
+            record = asyncio.run(change_measure(url, config, settings.card_key(), args.id, args.measure_command, by,
+                                                now, **values))
     except Refused as exc:
         raise CliError(exc.text("en")) from None
     except DatabaseNotReady as exc:

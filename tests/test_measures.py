@@ -7,6 +7,7 @@ what became of it."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -444,6 +445,21 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     assert exported["cim_ref"] == "2026-88" and exported["evidence"][0]["file"] == "trapp.jpg"
 
 
+async def test_a_measure_added_on_the_command_line_reaches_its_owner_with_a_card_that_works(
+        bot: HmsBot, started: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("HMS_CARD_SECRET", "test-key")  # the bot's card key (the fixture's)
+    code, _, err = await asyncio.to_thread(
+        hms_bot, started, monkeypatch, capsys, "measure", "add", "--source", "ros", "--description",
+        "Reservestrøm til magasinet", "--owner", TOR, "--deadline", "2027-03-31", "--section", "samling",
+        "--now", "2026-12-01T10:00")
+    assert code == 0, err
+    [sent] = rows(started, m.OutboxMessage, m.table(m.OutboxMessage).c.dedupe_key == f"measure:1|created|{TOR}")
+    card = json.loads(sent.payload)["activity"]
+    assert "Hanne Solberg har opprettet et tiltak med deg som ansvarlig" in texts(card)
+    saved = await press(bot, TOR, card, "measure.evidence", {"note": "Tilbud innhentet"})
+    assert "Dokumentasjonen er lagret med tiltaket." in texts(saved)
+
+
 # -- the migration -------------------------------------------------------------------------------------------------
 
 
@@ -492,7 +508,7 @@ async def test_through_the_door_a_pasted_photo_is_fetched_with_the_bots_token_an
     from usecases.measures import add_measure
 
     url = f"sqlite:///{db_path}"
-    await add_measure(url, khm, {**FORM, "owner": FATIMA, "section": "publikum"}, HANNE, NOW)
+    await add_measure(url, khm, {**FORM, "owner": FATIMA, "section": "publikum"}, HANNE, NOW, b"test-key")
     with BfPeer() as peer:
         peer.files["/v3/attachments/a1/views/original"] = JPEG
         peer.files["/files/skilt.pdf"] = b"%PDF-1.7\n" + b"0" * 500

@@ -577,9 +577,10 @@ class Measures:
 # -- the command line ---------------------------------------------------------------------------------------------
 
 
-async def add_measure(url: str, config: HmsConfig, values: dict[str, str], by: str, now: dt.datetime) -> m.Measure:
-    """`hms-bot measure add`. Raises Refused."""
-    measures = Measures(config, b"")
+async def add_measure(url: str, config: HmsConfig, values: dict[str, str], by: str, now: dt.datetime,
+                      card_key: bytes) -> m.Measure:
+    """`hms-bot measure add` (the owner's card is signed with the bot's `card_key`). Raises Refused."""
+    measures = Measures(config, card_key)
     new = measures.check_new(values, wheel.local_date(now, config))
     async with opened(url, now=now) as s:
         return await measures.create(s, new, by.lower(), now)
@@ -618,10 +619,11 @@ def measure_json(measures: Measures, ctx: Context) -> dict[str, Any]:
             "occurrence": occ_row.key if occ_row else None}
 
 
-async def change_measure(url: str, config: HmsConfig, measure_id: int, action: str, by: str, now: dt.datetime,
-                         **values: str | None) -> dict[str, Any]:
-    """`hms-bot measure reassign|deadline|close|evidence` as `by`. Raises Refused."""
-    measures = Measures(config, b"")
+async def change_measure(url: str, config: HmsConfig, card_key: bytes, measure_id: int, action: str, by: str,
+                         now: dt.datetime, **values: str | None) -> dict[str, Any]:
+    """`hms-bot measure reassign|deadline|close|evidence` as `by` (a new owner's card is signed with the bot's
+    `card_key`). Raises Refused."""
+    measures = Measures(config, card_key)
     by = by.lower()
     async with opened(url, now=now) as s:
         ctx = await repo.measure_with_context(s, measure_id)
