@@ -64,7 +64,7 @@ from botframework.connector.auth.jwt_token_extractor import JwtTokenExtractor, _
 from jwt.algorithms import RSAAlgorithm
 from msrest.authentication import Authentication
 
-from usecases.ports import Coordinates, DeliveryError
+from usecases.ports import Coordinates, DeliveryError, FileTooLarge
 
 log = logging.getLogger("hms.gateway")
 
@@ -419,6 +419,29 @@ class _FastConnector:
             body = {}
         return body.get("id") if isinstance(body, dict) else None
 
+    async def fetch(self, url: str, max_bytes: int, *, token: bool = False, audience: str | None = None) -> bytes:
+        """GET a file someone sent to the bot, at most `max_bytes` (else FileTooLarge). With `token`, the bot's
+        token (for `audience`) goes along (a photo pasted into a chat is held by the connector); a file Teams
+        uploaded comes with its own short-lived download URL and gets no token."""
+        headers = {}
+        creds = self._credentials.for_scope(audience) if token else None
+        if creds is not None:
+            headers["Authorization"] = f"Bearer {await creds.token()}"
+        data = bytearray()
+        try:
+            async with self._http().get(url, headers=headers) as response:
+                if response.status >= 400:
+                    raise DeliveryError(response.status, response.reason or "refused")
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise FileTooLarge(url)
+                async for chunk in response.content.iter_chunked(64 * 1024):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise FileTooLarge(url)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DeliveryError(0, type(exc).__name__) from None
+        return bytes(data)
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
@@ -490,6 +513,13 @@ class Turn:
         """The channels of the team this activity came from (id and name; the General channel has none)."""
         channels = await TeamsInfo.get_team_channels(await self.context())
         return [{"id": c.id, "name": c.name or "General"} for c in channels]
+
+    async def download(self, url: str, max_bytes: int) -> bytes:
+        """A file sent to the bot in this conversation (see _FastConnector.fetch): with the bot's token only when
+        the connector that sent the activity holds it (its /v3/attachments/), never to another host."""
+        service = str(self.activity.get("serviceUrl") or "").rstrip("/")
+        held = bool(service) and url.startswith(service + "/v3/attachments/")
+        return await self._gateway.fast.fetch(url, max_bytes, token=held, audience=self._authenticated.audience)
 
     async def team_members(self) -> list[dict[str, Any]]:
         members = await TeamsInfo.get_team_members(await self.context())

@@ -31,6 +31,7 @@ from storage import db, repo, sessions
 from storage.ledger import ActivityLedger
 from usecases.answers import Answerer, answer_locale
 from usecases.cardactions import CardActions
+from usecases.measures import evidence_files
 from usecases.people import People, TeamInstall
 from usecases.ports import Proactive
 from usecases.rounds import Rounds
@@ -58,6 +59,8 @@ class TurnPort(Protocol):
     async def team_channels(self) -> list[dict[str, str]]: ...
 
     async def team_members(self) -> list[dict[str, Any]]: ...
+
+    async def download(self, url: str, max_bytes: int) -> bytes: ...
 
 
 def _get(d: Any, *path: str) -> Any:
@@ -264,6 +267,13 @@ class HmsBot:
         locale = answer_locale(text, locale)
         if turn.fresh and _get(act, "conversation", "conversationType") in (None, "personal"):
             await self._greet(turn, self.people.welcome(email, locale))
+        files = evidence_files(act)
+        if files and _get(act, "conversation", "conversationType") in (None, "personal"):
+            # a photo or a PDF sent to the bot in the personal chat: evidence for a measure
+            await turn.port.send(await self.rounds.measures.evidence_from_chat(
+                s, email, text, files, turn.now, locale, turn.port.download))
+            logs.note(intent="evidence")
+            return
         if not text:
             await turn.port.send(help_card(locale))
             return

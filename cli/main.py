@@ -429,6 +429,65 @@ def cmd_done(args: argparse.Namespace) -> int:
     return 0 if created else 1
 
 
+def cmd_measure(args: argparse.Namespace) -> int:
+    """`hms-bot measure add|list|show|reassign|deadline|evidence|close`."""
+    from usecases.database import DatabaseNotReady
+    from usecases.measures import Refused, add_measure, change_measure, measure_listing, measure_record
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    by = (getattr(args, "by", None) or config.roles.hmsb_adviser).lower()
+    if config.person(by) is None:
+        raise CliError(f"--by: {by} is not a person in the organisation file")
+    url = settings.database_url
+    try:
+        if args.measure_command == "add":
+            values = {"source": args.source, "description": args.description, "owner": args.owner,
+                      "deadline": args.deadline, "section": args.section, "cim": args.cim or ""}
+            measure = asyncio.run(add_measure(url, config, values, by, now, settings.card_key()))
+            record = asyncio.run(measure_record(url, config, measure.id or 0))
+        elif args.measure_command == "list":
+            rows = asyncio.run(measure_listing(url, config, everything=args.all))
+            if args.json:
+                print(json.dumps(rows, ensure_ascii=False, indent=2))
+            for r in [] if args.json else rows:
+                print(f"{r['id']:>4}  {r['status']:<6} {r['deadline']}  {r['owner']:<30} {r['section'] or '–':<10} "
+                      f"{r['source']:<14} {r['description'][:60]}")
+            if not rows and not args.json:
+                print("no open measures" if not args.all else "no measures")
+            return 0
+        elif args.measure_command == "show":
+            record = asyncio.run(measure_record(url, config, args.id))
+        else:
+            values = {"reassign": {"owner": getattr(args, "to", None), "reason": getattr(args, "reason", None)},
+                      "deadline": {"deadline": getattr(args, "date", None), "reason": getattr(args, "reason", None)},
+                      "close": {"note": getattr(args, "note", None)},
+                      "evidence": {"note": getattr(args, "note", None), "link": getattr(args, "link", None),
+                                   "file": getattr(args, "file", None)}}[args.measure_command]
+            record = asyncio.run(change_measure(url, config, settings.card_key(), args.id, args.measure_command, by,
+                                                now, **values))
+    except Refused as exc:
+        raise CliError(exc.text("en")) from None
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    except OSError as exc:
+        raise CliError(f"--file: {exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps(record, ensure_ascii=False, indent=2))
+        return 0
+    print(f"measure {record['id']} ({record['status']}): {record['description']}")
+    print(f"  source {record['source']}{' · CIM ' + record['cim_ref'] if record['cim_ref'] else ''} · section "
+          f"{record['section'] or '–'} · owner {record['owner']} · deadline {record['deadline']}")
+    for h in record["history"]:
+        change = f" {h['from'] or '–'} -> {h['to']}" if h["kind"] in ("reassigned", "deadline", "ticket") else ""
+        print(f"  {h['at'][:16]}  {h['kind']:<10} {h['by']}{change}{': ' + h['note'] if h['note'] else ''}")
+    for e in record["evidence"]:
+        what = (e["file"] and f"{e['file']} ({e['content_type']}, {e['size']} bytes)") or e["url"] or e["note"]
+        print(f"  {e['at'][:16]}  evidence   {e['by']}: {what}")
+    return 0
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady
     from usecases.retention import prune_database
@@ -601,6 +660,47 @@ def build_parser() -> argparse.ArgumentParser:
     done.add_argument("--json", action="store_true", help="print what was put on record as JSON")
     done.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     done.set_defaults(func=cmd_done)
+
+    ms = sub.add_parser("measure", help="measures: add, list, show, reassign, move the deadline, add evidence, close")
+    msub = ms.add_subparsers(dest="measure_command", required=True)
+
+    def measure_parser(name: str, help_text: str, *, with_id: bool = True,
+                       acts: bool = True) -> argparse.ArgumentParser:
+        sp = msub.add_parser(name, help=help_text)
+        if with_id:
+            sp.add_argument("id", type=int, help="the measure's number")
+        if acts:
+            sp.add_argument("--by", metavar="EMAIL", help="who does it (default: the HMSB adviser); the owner, the "
+                                                          "section leader and the adviser may")
+            sp.add_argument("--now", help="as of this instant (ISO; default: now)")
+        sp.add_argument("--json", action="store_true", help="print the measure as JSON")
+        sp.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+        sp.set_defaults(func=cmd_measure)
+        return sp
+
+    add = measure_parser("add", "create a measure from any source", with_id=False)
+    add.add_argument("--source", required=True, help="vernerunde, brannvernrunde, ark, ros, audit, lamu, incident "
+                                                     "or other")
+    add.add_argument("--description", required=True, help="what is to be done")
+    add.add_argument("--owner", required=True, metavar="EMAIL", help="a person in the organisation file")
+    add.add_argument("--deadline", required=True, help="YYYY-MM-DD")
+    add.add_argument("--section", required=True, help="section key, e.g. samling")
+    add.add_argument("--cim", metavar="REF", help="the CIM case number (source incident; never the incident itself)")
+    lst = measure_parser("list", "the open measures", with_id=False, acts=False)
+    lst.add_argument("--all", action="store_true", help="closed measures too")
+    measure_parser("show", "a measure with its history and evidence", acts=False)
+    ra = measure_parser("reassign", "give a measure to someone else")
+    ra.add_argument("--to", required=True, metavar="EMAIL")
+    ra.add_argument("--reason", required=True)
+    dl = measure_parser("deadline", "move a measure's deadline")
+    dl.add_argument("--date", required=True, help="the new deadline, YYYY-MM-DD")
+    dl.add_argument("--reason", required=True)
+    ev = measure_parser("evidence", "add evidence: a note, a link or a file (photo or PDF)")
+    ev.add_argument("--note")
+    ev.add_argument("--link", help="https://...")
+    ev.add_argument("--file", help="a photo or PDF (at most 5 MB)")
+    cl = measure_parser("close", "close a measure with a note on what was done")
+    cl.add_argument("--note", required=True, help="what was done")
 
     out = sub.add_parser("outbox", help="messages that are waiting, failed or dead (for the HMSB adviser)")
     out.add_argument("--status", default="dead", choices=("dead", "retry", "pending", "sent"))

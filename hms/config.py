@@ -314,6 +314,7 @@ class ReminderOverrides(_Strict):
     overdue_notice: bool | None = None
     escalate_to_section_leader_after: int | None = Field(default=None, ge=1, le=60)
     escalate_to_adviser_after: int | None = Field(default=None, ge=1, le=120)
+    escalate_to_unit_head_after: int | None = Field(default=None, ge=1, le=250)
     deputy_after_days: int | None = Field(default=None, ge=1, le=60)
     skip_july_holiday: bool | None = None
     enabled: bool | None = None
@@ -330,6 +331,7 @@ class ReminderPolicy(_Strict):
     overdue_notice: bool = True
     escalate_to_section_leader_after: int | None = Field(default=3, ge=1, le=60)
     escalate_to_adviser_after: int | None = Field(default=10, ge=1, le=120)
+    escalate_to_unit_head_after: int | None = Field(default=None, ge=1, le=250)  # off for tasks; measures set it
     deputy_after_days: int | None = Field(default=5, ge=1, le=60)
     skip_july_holiday: bool = False
     enabled: bool = True
@@ -366,7 +368,12 @@ class App(_Strict):
 
 
 class MeasureDefaults(_Strict):
+    """Measures follow the unit's reminder policy (reminders before the deadline, an overdue notice, the section
+    leader and the adviser told after so many working days), and the unit head after `escalate_to_unit_head_after`
+    working days past the deadline: a measure is followed up until it is closed."""
+
     deadline_days: int = Field(default=30, ge=1, le=365)
+    escalate_to_unit_head_after: int | None = Field(default=20, ge=1, le=250)
 
 
 class Task(_Strict):

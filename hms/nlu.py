@@ -51,7 +51,7 @@ the test corpus has 57 characters, a chatty one with a greeting and some context
 longer one question, and a bag-of-keywords reading only piles up concepts from unrelated sentences. Reading
 500 characters of real words takes about 2 ms."""
 
-INTENTS = ("due", "overdue", "my_tasks", "status", "open_measures", "start_round", "report_incident",
+INTENTS = ("due", "overdue", "my_tasks", "status", "open_measures", "new_measure", "start_round", "report_incident",
            "register_done", "annual_report", "done_check", "who", "help", "smalltalk", "unknown")
 
 # ---------------------------------------------------------------------------------------------------------
@@ -347,6 +347,7 @@ CONCEPTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "FAR": (("langt",), ("far",)),
     "MEASURE": (("tiltak*", "oppfølging*", "korrigerende", "forbedringstiltak*"),
                 ("measure*", "action*", "followup*", "corrective", "remedial")),
+    "NEW": (("=ny", "=nytt", "opprett*", "=lag"), ("=new", "create", "=add")),  # "nytt tiltak", "new measure"
     "OPEN": (("åpne", "åpen", "åpent", "opne", "uløst*", "ulukket", "ulukkede", "utestående", "gjenstående"),
              ("open", "unresolved", "pending", "remaining", "unclosed", "outstanding")),
     "CLOSED": (("lukket", "lukka", "lukke*", "løst", "avsluttet", "avslutte*", "fikset", "fiksa", "ordnet", "ordna",
@@ -537,6 +538,9 @@ RULES: tuple[tuple[str, str, float], ...] = (
     ("open_measures", "NOT CLOSED", 2),
     ("open_measures", "OPEN", 0.5),
     ("open_measures", "OPEN ROUND FROM", 2.5),  # "open items from the safety round"
+    ("new_measure", "NEW MEASURE", 6),  # "nytt tiltak", "opprett et tiltak", "new measure", "add an action"
+    ("new_measure", "WHAT", -4),  # "hvilke nye tiltak ..." asks about measures
+    ("new_measure", "OPEN", -3),
     ("start_round", "ROUND", 2),
     ("start_round", "ROUND START", 2.5),
     ("start_round", "ROUND WANT", 1.5),
@@ -589,14 +593,14 @@ RULES: tuple[tuple[str, str, float], ...] = (
 unrecognised words), SECTION and FLOOR (one was named)."""
 
 INTENT_PRIORITY = ("report_incident", "register_done", "annual_report", "who", "done_check", "overdue",
-                   "open_measures", "my_tasks", "start_round", "status", "due", "help", "smalltalk")
+                   "new_measure", "open_measures", "my_tasks", "start_round", "status", "due", "help", "smalltalk")
 """Who wins a tie: the more specific request first, help last."""
 
 MIN_SCORE = 2.0
 """Below this the message is `unknown`."""
 
 # Intents whose answer does not depend on a period: a period in the text is dropped.
-PERIODLESS = frozenset({"start_round", "report_incident", "who", "help", "smalltalk", "unknown"})
+PERIODLESS = frozenset({"start_round", "new_measure", "report_incident", "who", "help", "smalltalk", "unknown"})
 
 ROLE_CONCEPTS = (("R_DEPUTY", "floor_deputy"), ("R_FLOOR_CONTACT", "floor_contact"), ("R_SAFETY_REP", "safety_rep"),
                  ("R_ADVISER", "hmsb_adviser"), ("R_UNIT_HEAD", "unit_head"), ("R_SECTION_LEADER", "section_leader"))

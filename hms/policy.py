@@ -34,6 +34,7 @@ class Item:
     section_leader: str | None = None
     adviser: str | None = None
     assignee_away: bool = False
+    unit_head: str | None = None  # the last to be told (measures: `MeasureDefaults.escalate_to_unit_head_after`)
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,8 @@ def steps(item: Item, policy: ReminderPolicy, cal: WorkCalendar, *, prompt: bool
     if policy.overdue_notice:
         out.append(Step("overdue", "overdue", to, _at(cal, item.due + dt.timedelta(days=1), policy)))
     for role, after, who in (("section_leader", policy.escalate_to_section_leader_after, item.section_leader),
-                             ("hmsb_adviser", policy.escalate_to_adviser_after, item.adviser)):
+                             ("hmsb_adviser", policy.escalate_to_adviser_after, item.adviser),
+                             ("unit_head", policy.escalate_to_unit_head_after, item.unit_head)):
         if after and who and who not in to:
             day = cal.add_working_days(cal.next_working_day(item.due + dt.timedelta(days=1)), after)
             out.append(Step(f"escalation-{role}", "escalation", (who,), _at(cal, day, policy)))

@@ -182,11 +182,20 @@ class Finding(SQLModel, table=True):
 
 
 class Measure(SQLModel, table=True):
-    """The corrective action for a finding. Its current status is the latest MeasureEvent, mirrored here."""
+    """A corrective action with an owner and a deadline, from any source: a round's deviation (`finding_id` set,
+    source "round"), or one created in the chat or on the command line from a vernerunde, a fire round, ARK, ROS,
+    an internal audit or inspection, LAMU, an incident (by its CIM reference only: CIM is the system of record, the
+    bot never copies incident content), or another source. Its current status is the latest MeasureEvent, mirrored
+    here; so are its owner and deadline (each change is a MeasureEvent with who, when, what and why)."""
 
     __tablename__ = "measure"
     id: int | None = Field(default=None, primary_key=True)
-    finding_id: int = Field(foreign_key="finding.id", index=True)
+    finding_id: int | None = Field(default=None, foreign_key="finding.id", index=True)
+    source: str = Field(default="round", max_length=20)
+    description: str | None = Field(default=None, sa_type=sa.Text)
+    section_key: str | None = Field(default=None, max_length=64)
+    cim_ref: str | None = Field(default=None, max_length=40)
+    created_by: str | None = Field(default=None, max_length=320)
     owner_email: str = Field(max_length=320, index=True)
     deadline: dt.date
     status: str = Field(default="open", max_length=20, index=True)
@@ -195,7 +204,8 @@ class Measure(SQLModel, table=True):
 
 
 class MeasureEvent(SQLModel, table=True):
-    """Append-only status history of a measure."""
+    """Append-only history of a measure: its status after the change, and what changed (`kind`: created, ticket,
+    reassigned, deadline, evidence, closed), from what to what, by whom, when, and why (`note`)."""
 
     __tablename__ = "measure_event"
     id: int | None = Field(default=None, primary_key=True)
@@ -204,6 +214,27 @@ class MeasureEvent(SQLModel, table=True):
     actor_email: str = Field(max_length=320)
     at: dt.datetime = _ts()
     note: str | None = Field(default=None, sa_type=sa.Text)
+    kind: str | None = Field(default=None, max_length=20)
+    old_value: str | None = Field(default=None, max_length=320)
+    new_value: str | None = Field(default=None, max_length=320)
+
+
+class MeasureEvidence(SQLModel, table=True):
+    """Append-only: evidence that a measure was carried out: a note, a link, or a file (a photo sent to the bot in
+    the personal chat), stored with the measure (size-limited: `usecases.measures.EVIDENCE_MAX_BYTES`)."""
+
+    __tablename__ = "measure_evidence"
+    id: int | None = Field(default=None, primary_key=True)
+    measure_id: int = Field(foreign_key="measure.id", index=True)
+    kind: str = Field(max_length=10)  # note, link, file
+    note: str | None = Field(default=None, sa_type=sa.Text)
+    url: str | None = Field(default=None, max_length=2000)
+    filename: str | None = Field(default=None, max_length=200)
+    content_type: str | None = Field(default=None, max_length=100)
+    size: int | None = None
+    data: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
+    added_by: str = Field(max_length=320)
+    added_at: dt.datetime = _ts()
 
 
 # -- Teams -------------------------------------------------------------------------------------------------

@@ -502,38 +502,82 @@ async def complete_once(session: AsyncSession, row: m.Occurrence, by: str, at: d
     return bool(result.rowcount == 1)
 
 
-async def measure_with_context(session: AsyncSession, measure_id: int
-                               ) -> tuple[m.Measure, m.Finding, m.Occurrence] | None:
-    stmt = (select(m.Measure, m.Finding, m.Occurrence)
-            .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
-            .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
-            .where(m.Measure.id == measure_id))
-    row = (await session.exec(stmt)).first()
+MeasureContext = tuple[m.Measure, m.Finding | None, m.Occurrence | None]
+
+
+def _measures_in_context() -> Any:
+    """Measures with the finding and round they came from, when they came from a round's deviation."""
+    return (select(m.Measure, m.Finding, m.Occurrence)
+            .outerjoin(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+            .outerjoin(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id)))
+
+
+async def measure_with_context(session: AsyncSession, measure_id: int) -> MeasureContext | None:
+    row = (await session.exec(_measures_in_context().where(m.Measure.id == measure_id))).first()
     return (row[0], row[1], row[2]) if row else None
 
 
-async def open_measures(session: AsyncSession) -> list[tuple[m.Measure, m.Finding, m.Occurrence]]:
-    stmt = (select(m.Measure, m.Finding, m.Occurrence)
-            .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
-            .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
-            .where(m.Measure.status != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id)))
+async def open_measures(session: AsyncSession) -> list[MeasureContext]:
+    stmt = (_measures_in_context().where(m.Measure.status != "closed")
+            .order_by(col(m.Measure.deadline), col(m.Measure.id)))
     return [(a, b, c) for a, b, c in (await session.exec(stmt)).all()]
 
 
 _OPEN_MEASURE_ROWS = (
-    sa.select(col(m.Measure.id), col(m.Measure.owner_email), col(m.Measure.deadline), col(m.Measure.created_at),
-              col(m.Finding.description), col(m.Occurrence.section_key), col(m.Occurrence.floor_key),
-              col(m.Occurrence.building_key))
-    .join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
-    .join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
+    sa.select(col(m.Measure.id), col(m.Measure.owner_email), col(m.Measure.created_by), col(m.Measure.deadline),
+              col(m.Measure.created_at), sa.func.coalesce(col(m.Measure.description), col(m.Finding.description)),
+              sa.func.coalesce(col(m.Measure.section_key), col(m.Occurrence.section_key)),
+              col(m.Occurrence.floor_key), col(m.Occurrence.building_key))
+    .outerjoin(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+    .outerjoin(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
     .where(col(m.Measure.status) != "closed").order_by(col(m.Measure.deadline), col(m.Measure.id))
 )  # built once: the status card and "åpne tiltak" read it; plain rows, kept while nothing changes
 
 
 async def open_measure_rows(session: AsyncSession) -> Sequence[Any]:
-    """Open measures as plain rows (id, owner_email, deadline, created_at, description, section_key, floor_key,
-    building_key), oldest deadline first: what the chat's answers show, without building ORM objects."""
+    """Open measures from every source as plain rows (id, owner_email, created_by, deadline, created_at,
+    description, section_key, floor_key, building_key: the measure's own description and section, else its
+    deviation's and round's), oldest deadline first: what the chat's answers show, without building ORM objects."""
     return await sessions.rows(session, _OPEN_MEASURE_ROWS, {})
+
+
+async def all_measures(session: AsyncSession) -> list[MeasureContext]:
+    """Every measure, open and closed, oldest first."""
+    return [(a, b, c) for a, b, c in (await session.exec(_measures_in_context().order_by(col(m.Measure.id)))).all()]
+
+
+async def measures_by_item(session: AsyncSession, occurrence_id: int) -> dict[str, m.Measure]:
+    """The measure made from each deviation of a round, by checklist item."""
+    stmt = (select(m.Finding.item_key, m.Measure).join(m.Measure, col(m.Measure.finding_id) == col(m.Finding.id))
+            .where(m.Finding.occurrence_id == occurrence_id).order_by(col(m.Measure.id)))
+    return {item: measure for item, measure in (await session.exec(stmt)).all()}
+
+
+async def measure_evidence(session: AsyncSession, measure_id: int) -> list[m.MeasureEvidence]:
+    stmt = (select(m.MeasureEvidence).where(m.MeasureEvidence.measure_id == measure_id)
+            .order_by(col(m.MeasureEvidence.id)))
+    return list((await session.exec(stmt)).all())
+
+
+async def cancel_measure_messages(session: AsyncSession, measure_id: int, *, recipient: str | None = None) -> int:
+    """Reminders and escalations of a measure not sent yet are cancelled (it was closed, its deadline moved or it
+    changed hands: the next planning tick plans what is due now); `recipient`: only those to that person. The
+    rows stay, so planning never sends a cancelled step again. No commit."""
+    stmt = (sa.update(m.OutboxMessage)
+            .where(col(m.OutboxMessage.dedupe_key).startswith(f"measure:{measure_id}@", autoescape=True),
+                   col(m.OutboxMessage.status).in_(["pending", "retry"]))
+            .values(status="cancelled", last_error="the measure changed before this was sent"))
+    if recipient is not None:
+        stmt = stmt.where(col(m.OutboxMessage.recipient_email) == recipient)
+    result = await session.exec(stmt)  # type: ignore[call-overload]
+    return int(result.rowcount or 0)
+
+
+async def measure_created_by_card(session: AsyncSession, nonce: str) -> int | None:
+    """The measure a "nytt tiltak" form already created (pressed twice, or by two clicks), if any."""
+    stmt = select(m.MeasureEvent.measure_id).where(m.MeasureEvent.kind == "created",
+                                                   m.MeasureEvent.new_value == f"card:{nonce}")
+    return (await session.exec(stmt)).first()
 
 
 async def measure_events(session: AsyncSession, measure_id: int) -> list[m.MeasureEvent]:
@@ -569,7 +613,7 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
     ids = [o.id for o in occurrences]
     by_id = {o.id: o.key for o in occurrences}
     if not ids:
-        return {"rounds": [], "answers": [], "findings": [], "measures": []}
+        ids = [-1]  # measures from other sources than rounds are still on record for the period
     events = (await session.exec(select(m.OccurrenceEvent).where(col(m.OccurrenceEvent.occurrence_id).in_(ids))
                                  .order_by(col(m.OccurrenceEvent.id)))).all()
     answers = (await session.exec(select(m.ChecklistAnswer).where(col(m.ChecklistAnswer.occurrence_id).in_(ids))
@@ -577,8 +621,14 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
     findings = list((await session.exec(select(m.Finding).where(col(m.Finding.occurrence_id).in_(ids))
                                         .order_by(col(m.Finding.id)))).all())
     finding_ids = [f.id for f in findings]
-    measures = list(await session.exec(select(m.Measure).where(col(m.Measure.finding_id).in_(finding_ids))
-                                        .order_by(col(m.Measure.id)))) if finding_ids else []
+    # measures of the period's rounds, and those from other sources whose deadline is in the period
+    measures = list(await session.exec(select(m.Measure).where(
+        col(m.Measure.finding_id).in_(finding_ids or [-1])
+        | (col(m.Measure.finding_id).is_(None) & (m.Measure.deadline >= start) & (m.Measure.deadline <= end)))
+        .order_by(col(m.Measure.id))))
+    evidence = (await session.exec(select(m.MeasureEvidence).where(
+        col(m.MeasureEvidence.measure_id).in_([x.id for x in measures])).order_by(col(m.MeasureEvidence.id)))).all() \
+        if measures else []
     history = (await session.exec(select(m.MeasureEvent).where(
         col(m.MeasureEvent.measure_id).in_([x.id for x in measures])).order_by(col(m.MeasureEvent.id)))).all() \
         if measures else []
@@ -600,10 +650,17 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
                      "comment": a.comment, "by": a.submitted_by, "at": iso(a.submitted_at)} for a in answers],
         "findings": [{"id": f.id, "occurrence": by_id[f.occurrence_id], "item": f.item_key,
                       "description": f.description, "by": f.created_by, "at": iso(f.created_at)} for f in findings],
-        "measures": [{"id": x.id, "finding": x.finding_id, "owner": x.owner_email, "deadline": iso(x.deadline),
+        "measures": [{"id": x.id, "finding": x.finding_id, "source": x.source, "description": x.description,
+                      "section": x.section_key, "cim_ref": x.cim_ref, "created_by": x.created_by,
+                      "owner": x.owner_email, "deadline": iso(x.deadline),
                       "status": x.status, "external_ticket": x.external_ticket, "created_at": iso(x.created_at),
-                      "history": [{"status": h.status, "by": h.actor_email, "at": iso(h.at), "note": h.note}
-                                  for h in history if h.measure_id == x.id]} for x in measures],
+                      "history": [{"status": h.status, "kind": h.kind, "from": h.old_value, "to": h.new_value,
+                                   "by": h.actor_email, "at": iso(h.at), "note": h.note}
+                                  for h in history if h.measure_id == x.id],
+                      "evidence": [{"kind": e.kind, "note": e.note, "url": e.url, "file": e.filename,
+                                    "content_type": e.content_type, "size": e.size, "by": e.added_by,
+                                    "at": iso(e.added_at)} for e in evidence if e.measure_id == x.id]}
+                     for x in measures],
     }
 
 

@@ -311,7 +311,7 @@ def build_manifest(
             {
                 "botId": bot_id,
                 "scopes": list(BOT_SCOPES),
-                "supportsFiles": False,
+                "supportsFiles": True,
                 "isNotificationOnly": False,
                 "commandLists": [{"scopes": [scope], "commands": [dict(c) for c in commands]} for scope in BOT_SCOPES],
             }

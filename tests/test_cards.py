@@ -16,7 +16,7 @@ from cards.digest import DigestView, digest_card
 from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
-from cards.measure import MeasureView, measure_card
+from cards.measure import MeasureActions, MeasureView, NewMeasureView, measure_card, new_measure_card
 from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
 from cards.task_check import CheckRow, CheckView, task_check_card
@@ -85,9 +85,17 @@ CASES: dict[str, Any] = {
         WhoRow("Eirik Haugen", "floor contact for Historical Museum, 2nd floor", "eirik.haugen@khm.uio.no",
                "Formidler"),), "Nobody"), "en"),
     "measure_nb": lambda: measure_card(MeasureView("Tiltak: Branndører", "1. etasje", "Avvik: kile", "Ansvarlig: Jonas",
-                                                   "EA-1", "https://si-fra.example/"), "nb",
-                                       CardAction("measure.close", "1", "n").pack(KEY),
-                                       CardAction("measure.ticket", "1", "n").pack(KEY)),
+                                                   "EA-1", "https://si-fra.example/",
+                                                   lines=("Tiltak nr. 1 · kilde: avvik fra runde",),
+                                                   people=(("jonas.eide@khm.uio.no", "Jonas Eide"),),
+                                                   evidence_hint="Send et bilde med «bevis tiltak 1»."), "nb",
+                                       MeasureActions(*(CardAction(verb, "1", "n").pack(KEY) for verb in (
+                                           "measure.close", "measure.ticket", "measure.reassign", "measure.deadline",
+                                           "measure.evidence")))),
+    "new_measure_nb": lambda: new_measure_card(NewMeasureView(
+        (("ark", "ARK"), ("incident", "Uønsket hendelse (CIM)")), (("jonas.eide@khm.uio.no", "Jonas Eide"),),
+        (("samling", "Seksjon for samlingsforvaltning"),), {"source": "ark", "description": "Støy i lesesalen"},
+        "Velg en seksjon fra listen."), "nb", CardAction("measure.create", "new", "n").pack(KEY)),
 }
 
 

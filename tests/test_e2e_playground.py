@@ -1,5 +1,6 @@
 """End to end through the real Microsoft 365 Agents Playground (local Teams emulator): install, questions, an
-unknown user, and a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder.
+unknown user, a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder, and a
+measure created in the chat ("nytt tiltak") that "åpne tiltak" then lists.
 
 The bot runs in-process on 127.0.0.1 with a FixedClock and no scheduler; the Playground runs behind its loopback
 guard (playground/launcher.py). See tests/e2e_support.py and docs/playground-api.md.
@@ -192,7 +193,28 @@ async def test_fire_round_end_to_end(env: E2E, khm: HmsConfig) -> None:
     env.clock.advance(reminder_at - env.clock.now())
     await env.plan()
     await env.drain()
-    key = f"measure:{measure.id}|reminder-7|{JONAS}"
+    key = f"measure:{measure.id}@{measure.deadline.isoformat()}|reminder-7|{JONAS}"
     rows = await env.rows(m.OutboxMessage, m.OutboxMessage.dedupe_key == key)
     assert [(r.status, bool(r.activity_id)) for r in rows] == [("sent", True)], rows
     await env.wait_for(bot_sent_to(dm[JONAS], "Påminnelse", "9. april"), stream="log")
+
+
+async def test_a_measure_created_in_the_chat_is_among_the_open_measures(env: E2E) -> None:
+    """Issue 11.3: "nytt tiltak" opens the form, Fatima fills it in and sends it, and "åpne tiltak" lists it."""
+    await env.say("nytt tiltak")
+    frame = await env.wait_for(lambda f: created_in(env.personal_chat)(f) and bool(
+        re.search(r"Nytt tiltak|New measure", frame_text(f))))
+    form = cards_of(frame)[0]
+    assert input_ids(form) == ["source", "cim", "description", "owner", "deadline", "section"]
+    answer = await env.invoke(frame["message"]["messageId"], press(form, "measure.create", {
+        "source": "ros", "description": "Nødlys i trapp B skiftes", "owner": JONAS, "deadline": "2027-04-30",
+        "section": "publikum"}))
+    created = texts(answer["value"])
+    assert re.search(r"Tiltak nr\. 1 er opprettet – ansvarlig Jonas Eide|Measure no\. 1 is created – owner Jonas Eide",
+                     created), created
+    [measure] = await env.rows(m.Measure)
+    assert (measure.source, measure.owner_email, measure.created_by, measure.deadline) == (
+        "ros", JONAS, FATIMA, dt.date(2027, 4, 30))
+    await env.say("åpne tiltak")
+    listed = await env.wait_for(created_in(env.personal_chat, "Nr. 1: Nødlys i trapp B skiftes"))
+    assert "Jonas Eide" in frame_text(listed)

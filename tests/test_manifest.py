@@ -183,7 +183,7 @@ def test_manifest_content():
     [bot] = manifest["bots"]
     assert bot["botId"] == APP_ID
     assert bot["scopes"] == ["personal", "team", "groupChat"]
-    assert bot["supportsFiles"] is False and bot["isNotificationOnly"] is False
+    assert bot["supportsFiles"] is True and bot["isNotificationOnly"] is False
     assert manifest["permissions"] == ["identity", "messageTeamMembers"]
     assert manifest["validDomains"] == ["hms.khm.uio.no"]
     assert manifest["icons"] == {"color": "color.png", "outline": "outline.png"}

@@ -115,10 +115,10 @@ async def test_open_measures_are_reminded_and_escalated(s: AsyncSession, khm: Hm
     await s.commit()
     await plan(s, khm, rounds, oslo(2027, 3, 23, 9))
     keys = [r.dedupe_key for r in await outbox(s) if r.dedupe_key.startswith("measure:")]
-    assert keys == [f"measure:{measure.id}|reminder-7|jonas.eide@khm.uio.no"]
+    assert keys == [f"measure:{measure.id}@2027-04-02|reminder-7|jonas.eide@khm.uio.no"]
     await plan(s, khm, rounds, oslo(2027, 4, 20, 9))
     keys = [r.dedupe_key for r in await outbox(s) if r.dedupe_key.startswith("measure:")]
-    assert f"measure:{measure.id}|escalation-hmsb_adviser|hanne.solberg@khm.uio.no" in keys
+    assert f"measure:{measure.id}@2027-04-02|escalation-hmsb_adviser|hanne.solberg@khm.uio.no" in keys
     measure.status = "closed"
     await s.commit()
     before = len(await outbox(s))

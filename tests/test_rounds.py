@@ -271,7 +271,7 @@ async def test_unknown_user_pressing_a_card(s: AsyncSession, khm: HmsConfig, rou
 async def test_measure_ticket_and_close(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     await submit_full(s, khm, rounds, {"fire_doors": "Dør står på kile"})
     [(measure, finding, occ_row)] = await repo.open_measures(s)
-    card = rounds.measures.measure_card(measure, finding, occ_row, "nb-NO")
+    card = rounds.measures.measure_card((measure, finding, occ_row), "nb-NO")
     show = {a["title"]: a for a in card["actions"] if a["type"] == "Action.ShowCard"}
     ticket_action = show["Registrer saksnummer"]["card"]["actions"][0]
     close_action = show["Lukk tiltaket"]["card"]["actions"][0]
@@ -352,7 +352,7 @@ async def test_confirm_before_submission_is_refused(s: AsyncSession, khm: HmsCon
 async def test_records_export_for_a_period(s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     await submit_full(s, khm, rounds, {"fire_doors": "Dør på kile"})
     [(measure, finding, occ_row)] = await repo.open_measures(s)
-    close = next(a for a in rounds.measures.measure_card(measure, finding, occ_row, "nb-NO")["actions"]
+    close = next(a for a in rounds.measures.measure_card((measure, finding, occ_row), "nb-NO")["actions"]
                  if a["type"] == "Action.ShowCard" and a["title"] == "Lukk tiltaket")["card"]["actions"][0]
     await verbs(rounds).handle(s, "jonas.eide@khm.uio.no", {"action": {"data": {**close["data"], "note": "Fikset"}}},
                         oslo(2026, 12, 1, 9), "nb-NO")

@@ -382,18 +382,23 @@ class Answerer:
                                   locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
         vis = self.visibility(email)
         rows = []
-        for _id, owner_email, deadline, created_at, description, section_key, floor_key, building_key in \
-                await repo.open_measure_rows(s):
+        for m_id, owner_email, created_by, deadline, created_at, description, section_key, floor_key, building_key \
+                in await repo.open_measure_rows(s):
             if not (vis.everything or section_key in vis.sections or floor_key in vis.floors
                     or (floor_key is None and building_key in vis.buildings)
                     or any(s in vis.sections for s in self._sections_of(floor_key))
-                    or owner_email == email):
+                    or email in (owner_email, created_by)):
                 continue
             owner = self.config.person(owner_email)
             age = (today - created_at.astimezone(self.config.tz).date()).days
-            rows.append(MeasureRow(description, owner.name if owner else owner_email,
+            rows.append(MeasureRow(t(locale, "measures.numbered", id=m_id, description=description or "–"),
+                                   owner.name if owner else owner_email,
                                    format_date(deadline, locale), age, deadline < today))
         return open_measures_card(rows, locale), {"count": len(rows)}
+
+    async def _new_measure(self, _s: AsyncSession, _u: Understanding, email: str, now: dt.datetime,
+                           locale: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.rounds.measures.new_measure_activity(email, now, locale), {"form": "new_measure"}
 
     async def _report_incident(self, _s: AsyncSession, _u: Understanding, _e: str, _n: dt.datetime,
                                locale: str) -> tuple[dict[str, Any], dict[str, Any]]:

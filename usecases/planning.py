@@ -95,13 +95,17 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             if step.kind == "deputy" and occ.key in reacted:
                 continue
             wanted += [(step.dedupe_key(occ.key, to), step.kind, to, (occ, step)) for to in step.to]
+    measure_policy = config.reminders.model_copy(
+        update={"escalate_to_unit_head_after": config.measures.escalate_to_unit_head_after})
     for measure, finding, occ_row in await repo.open_measures(s):
-        section = config.section(occ_row.section_key) if occ_row.section_key else None
-        item = pol.Item(f"measure:{measure.id}", measure.created_at.astimezone(config.tz).date(), measure.deadline,
-                        (measure.owner_email,), None,
-                        section_leader=section.leader if section else None, adviser=adviser,
-                        assignee_away=measure.owner_email in away)
-        for step in pol.due_steps(pol.steps(item, config.reminders, cal, prompt=False), now):
+        section_key = measure.section_key or (occ_row.section_key if occ_row else None)
+        section = config.section(section_key) if section_key else None
+        # the deadline is part of the key: a moved deadline plans its reminders and escalations again
+        item = pol.Item(f"measure:{measure.id}@{measure.deadline.isoformat()}",
+                        measure.created_at.astimezone(config.tz).date(), measure.deadline, (measure.owner_email,),
+                        None, section_leader=section.leader if section else None, adviser=adviser,
+                        assignee_away=measure.owner_email in away, unit_head=config.roles.unit_head)
+        for step in pol.due_steps(pol.steps(item, measure_policy, cal, prompt=False, starts=starts), now):
             wanted += [(step.dedupe_key(item.key, to), step.kind, to, (measure, finding, occ_row, step))
                        for to in step.to]
 
@@ -122,8 +126,8 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
         else:
             measure, finding, occ_row, step = what
             activity = _measure_message(config, rounds, measure, finding, occ_row, step, locale)
-            messages.append(PlannedMessage(key, kind, to, occ_row.task_key, occ_row.key, measure.deadline,
-                                           measure.id))
+            messages.append(PlannedMessage(key, kind, to, occ_row.task_key if occ_row else None,
+                                           occ_row.key if occ_row else None, measure.deadline, measure.id))
         rows.append(outbox_row(key, kind, person_target(to), activity))
     if config.weekly_digest:
         digest = await weekly_digest(s, config, now, cal, existing)
@@ -143,12 +147,13 @@ async def plan_once(url: str, config: HmsConfig, card_key: bytes, now: dt.dateti
         return await plan(s, config, Rounds(config, card_key), now, dry_run=dry_run)
 
 
-def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding,
-                     occ_row: m.Occurrence, step: pol.Step, locale: str) -> dict[str, object]:
+def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding | None,
+                     occ_row: m.Occurrence | None, step: pol.Step, locale: str) -> dict[str, object]:
     due = format_date(measure.deadline, locale)
     if step.kind == "escalation":
         owner = config.person(measure.owner_email)
-        text = t(locale, "prompt.measure_escalation", item=finding.description[:80], due=due,
+        item = rounds.measures.description((measure, finding, occ_row))[:80]
+        text = t(locale, "prompt.measure_escalation", item=item, due=due,
                  who=owner.name if owner else measure.owner_email)
     elif step.kind == "overdue":
         text = t(locale, "prompt.measure_overdue", due=due)

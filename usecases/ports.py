@@ -41,3 +41,14 @@ class Proactive(Protocol):
 
     async def create_personal_conversation(self, service_url: str, tenant_id: str | None, user_id: str,
                                            activity: dict[str, Any] | None = None) -> str: ...
+
+
+class FileTooLarge(Exception):
+    """A file sent to the bot is larger than what it stores."""
+
+
+class Download(Protocol):
+    """Fetching a file someone sent to the bot in the chat: at most `max_bytes`, else FileTooLarge; any other
+    failure (refused, unreachable) raises DeliveryError."""
+
+    async def __call__(self, url: str, max_bytes: int) -> bytes: ...

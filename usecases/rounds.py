@@ -158,6 +158,7 @@ class Rounds:
                                       t(locale, "round.due_line", due=format_date(occ.due, locale)), notice_text,
                                       done_line=line), locale, None)
         answers = await repo.final_answers(s, row.id)
+        measures = await repo.measures_by_item(s, row.id)  # what became of each deviation
         lang = i18n.lang(locale)
         labels = {a.key: (a.label.get(lang), a.is_deviation) for a in checklist.answers}
         rows = []
@@ -166,7 +167,10 @@ class Rounds:
             if answer is None:
                 continue
             label, deviation = labels.get(answer.answer, (answer.answer, False))
-            rows.append((item.text.get(lang), label, answer.comment or "", deviation))
+            comment = answer.comment or ""
+            if item.key in measures:
+                comment = f"{comment}\n\n{self._measure_line(measures[item.key], locale)}".strip()
+            rows.append((item.text.get(lang), label, comment, deviation))
         count = sum(r[3] for r in rows)
         headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
                     t(locale, "checklist.headline_none", who=who, when=when))
@@ -176,6 +180,13 @@ class Rounds:
                                     when=self.names.when(event.at, locale))
         return submitted_card(SubmittedView(self.names.task(occ, locale), self.names.scope(occ, locale),
                                             headline, tuple(rows), notice_text), locale)
+
+    def _measure_line(self, measure: m.Measure, locale: str) -> str:
+        """"Tiltak opprettet – ansvarlig NN, frist D" ("Tiltak lukket" once it is)."""
+        if measure.status == "closed":
+            return t(locale, "round.measure_closed_line", owner=self.names.person(measure.owner_email))
+        return t(locale, "round.measure_line", owner=self.names.person(measure.owner_email),
+                 deadline=format_date(measure.deadline, locale))
 
     def _registered_line(self, row: m.Occurrence, completed: m.OccurrenceEvent, locale: str) -> str:
         """"Done by NN on D · registered afterwards by the adviser W" (without "by NN" when nobody was named)."""
@@ -382,11 +393,12 @@ class Rounds:
                                 created_by=email, created_at=now)
             s.add(finding)
             await s.flush()
-            measure = m.Measure(finding_id=m.pk(finding), owner_email=owner, deadline=deadline, status="open",
-                                created_at=now)
+            measure = m.Measure(finding_id=m.pk(finding), source="round", description=finding.description,
+                                section_key=occ.section, created_by=email, owner_email=owner, deadline=deadline,
+                                status="open", created_at=now)
             s.add(measure)
             await s.flush()
-            s.add(m.MeasureEvent(measure_id=m.pk(measure), status="open", actor_email=email, at=now,
+            s.add(m.MeasureEvent(measure_id=m.pk(measure), status="open", actor_email=email, at=now, kind="created",
                                  note="created from a deviation"))
             out.append((measure, finding))
         return out

@@ -94,6 +94,11 @@ class BfPeer:
     metadata_requested: threading.Event = field(default_factory=threading.Event)
     metadata_answers: int = 0
 
+    # files people send to the bot: a photo pasted into a chat (held by the connector, under /v3/attachments/) and
+    # a file Teams uploaded (its own download URL, under /files/); what was asked for, with which Authorization
+    files: dict[str, bytes] = field(default_factory=dict)
+    file_requests: list[tuple[str, str | None]] = field(default_factory=list)
+
     port: int = 0  # 0: an ephemeral port; a given one lets a test point a serviceUrl at a connector not yet up
 
     def __post_init__(self) -> None:
@@ -154,7 +159,14 @@ class BfPeer:
         app.router.add_post("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
         app.router.add_put("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
         app.router.add_get("/v3/conversations/{cid:[^/]+}/members/{uid:[^/]+}", self._member)
+        app.router.add_get("/v3/attachments/{aid}/views/{view}", self._file)
+        app.router.add_get("/files/{name}", self._file)
         return app
+
+    async def _file(self, request: web.Request) -> web.Response:
+        self.file_requests.append((request.path, request.headers.get("Authorization")))
+        data = self.files.get(request.path)
+        return web.Response(body=data) if data is not None else web.Response(status=404)
 
     async def _metadata(self, _request: web.Request) -> web.Response:
         self.metadata_fetches += 1
