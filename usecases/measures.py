@@ -96,16 +96,24 @@ class Measures:
     async def _ticket(self, press: CardPress, measure: m.Measure, finding: m.Finding,
                       occ_row: m.Occurrence) -> ActionResult:
         """Keep EA's ticket number on an open measure."""
-        ticket = press.values.get("ticket", "").strip()[:TICKET_MAX]
+        ticket = await self.keep_ticket(press, measure, press.values.get("ticket", ""))
         if not ticket:
             return ActionResult(self.measure_card(measure, finding, occ_row, press.locale,
                                                   error=t(press.locale, "measure.ticket")), "invalid")
-        if measure.external_ticket != ticket:  # the same press again (a Teams retry) records nothing new
-            measure.external_ticket = ticket
-            await self._record(press, measure, measure.status, f"ticket {ticket}")
         return ActionResult(self.measure_card(measure, finding, occ_row, press.locale,
                                               notice_text=t(press.locale, "measure.ticket_saved", ticket=ticket)),
                             "ticket")
+
+    async def keep_ticket(self, press: CardPress, measure: m.Measure, given: str) -> str | None:
+        """Keep EA's ticket number on an open measure, with who and when (the measure card's field, and the floor
+        contact's on the round's card); None when nothing was given. The same number again records nothing new."""
+        ticket = given.strip()[:TICKET_MAX]
+        if not ticket:
+            return None
+        if measure.external_ticket != ticket:  # the same press again (a Teams retry) records nothing new
+            measure.external_ticket = ticket
+            await self._record(press, measure, measure.status, f"ticket {ticket}")
+        return ticket
 
     async def _close(self, press: CardPress, measure: m.Measure, finding: m.Finding,
                      occ_row: m.Occurrence) -> ActionResult:
