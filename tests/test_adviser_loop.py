@@ -162,6 +162,7 @@ async def test_the_floor_contact_reports_a_building_fault_and_records_eas_ticket
 
     # someone who has nothing to do with the floor: refused, nothing stored
     other = await press(bot, khm, TOR, record, {f"ticket:{measure.id}": "EA-1"})
+    assert "Saksnummeret registreres av den som meldte feilen" in texts(other)
     assert "Ingenting ble lagret" in texts(other)
     assert rows(first_day, m.Measure, m.table(m.Measure).c.id == measure.id)[0].external_ticket is None
 

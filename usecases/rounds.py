@@ -391,8 +391,7 @@ class Rounds:
             return refusal(press.locale, "card.unknown", "unknown")
         measure, finding, row = found
         if not self.may_record_ticket(occ, measure, finding, press.email):
-            return refusal(press.locale, "card.not_allowed", "not_allowed",
-                           who=", ".join(self.names.person(e) for e in occ.assignees))
+            return refusal(press.locale, "building.not_allowed", "not_allowed")
         if measure.status == "closed":
             notice_text, outcome = t(press.locale, "building.closed"), "already_closed"
         else:
