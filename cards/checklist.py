@@ -1,5 +1,5 @@
 """The round checklist as an Adaptive Card form (paged, pre-filled from a draft), and the read-only card that
-replaces it once the round is submitted.
+replaces it once the round is submitted (with the building faults to report to EA, when there are any).
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cards.common import card, heading, subheading, text
+from cards.common import card, heading, open_url, subheading, text
 from hms.i18n import t
 
 PAGE_SIZE = 9
@@ -90,12 +90,25 @@ def _execute(title: str, verb: str, data: dict[str, Any], *, validate: bool = Tr
 
 
 @dataclass(frozen=True)
+class BuildingFault:
+    """A deviation on an item about the building, reported to EA: EA's ticket number once recorded, and the signed
+    data of the button that records it (None where the reader may not, or the measure is closed)."""
+
+    item: str
+    ticket: str | None
+    input_id: str
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class SubmittedView:
     title: str
     where: str
     headline: str
     rows: tuple[tuple[str, str, str, bool], ...]  # item, answer label, comment, is a deviation
     notice: str | None = None
+    faults: tuple[BuildingFault, ...] = ()
+    si_fra_url: str | None = None  # EA's fault report, offered to a reader who can record the ticket number
 
 
 def submitted_card(view: SubmittedView, locale: str) -> dict[str, Any]:
@@ -108,7 +121,30 @@ def submitted_card(view: SubmittedView, locale: str) -> dict[str, Any]:
     if deviations:
         body.append(subheading(t(locale, "checklist.deviations")))
         body += [text(f"- **{item}**: {comment}", color="Attention") for item, _, comment, _ in deviations]
+    if view.faults:
+        body += building_faults(view.faults, view.si_fra_url, locale)
     body.append(subheading(t(locale, "checklist.all_answers")))
     body += [text(f"{answer} · {item}" + (f" – {comment}" if comment and not dev else ""), subtle=True,
                   spacing="None") for item, answer, comment, dev in view.rows]
     return card(body)
+
+
+def building_faults(faults: tuple[BuildingFault, ...], si_fra_url: str | None, locale: str) -> list[dict[str, Any]]:
+    """The faults to report to EA: the Si fra link, and per fault its ticket number or a field to record it."""
+    blocks: list[dict[str, Any]] = [subheading(t(locale, "building.title")),
+                                    text(t(locale, "building.intro" if si_fra_url else "building.record"))]
+    if si_fra_url:
+        blocks.append({"type": "ActionSet", "actions": [open_url(t(locale, "measure.si_fra"), si_fra_url)]})
+    for fault in faults:
+        state = t(locale, "building.ticket", ticket=fault.ticket) if fault.ticket else t(locale, "building.no_ticket")
+        blocks.append(text(f"- **{fault.item}**: {state}", spacing="Small"))
+        if fault.data is None:
+            continue
+        label = t(locale, "measure.save_ticket")
+        blocks.append({"type": "ActionSet", "actions": [{"type": "Action.ShowCard", "title": label, "card": {
+            "type": "AdaptiveCard",
+            "body": [{"type": "Input.Text", "id": fault.input_id, "label": t(locale, "measure.ticket"),
+                      "isRequired": True, "maxLength": 100, "errorMessage": t(locale, "building.ticket_missing"),
+                      **({"value": fault.ticket} if fault.ticket else {})}],
+            "actions": [_execute(label, "round.ticket", fault.data)]}}]})
+    return blocks

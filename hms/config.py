@@ -393,6 +393,9 @@ class Task(_Strict):
     checklist: str | None = None
     links: list[str] = Field(default_factory=list)
     reminders: ReminderOverrides | None = None
+    notify_when_done: list[str] = Field(default_factory=list)
+    """Roles told when someone marks an occurrence of this task done in the chat (the section's annual report to the
+    HMSB adviser, say), naming the place, who and when."""
     assumption: str | None = None
 
     @property
@@ -409,6 +412,9 @@ class ChecklistItem(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     text: Text
     museum_only: bool = False
+    building: bool = False
+    """A deviation here is a fault in the building, reported to the estates department (EA) in Si fra: the card
+    after submission offers the Si fra link and a field for EA's ticket number."""
 
 
 class AnswerOption(_Strict):
@@ -815,6 +821,36 @@ def _message(err: Mapping[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _prompt_lead_problems(task: Task) -> list[tuple[tuple[Any, ...], str]]:
+    """What is wrong with a task's own prompt lead (`reminders.first_prompt_days_before`): a lead that cannot take
+    effect. The prompt never comes before the task opens, so a longer lead would be silently cut short; a task
+    without deadlines has nothing to prompt ahead of. (The unit's default lead is cut short on purpose for tasks
+    that open later: it is not checked here.)"""
+    if task.reminders is None or task.reminders.first_prompt_days_before is None:
+        return []
+    lead = task.reminders.first_prompt_days_before
+    if task.reminders.prompt_when_window_opens:
+        return [(("prompt_when_window_opens",), "set either first_prompt_days_before or prompt_when_window_opens, "
+                 "not both: with prompt_when_window_opens the prompt goes out when the task opens")]
+    from hms.wheel import cycles  # the wheel builds on this module; it knows each year's windows
+
+    rec = task.recurrence
+    first = rec.anchor_year if isinstance(rec, EveryNYears) else 2001
+    spans = [(due - start).days for year in range(first, first + 4 * getattr(rec, "interval", 1))
+             for _, start, due in cycles(task, year, year)]
+    if not spans:
+        return [(("first_prompt_days_before",), f"a prompt lead has no effect: a task with recurrence "
+                 f"{rec.kind!r} has no deadlines to prompt ahead of")]
+    room = min(spans)
+    if lead > room:
+        earlier = ", an earlier recurrence.opens" if isinstance(rec, Yearly | EveryNYears) else ""
+        return [(("first_prompt_days_before",),
+                 f"a prompt {lead} days before the deadline would come before the task opens ({room} days before "
+                 f"its deadline at the least), and a prompt never comes before the task opens: use a lead of at "
+                 f"most {room} days{earlier}, or prompt_when_window_opens: true")]
+    return []
+
+
 def _cross_check(c: HmsConfig, declared: _Declared | None = None) -> list[tuple[tuple[Any, ...], str]]:
     """Checks across the file: references, uniqueness, and roles that a task's scope cannot resolve. `declared`:
     keys the raw file declares in parts left out as broken (already reported), which references may name."""
@@ -911,11 +947,11 @@ def _cross_check(c: HmsConfig, declared: _Declared | None = None) -> list[tuple[
             out.append((("tasks", i, "key"), f"task key {t.key!r} is used twice"))
         task_keys.add(t.key)
         for field, roles in (("responsible", [t.responsible]), ("accountable", [t.accountable]),
-                             ("participants", t.participants)):
+                             ("participants", t.participants), ("notify_when_done", t.notify_when_done)):
             for ri, role in enumerate(roles):
                 if role is None:
                     continue
-                loc = ("tasks", i, field, ri) if field == "participants" else ("tasks", i, field)
+                loc = ("tasks", i, field, ri) if field in ("participants", "notify_when_done") else ("tasks", i, field)
                 if role not in roles_known:
                     out.append((loc, f"unknown role {role!r}: declare it under roles.declared (built-in roles: "
                                      f"{', '.join(ROLES)})"))
@@ -938,6 +974,8 @@ def _cross_check(c: HmsConfig, declared: _Declared | None = None) -> list[tuple[
                 out.append((("tasks", i, "links", li), f"unknown link {link!r} (define it under links)"))
         if isinstance(t.recurrence, Yearly | EveryNYears) and t.recurrence.opens == t.recurrence.due:
             out.append((("tasks", i, "recurrence", "opens"), "opens must be before due"))
+        else:
+            out += [((("tasks", i, "reminders", *loc)), msg) for loc, msg in _prompt_lead_problems(t)]
     for ci, ck in enumerate(c.checklists):
         seen: set[str] = set()
         for ii, item in enumerate(ck.items):

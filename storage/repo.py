@@ -517,6 +517,13 @@ async def measure_with_context(session: AsyncSession, measure_id: int) -> Measur
     return (row[0], row[1], row[2]) if row else None
 
 
+async def occurrence_measures(session: AsyncSession, occurrence_id: int) -> list[tuple[m.Measure, m.Finding]]:
+    """The measures made from one occurrence's findings, in the order they were found."""
+    stmt = (select(m.Measure, m.Finding).join(m.Finding, col(m.Measure.finding_id) == col(m.Finding.id))
+            .where(m.Finding.occurrence_id == occurrence_id).order_by(col(m.Finding.id), col(m.Measure.id)))
+    return [(a, b) for a, b in (await session.exec(stmt)).all()]
+
+
 async def open_measures(session: AsyncSession) -> list[MeasureContext]:
     stmt = (_measures_in_context().where(m.Measure.status != "closed")
             .order_by(col(m.Measure.deadline), col(m.Measure.id)))

@@ -135,6 +135,7 @@ def seeds(service_url: str, key: bytes, config: HmsConfig) -> list[Seed]:
     submit_hm3.update(fire_answers(config, ("exit_signs",)))
     close = {**card_data(key, "measure.close", "1", "fuzz-measure-1"), "note": "Kilen er fjernet"}
     ticket = {**card_data(key, "measure.ticket", "2", "fuzz-measure-2"), "ticket": "EA-4711"}
+    round_ticket = {**card_data(key, "round.ticket", "1", "fuzz-round-ticket"), "ticket:1": "EA-4712"}
     done = {**card_data(key, "task.done", "annual_report:2026:publikum", "fuzz-task"), "note": "Sendt",
             "link": "https://khm.example/arsrapport.pdf"}
     opened = card_data(key, "round.open", "fire_round:2026-Q4:hm-u", "fuzz-open-hmu", config)
@@ -170,6 +171,7 @@ def seeds(service_url: str, key: bytes, config: HmsConfig) -> list[Seed]:
         card("submit", "round.submit", submit_hm3),
         card("measure close", "measure.close", close),
         card("measure ticket", "measure.ticket", ticket),
+        card("round ticket", "round.ticket", round_ticket),
         card("task done", "task.done", done),
         card("round open", "round.open", opened),
         card("confirm", "round.confirm", card_data(key, "round.confirm", "fire_round:2026-Q4:hm-2", "fuzz-confirm")),

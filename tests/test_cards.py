@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from cards.actions import BadAction, CardAction, unpack
-from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
+from cards.checklist import (
+    BuildingFault,
+    ChecklistItemView,
+    ChecklistView,
+    SubmittedView,
+    checklist_card,
+    submitted_card,
+)
 from cards.digest import DigestView, digest_card
 from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
@@ -57,6 +64,17 @@ CASES: dict[str, Any] = {
                                                          "3. mars 09:12 – 1 avvik",
                                                          (("Punkt 1", "OK", "", False),
                                                           ("Punkt 2", "Avvik", "Dør på kile", True))), "nb"),
+    "submitted_building_nb": lambda: submitted_card(SubmittedView(
+        "Brannvernrunde", "1. etasje", "Levert av Fatima Ali 3. mars 09:12 – 3 avvik",
+        (("Branndører", "Avvik", "Dør lukker ikke", True), ("Utgangsskilt", "Avvik", "Lyser ikke", True),
+         ("Lagring", "Avvik", "Esker i korridoren", True)), "Saksnummer EA-4711 er lagret.",
+        (BuildingFault("Branndører", "EA-4711", "ticket:7", CardAction("round.ticket", "7", "n").pack(KEY)),
+         BuildingFault("Utgangsskilt", None, "ticket:8", CardAction("round.ticket", "8", "n").pack(KEY))),
+        "https://si-fra.example/"), "nb"),
+    "submitted_building_record_en": lambda: submitted_card(SubmittedView(
+        "Fire safety round", "1st floor", "Submitted by Fatima Ali 3 March 09:12 – 1 deviation(s)",
+        (("Fire doors", "Deviation", "Does not close", True),), None,
+        (BuildingFault("Fire doors", "EA-4711", "ticket:7"),)), "en"),
     "task_nb": lambda: task_card(TaskView("HMS-årsrapport", "Adm", "Frist 1. desember"), "nb",
                                  CardAction("task.done", "annual_report:2027:adm", "n").pack(KEY)),
     "digest_nb": lambda: digest_card(DigestView("14", (3, 18, 6, 24), ("Brannvernrunde – 1. etasje (31. mars 2027, "

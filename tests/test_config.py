@@ -126,7 +126,7 @@ def test_check_config_command(tmp_path: Path, khm_text: str, capsys: pytest.Capt
     good = tmp_path / "good.yaml"
     good.write_text(khm_text, encoding="utf-8")
     assert main(["check-config", str(good)]) == 0
-    assert ("OK (20 people, 4 sections, 2 buildings, 5 floors, 0 declared roles, 14 tasks, 2 checklists)"
+    assert ("OK (20 people, 4 sections, 2 buildings, 5 floors, 0 declared roles, 15 tasks, 2 checklists)"
             in capsys.readouterr().out)
 
     bad = tmp_path / "bad.yaml"

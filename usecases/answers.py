@@ -487,7 +487,7 @@ class Answerer:
         if row is not None and row.completed_at is not None:
             done = t(locale, "round.done", who=self._name(row.completed_by or ""),
                      when=self.rounds.names.done_when(row, locale))
-            card = await self.rounds.result_card(s, occ, row, locale, notice_text=done)
+            card = await self.rounds.result_card(s, occ, row, locale, notice_text=done, viewer=email)
             return message(card, done), {"occurrence": occ.key, "completed": True}
         values: dict[str, str] = {}
         comments: dict[str, str] = {}

@@ -385,17 +385,25 @@ class Measures:
     async def set_ticket(self, s: AsyncSession, ctx: Context, by: str, now: dt.datetime, ticket: str) -> bool:
         """Keep EA's ticket number; False when it is that already (a Teams retry records nothing new). Commits."""
         self._check(ctx, by)
-        ticket = ticket.strip()[:TICKET_MAX]
-        if not ticket:
+        before = ctx[0].external_ticket
+        if await self.keep_ticket(s, ctx[0], by, now, ticket) is None:
             raise Refused("measure.ticket")
-        measure = ctx[0]
-        if measure.external_ticket == ticket:
-            return False
-        old = measure.external_ticket
-        measure.external_ticket = ticket
-        await self._record(s, measure, by, now, "ticket", f"ticket {ticket}", old, ticket)
         await s.commit()
-        return True
+        return ctx[0].external_ticket != before
+
+    async def keep_ticket(self, s: AsyncSession, measure: m.Measure, by: str, now: dt.datetime,
+                          given: str) -> str | None:
+        """Keep EA's ticket number on a measure with who and when: the measure card's field, and the floor
+        contact's on the round's card (the caller has checked who may). None when nothing was given; the same
+        number again records nothing new. No commit."""
+        ticket = given.strip()[:TICKET_MAX]
+        if not ticket:
+            return None
+        if measure.external_ticket != ticket:
+            old = measure.external_ticket
+            measure.external_ticket = ticket
+            await self._record(s, measure, by, now, "ticket", f"ticket {ticket}", old, ticket)
+        return ticket
 
     async def close(self, s: AsyncSession, ctx: Context, by: str, now: dt.datetime, note: str | None) -> None:
         """Close the measure with a note on what was done; the reminders not sent are cancelled, and whoever

@@ -2,7 +2,9 @@
 findings and measures that deviations become.
 
 Card verbs this room handles: round.open, round.page, round.submit, round.confirm, task.done, and task.register
-from `usecases.registration` (the measure verbs are in `usecases.measures`). A press on an occurrence is checked
+from `usecases.registration` (the measure verbs are in `usecases.measures`); round.ticket records EA's ticket number
+for a building fault on the round's own card, and task.done tells the roles a task names under `notify_when_done`.
+A press on an occurrence is checked
 before anything is stored: the sender may act on it, the template version it was made from, and whether the round
 is already done (by this card or by someone else). Final answers are append-only; what is saved before is the
 round's draft, one row per item overwritten by each page save (see `storage.models`), so a press costs the same on
@@ -22,7 +24,14 @@ from typing import Any
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from cards.actions import CardAction, nonce_for
-from cards.checklist import ChecklistItemView, ChecklistView, SubmittedView, checklist_card, submitted_card
+from cards.checklist import (
+    BuildingFault,
+    ChecklistItemView,
+    ChecklistView,
+    SubmittedView,
+    checklist_card,
+    submitted_card,
+)
 from cards.common import message, text
 from cards.notices import NoticeView, notice
 from cards.task_done import TaskView, task_card
@@ -75,6 +84,7 @@ class Rounds:
         self.router.register("round.open", self._on_occurrence(self._on_checklist(self._open)))
         self.router.register("round.page", self._on_occurrence(self._on_checklist(self._page)))
         self.router.register("round.submit", self._on_occurrence(self._on_checklist(self._submit)))
+        self.router.register("round.ticket", self._ticket)
         self.registration = Registration(config, secret, self.result_card)
         self.router.include(self.registration.router)  # task.register
 
@@ -141,8 +151,10 @@ class Rounds:
         return message(notice(NoticeView(self.names.task(occ, locale), (line,), "Attention")), line)
 
     async def result_card(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, locale: str,
-                          notice_text: str | None = None) -> dict[str, Any]:
-        """The read-only card of a done occurrence: who, when, deviations, every answer."""
+                          notice_text: str | None = None, *, viewer: str | None = None) -> dict[str, Any]:
+        """The read-only card of a done occurrence: who, when, deviations, every answer. With the `viewer` who
+        gets it in the chat, its building faults offer the Si fra link and a field for EA's ticket number, where
+        the viewer may record it."""
         assert row.id is not None
         task = self.config.task(occ.task)
         checklist = self.config.checklist(task.checklist) if task and task.checklist else None
@@ -178,8 +190,34 @@ class Rounds:
         for event in confirmed:
             headline += "\n\n" + t(locale, "confirm.done", who=self.names.person(event.actor_email),
                                     when=self.names.when(event.at, locale))
+        faults = await self._building_faults(s, occ, row, checklist, locale, viewer)
+        si_fra = self.config.links.get("si_fra")
         return submitted_card(SubmittedView(self.names.task(occ, locale), self.names.scope(occ, locale),
-                                            headline, tuple(rows), notice_text), locale)
+                                            headline, tuple(rows), notice_text, faults,
+                                            si_fra.url if si_fra and any(f.data for f in faults) else None), locale)
+
+    async def _building_faults(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence,
+                               checklist: Checklist, locale: str, viewer: str | None) -> tuple[BuildingFault, ...]:
+        """The round's deviations on items about the building (`building: true` in the checklist), each with EA's
+        ticket number, and a button to record it for a viewer who may."""
+        building = {i.key for i in checklist.items if i.building}
+        if not building:
+            return ()
+        faults = []
+        for measure, finding in await repo.occurrence_measures(s, m.pk(row)):
+            if finding.item_key not in building:
+                continue
+            data = None
+            if viewer and measure.status != "closed" and self.may_record_ticket(occ, measure, finding, viewer):
+                data = CardAction("round.ticket", str(measure.id), nonce_for(occ.key, "ticket")).pack(self.secret)
+            faults.append(BuildingFault(self.names.item(occ.task, finding.item_key, locale), measure.external_ticket,
+                                        f"ticket:{measure.id}", data))
+        return tuple(faults)
+
+    def may_record_ticket(self, occ: wheel.Occurrence, measure: m.Measure, finding: m.Finding, email: str) -> bool:
+        """Who may record EA's ticket number for a building fault: whoever reported it or may act on the round (the
+        floor contact, the deputy, the section leader, the adviser), and the measure's owner."""
+        return email in (finding.created_by, measure.owner_email) or self.may_act(occ, email)
 
     def _measure_line(self, measure: m.Measure, locale: str) -> str:
         """"Tiltak opprettet – ansvarlig NN, frist D" ("Tiltak lukket" once it is)."""
@@ -210,7 +248,7 @@ class Rounds:
                 return refusal(press.locale, "card.not_allowed", "not_allowed", who=who)
             row = await repo.ensure_occurrence(press.session, occ, press.now)
             if row.completed_at is not None:
-                return await self._already_done(press.session, occ, row, press.action, press.locale)
+                return await self._already_done(press.session, occ, row, press.action, press.locale, press.email)
             return await step(press, occ, row)
         return handler
 
@@ -244,13 +282,13 @@ class Rounds:
         return handler
 
     async def _already_done(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, action: CardAction,
-                            locale: str) -> ActionResult:
+                            locale: str, viewer: str | None = None) -> ActionResult:
         assert row.id is not None and row.completed_at is not None
         mine = await repo.final_answers(s, row.id, submission_id=action.nonce)
         text_ = (t(locale, "card.already_submitted") if mine else
                  t(locale, "card.completed_by", who=self.names.person(row.completed_by),
                    when=self.names.done_when(row, locale)))
-        card = await self.result_card(s, occ, row, locale, notice_text=text_)
+        card = await self.result_card(s, occ, row, locale, notice_text=text_, viewer=viewer)
         return ActionResult(card, "duplicate" if mine else "completed_by_other")
 
     # -- actions: the verbs -----------------------------------------------------------------------------------
@@ -313,7 +351,7 @@ class Rounds:
         if not await repo.complete_once(s, row, email, now):
             await s.rollback()
             row = await repo.occurrence_row(s, occ.key) or row
-            return await self._already_done(s, occ, row, press.action, locale)
+            return await self._already_done(s, occ, row, press.action, locale, email)
         for key in item_keys:
             s.add(m.ChecklistAnswer(occurrence_id=m.pk(row), submission_id=press.action.nonce,
                                     template_key=checklist.key, template_version=checklist.version, item_key=key,
@@ -328,7 +366,7 @@ class Rounds:
         await s.commit()
         row = await repo.occurrence_row(s, occ.key) or row
         await self._after_submit(s, occ, row, measures, now)
-        card = await self.result_card(s, occ, row, locale)
+        card = await self.result_card(s, occ, row, locale, viewer=email)
         log.info("round submitted", extra={"occurrence": occ.key, "deviations": len(deviations)})
         return ActionResult(card, "submitted")
 
@@ -352,7 +390,30 @@ class Rounds:
                                 link=link))
         await s.commit()
         row = await repo.occurrence_row(s, occ.key) or row
+        await self._tell_done(s, occ, row, link, now)
         return ActionResult(await self.result_card(s, occ, row, locale), "done")
+
+    async def _ticket(self, press: CardPress) -> ActionResult:
+        """EA's ticket number for a building fault, recorded on the round's card by the floor contact who found it
+        (or anyone who may act on the round): kept on the measure as the measure card keeps it, with who and when."""
+        measure_id = press.action.ref_id()
+        found = await repo.measure_with_context(press.session, measure_id) if measure_id is not None else None
+        measure, finding, row = found if found else (None, None, None)
+        occ = wheel.find_occurrence(self.config, row.key) if row is not None else None
+        if measure is None or finding is None or row is None or occ is None:
+            return refusal(press.locale, "card.unknown", "unknown")
+        if not self.may_record_ticket(occ, measure, finding, press.email):
+            return refusal(press.locale, "building.not_allowed", "not_allowed")
+        if measure.status == "closed":
+            notice_text, outcome = t(press.locale, "building.closed"), "already_closed"
+        else:
+            ticket = await self.measures.keep_ticket(press.session, measure, press.email, press.now,
+                                                     press.values.get(f"ticket:{measure.id}", ""))
+            await press.session.commit()
+            notice_text, outcome = ((t(press.locale, "measure.ticket_saved", ticket=ticket), "ticket") if ticket
+                                    else (t(press.locale, "building.ticket_missing"), "invalid"))
+        card = await self.result_card(press.session, occ, row, press.locale, notice_text, viewer=press.email)
+        return ActionResult(card, outcome)
 
     # -- what a press stores and queues ------------------------------------------------------------------------
 
@@ -422,6 +483,23 @@ class Rounds:
             rows.append(outbox_row(f"measure:{measure.id}|created|{measure.owner_email}", "measure",
                                    person_target(measure.owner_email), activity))
         await repo.enqueue(s, rows, now)
+
+    async def _tell_done(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, link: str | None,
+                         now: dt.datetime) -> None:
+        """Tell the roles the task names under `notify_when_done` (the HMSB adviser, for a section's annual report)
+        that it was marked done: the place, who and when, on the done card. Not the one who marked it."""
+        task = self.config.task(occ.task)
+        if task is None or not task.notify_when_done:
+            return
+        locale = self.config.unit.locale
+        line = t(locale, "done_notice.line", where=self.names.scope(occ, locale), task=self.names.task(occ, locale),
+                 who=self.names.person(row.completed_by), when=self.names.done_when(row, locale))
+        card = await self.result_card(s, occ, row, locale,
+                                      line + ("\n\n" + t(locale, "done_notice.link", link=link) if link else ""))
+        told = dict.fromkeys(e for role in task.notify_when_done
+                             for e in wheel.resolve_role(self.config, role, occ.section, occ.floor))
+        await repo.enqueue(s, [outbox_row(f"{occ.key}|done|{to}", "done_notice", person_target(to), message(card, line))
+                               for to in told if to != row.completed_by], now)
 
     def _confirm_activity(self, occ: wheel.Occurrence, row: m.Occurrence, doc: dict[str, Any],
                           locale: str) -> dict[str, Any]:
