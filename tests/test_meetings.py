@@ -243,6 +243,8 @@ async def test_the_leader_replaces_a_proposal_nobody_answered(bot: HmsBot, khm: 
     ("2027-05-22", "10:00", "22. mai 2027 er ikke en arbeidsdag (lørdag). Velg en annen dag."),
     ("2027-07-02", "10:00", "2. juli 2027 er for sent: velg en dag senest 1. juli 2027 (fristen for runden er "
                             "1. juli 2027)."),
+    ("9999-12-31", "23:59", "31. desember 9999 er for sent: velg en dag senest 1. juli 2027"),
+    ("0001-01-01", "00:00", "1. januar 1 kl. 00:00 har allerede vært."),
     ("", "10:00", "Velg både dato og klokkeslett. Ingenting ble sendt."),
     ("2027-06-03", "25:00", "Velg både dato og klokkeslett."),
     ("3. juni", "kl 10", "Velg både dato og klokkeslett."),

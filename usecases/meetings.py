@@ -399,13 +399,13 @@ class Meetings:
         starts = self.cal.at(day, clock.replace(second=0, microsecond=0, tzinfo=None))
         if starts <= press.now:
             return t(locale, "meeting.past", when=format_moment(starts, locale))
+        latest = self.latest_day(occ, wheel.local_date(press.now, self.config))
+        if day > latest:  # before asking the calendar about it: a day in the year 9999 is refused here
+            return t(locale, "meeting.too_late", day=format_date(day, locale), latest=format_date(latest, locale),
+                     due=format_date(occ.due, locale))
         if not self.cal.is_working_day(day):
             why = self.cal.holiday_name(day) or weekday(day, locale)
             return t(locale, "meeting.not_working_day", day=format_date(day, locale), why=why)
-        latest = self.latest_day(occ, wheel.local_date(press.now, self.config))
-        if day > latest:
-            return t(locale, "meeting.too_late", day=format_date(day, locale), latest=format_date(latest, locale),
-                     due=format_date(occ.due, locale))
         return starts
 
     async def _follow(self, press: CardPress, occurrence_id: int, latest: m.MeetingProposal | None, to: str,
