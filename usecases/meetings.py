@@ -207,13 +207,12 @@ class Meetings:
     def _accepted_activity(self, occ: wheel.Occurrence, p: m.MeetingProposal, to: str, locale: str
                            ) -> dict[str, Any]:
         """What the proposer is told when their proposal is accepted (the leader can open the checklist from it)."""
-        leader, _ = self._pair(occ, p)
         task = self.names.task(occ, locale)
         where = self.names.scope(occ, locale)
         line = t(locale, "meeting.accepted_body", by=self.names.person(p.proposed_to), when=self._when(p, locale),
                  task=task.lower(), where=where)
-        agreed = t(locale, "meeting.status_agreed", when=self._when(p, locale), leader=self.names.person(leader),
-                   rep=self.names.person(self._pair(occ, p)[1]))
+        agreed = self.status_line(occ, p, locale)
+        leader, _ = self._pair(occ, p)
         view = ProposalView(t(locale, "meeting.accepted_title", task=task), where, (line,),
                             self._inputs(occ, wheel.local_date(p.starts_at, self.config)), answered_line=agreed)
         open_data = self.open_data(occ, nonce_for(occ.key, "meeting")) if to == leader else None
