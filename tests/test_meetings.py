@@ -384,6 +384,77 @@ async def test_the_report_names_both_and_the_representative_confirms_it(
 # -- the record holds under presses at the same moment --------------------------------------------------------
 
 
+async def test_a_double_tap_at_the_same_moment_answers_once(bot: HmsBot, khm: HmsConfig) -> None:
+    prompt = await the_prompt(bot, khm)
+    await press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-03", "time": "10:00"})
+    [invitation] = await outbox(bot, "invitation")
+    cards = await asyncio.gather(*(press(bot, AHMED, card_of(invitation), "meeting.accept") for _ in range(2)))
+    shown = sorted(texts(c) for c in cards)
+    assert sum("Du godtok torsdag 3. juni 2027 kl. 10:00." in x for x in shown) == 1
+    assert sum("Du har allerede svart på dette forslaget." in x for x in shown) == 1
+    assert await proposals(bot) == [(1, JONAS, AHMED, oslo(2027, 6, 3, 10), "accepted", AHMED)]
+    assert len(await outbox(bot, "meeting")) == 1  # the leader is told once
+
+
+async def test_an_answer_and_a_new_proposal_at_the_same_moment_leave_one_meeting(bot: HmsBot,
+                                                                                   khm: HmsConfig) -> None:
+    prompt = await the_prompt(bot, khm)
+    await press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-03", "time": "10:00"})
+    [invitation] = await outbox(bot, "invitation")
+    accepted, proposed = await asyncio.gather(
+        press(bot, AHMED, card_of(invitation), "meeting.accept"),
+        press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-10", "time": "14:00"}))
+    stored = [(n, answer) for n, *_, answer, _ in await proposals(bot)]
+    invitations = len(await outbox(bot, "invitation"))
+    if stored == [(1, "accepted")]:  # his press read her proposal still open, and lost to her answer
+        assert "Du godtok" in texts(accepted) and "samtidig med deg" in texts(proposed) and invitations == 1
+    elif stored == [(1, "accepted"), (2, None)]:  # her answer, then his press moved the agreed time
+        assert "Du godtok" in texts(accepted) and "Invitasjonen er sendt" in texts(proposed) and invitations == 2
+    else:  # his new time first: her answer was to a proposal no longer the newest
+        assert stored == [(1, "replaced"), (2, None)], stored
+        assert "ikke det siste lenger" in texts(accepted) and "torsdag 10. juni 2027 kl. 14:00" in texts(accepted)
+        assert "Invitasjonen er sendt til Ahmed Rahimi." in texts(proposed) and invitations == 2
+
+
+async def test_a_press_that_read_the_meeting_just_before_it_moved_stores_nothing(
+        bot: HmsBot, khm: HmsConfig, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race above, made certain: each press reads the proposal as it was before the other side's answer was
+    committed, so its compare-and-set finds it answered."""
+    prompt = await the_prompt(bot, khm)
+    await press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-03", "time": "10:00"})
+    [invitation] = await outbox(bot, "invitation")
+    async with bot.sessions() as s:
+        found = await repo.proposal_with_occurrence(s, 1)
+        assert found is not None
+        before = (m.MeetingProposal(**found[0].model_dump()), m.Occurrence(**found[1].model_dump()))
+    await press(bot, AHMED, card_of(invitation), "meeting.accept")
+    latest, with_occurrence = repo.latest_proposals, repo.proposal_with_occurrence
+    stale = {"latest": 1, "one": 1}
+
+    async def latest_as_before(s: Any, keys: Any) -> dict[str, m.MeetingProposal]:
+        if stale["latest"]:
+            stale["latest"] -= 1
+            return {OCC: before[0]}
+        return await latest(s, keys)
+
+    async def one_as_before(s: Any, proposal_id: int) -> Any:
+        if stale["one"]:
+            stale["one"] -= 1
+            return before
+        return await with_occurrence(s, proposal_id)
+
+    monkeypatch.setattr(repo, "latest_proposals", latest_as_before)
+    monkeypatch.setattr(repo, "proposal_with_occurrence", one_as_before)
+    moved = await press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-10", "time": "14:00"})
+    assert "Noen svarte på det samme samtidig med deg, så ingenting ble lagret." in texts(moved)
+    assert "Avtalt: torsdag 3. juni 2027 kl. 10:00" in texts(moved)
+    again = await press(bot, AHMED, card_of(invitation), "meeting.counter", {"date": "2027-06-04", "time": "13:00"})
+    assert "Du har allerede svart på dette forslaget." in texts(again)
+    assert stale == {"latest": 0, "one": 0}
+    assert await proposals(bot) == [(1, JONAS, AHMED, oslo(2027, 6, 3, 10), "accepted", AHMED)]
+    assert len(await outbox(bot, "invitation")) == 1 and len(await outbox(bot, "meeting")) == 1
+
+
 async def test_two_answers_to_one_proposal_store_one(bot: HmsBot, khm: HmsConfig) -> None:
     prompt = await the_prompt(bot, khm)
     await press(bot, JONAS, prompt, "meeting.propose", {"date": "2027-06-03", "time": "10:00"})

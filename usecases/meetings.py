@@ -357,7 +357,7 @@ class Meetings:
         """The proposal's recipient accepts it: the time is agreed, and the proposer is told."""
         s, locale = press.session, press.locale
         if not await repo.answer_proposal(s, m.pk(p), "accepted", press.email, press.now):
-            return await self._conflict(press, occ)
+            return await self._conflict(press)
         p = _answered(p, "accepted", press)
         to = p.proposed_by
         activity = self._accepted_activity(occ, p, to, await self._locale(s, to))
@@ -378,7 +378,7 @@ class Meetings:
                                 "invalid")
         proposal = await self._follow(press, m.pk(row), p, p.proposed_by, starts)
         if proposal is None:
-            return await self._conflict(press, occ)
+            return await self._conflict(press)
         await self._send(s, occ, proposal, press.now)
         p = _answered(p, "countered", press)
         line = t(locale, "meeting.you_countered", when=self._when(proposal, locale),
@@ -433,20 +433,14 @@ class Meetings:
                                           person_target(p.proposed_to),
                                           message(card, self._proposal_line(occ, p, locale)))], now)
 
-    async def _conflict(self, press: CardPress, occ: wheel.Occurrence) -> ActionResult:
-        """Two presses moved the same meeting at once and this one lost: how it stands now."""
+    async def _conflict(self, press: CardPress) -> ActionResult:
+        """Another press answered the same proposal first (a double tap, or the other side at the same moment):
+        nothing of this one is stored, and the card says how things stand now."""
         await press.session.rollback()
-        state = await self._state_now(press, occ)
-        today = state.today
-        latest = state.latest
-        if latest is not None and latest.answer is None and latest.proposed_to == press.email:
-            card = self.proposal_card(occ, latest, press.locale, today, notice=t(press.locale, "meeting.conflict"))
-        elif latest is not None:
-            card = self.proposal_card(occ, latest, press.locale, today, notice=t(press.locale, "meeting.conflict"),
-                                      answered_line=self.status_line(occ, latest, press.locale))
-        else:
-            return refusal(press.locale, "meeting.conflict", "conflict")
-        return ActionResult(card, "conflict")
+        found = await self._answerable(press)
+        if isinstance(found, ActionResult):
+            return found
+        return refusal(press.locale, "meeting.conflict", "conflict")
 
     async def _state_now(self, press: CardPress, occ: wheel.Occurrence) -> MeetingState:
         latest = (await repo.latest_proposals(press.session, [occ.key])).get(occ.key)
