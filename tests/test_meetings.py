@@ -295,8 +295,20 @@ async def test_a_round_past_its_deadline_can_still_be_agreed(bot: HmsBot, khm: H
 # -- the reminder, the prompts after agreement, and the report --------------------------------------------------
 
 
-async def test_both_are_reminded_the_working_day_before(bot: HmsBot, khm: HmsConfig) -> None:
+async def test_both_are_reminded_the_working_day_before(bot: HmsBot, khm: HmsConfig, db_url: str,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     await agree(bot, khm, "2027-06-07", "10:00")  # a Monday: reminded on Friday 4 June at 09:00
+    # what the tick will plan, as `hms-bot plan --dry-run --json` shows it (nothing written)
+    monkeypatch.setenv("DATABASE_URL", db_url)
+    monkeypatch.delenv("HMS_CONFIG", raising=False)
+    capsys.readouterr()
+    args = ["plan", "--now", "2027-06-04T09:00", "--dry-run", "--json"]
+    assert await asyncio.to_thread(main, args) == 0
+    shown = [p for p in json.loads(capsys.readouterr().out) if p["kind"] == "meeting_reminder"]
+    assert sorted((p["recipient"], p["occurrence"], p["deadline"]) for p in shown) == [
+        (AHMED, OCC, "2027-07-01"), (JONAS, OCC, "2027-07-01")]
+    assert await outbox(bot, "meeting_reminder") == []
     assert [p for p in await tick(bot, khm, oslo(2027, 6, 4, 8, 59)) if p.kind == "meeting_reminder"] == []
     planned = await tick(bot, khm, oslo(2027, 6, 4, 9, 0))
     reminders = [p for p in planned if p.kind == "meeting_reminder"]
