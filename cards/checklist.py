@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cards.common import card, heading, open_url, subheading, text
+from cards.common import card, execute, heading, open_url, subheading, text
 from hms.i18n import t
 
 PAGE_SIZE = 9
@@ -43,8 +43,10 @@ class ChecklistView:
         return self.items[(p - 1) * PAGE_SIZE:p * PAGE_SIZE]
 
 
-def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], dict[str, Any]]) -> dict[str, Any]:
-    """The form for one page. `data(verb, page)` gives the signed action data for a button."""
+def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], dict[str, Any]],
+                   schedule_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The form for one page. `data(verb, page)` gives the signed action data for a button; `schedule_data`, for a
+    round done with the safety representative, that of the button to agree on its time (meeting.open)."""
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None"),
                                   text(view.due_line, subtle=True, spacing="None")]
     if view.notice:
@@ -69,24 +71,16 @@ def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], 
         body.append(block)
     actions: list[dict[str, Any]] = []
     if view.page > 1:
-        actions.append(_execute(t(locale, "checklist.previous"), "round.page", data("round.page", view.page - 1),
+        actions.append(execute(t(locale, "checklist.previous"), "round.page", data("round.page", view.page - 1),
                                 validate=False))
     if view.page < view.pages:
-        actions.append(_execute(t(locale, "checklist.next"), "round.page", data("round.page", view.page + 1)))
+        actions.append(execute(t(locale, "checklist.next"), "round.page", data("round.page", view.page + 1)))
     else:
-        actions.append(_execute(t(locale, "checklist.submit"), "round.submit", data("round.submit", view.page),
+        actions.append(execute(t(locale, "checklist.submit"), "round.submit", data("round.submit", view.page),
                                 style="positive"))
+    if schedule_data is not None:
+        actions.append(execute(t(locale, "meeting.open"), "meeting.open", schedule_data, validate=False))
     return card(body, actions, fallback=t(locale, "checklist.fallback"))
-
-
-def _execute(title: str, verb: str, data: dict[str, Any], *, validate: bool = True,
-             style: str | None = None) -> dict[str, Any]:
-    action: dict[str, Any] = {"type": "Action.Execute", "title": title, "verb": verb, "data": data,
-                              "associatedInputs": "auto" if validate else "none",
-                              "fallback": {"type": "Action.Submit", "title": title, "data": data}}
-    if style:
-        action["style"] = style
-    return action
 
 
 @dataclass(frozen=True)
@@ -146,5 +140,5 @@ def building_faults(faults: tuple[BuildingFault, ...], si_fra_url: str | None, l
             "body": [{"type": "Input.Text", "id": fault.input_id, "label": t(locale, "measure.ticket"),
                       "isRequired": True, "maxLength": 100, "errorMessage": t(locale, "building.ticket_missing"),
                       **({"value": fault.ticket} if fault.ticket else {})}],
-            "actions": [_execute(label, "round.ticket", fault.data)]}}]})
+            "actions": [execute(label, "round.ticket", fault.data)]}}]})
     return blocks

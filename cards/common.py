@@ -66,6 +66,17 @@ def open_url(title: str, url: str) -> dict[str, Any]:
     return {"type": "Action.OpenUrl", "title": title, "url": url}
 
 
+def execute(title: str, verb: str, data: dict[str, Any], *, validate: bool = True,
+            style: str | None = None) -> dict[str, Any]:
+    """An Action.Execute button with its Action.Submit fallback; `validate` sends (and checks) the card's inputs."""
+    action: dict[str, Any] = {"type": "Action.Execute", "title": title, "verb": verb, "data": data,
+                              "associatedInputs": "auto" if validate else "none",
+                              "fallback": {"type": "Action.Submit", "title": title, "data": data}}
+    if style:
+        action["style"] = style
+    return action
+
+
 def message_back(title: str, text_value: str) -> dict[str, Any]:
     """A button that sends `text_value` as if the user typed it (Teams imBack)."""
     return {"type": "Action.Submit", "title": title,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cards.common import card, heading, open_url, text
+from cards.common import card, execute, heading, open_url, text
 from hms.i18n import t
 
 
@@ -150,12 +150,4 @@ def _reason(locale: str) -> dict[str, Any]:
 def _form(title: str, verb: str, data: dict[str, Any], inputs: list[dict[str, Any]],
           style: str | None = None) -> dict[str, Any]:
     return {"type": "Action.ShowCard", "title": title, "card": {
-        "type": "AdaptiveCard", "body": inputs, "actions": [_execute(title, verb, data, style)]}}
-
-
-def _execute(title: str, verb: str, data: dict[str, Any], style: str | None = None) -> dict[str, Any]:
-    action = {"type": "Action.Execute", "title": title, "verb": verb, "data": data,
-              "fallback": {"type": "Action.Submit", "title": title, "data": data}}
-    if style:
-        action["style"] = style
-    return action
+        "type": "AdaptiveCard", "body": inputs, "actions": [execute(title, verb, data, style=style)]}}

@@ -9,6 +9,8 @@ import datetime as dt
 
 MONTHS_NB = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",
              "november", "desember")
+WEEKDAYS_NB = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
+WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
              "November", "December")
 
@@ -301,6 +303,48 @@ CATALOG: dict[str, dict[str, str]] = {
         "smalltalk.thanks": "Bare hyggelig! Si fra hvis det er noe mer.",
         "round.late": "Denne runden hadde frist {due} og er ikke levert. Lever den først; den neste kan du starte etterpå.",
         "round.late.only": "Denne runden hadde frist {due} og er ikke levert. Du kan levere den nå.",
+        "meeting.title": "{task} – avtal tidspunkt",
+        "meeting.intro": "Du har ansvaret for {task} i {where}, og verneombud {rep} skal delta. Foreslå dag og klokkeslett (norsk tid), så sender jeg {rep} en invitasjon.",
+        "meeting.date": "Dato",
+        "meeting.time": "Klokkeslett",
+        "meeting.date_missing": "Velg en dato.",
+        "meeting.time_missing": "Velg et klokkeslett.",
+        "meeting.send": "Send invitasjon",
+        "meeting.open": "Avtal tidspunkt med verneombudet",
+        "meeting.open_checklist": "Åpne sjekklisten",
+        "meeting.status_none": "Ingen tid er avtalt ennå.",
+        "meeting.status_waiting": "Foreslått av {by}: {when} – venter på svar fra {to}.",
+        "meeting.status_agreed": "Avtalt: {when}, med {leader} og verneombud {rep}.",
+        "meeting.sent": "Invitasjonen er sendt til {to}. Du får beskjed når {to} har svart.",
+        "meeting.already_sent": "Forslaget {when} er allerede sendt til {to}. Ingenting nytt ble sendt.",
+        "meeting.already_agreed": "{when} er allerede avtalt. Ingenting nytt ble sendt.",
+        "meeting.invite_title": "Invitasjon: {task} – {where}",
+        "meeting.invite_body": "{by} inviterer deg til {task} i {where}: {when}.",
+        "meeting.counter_body": "{by} foreslår et annet tidspunkt for {task} i {where}: {when}.",
+        "meeting.invite_role": "Du deltar som verneombud; seksjonslederen har ansvaret for runden. Fristen for runden er {due}.",
+        "meeting.counter_role": "Verneombudet deltar; du har ansvaret for runden. Fristen for runden er {due}.",
+        "meeting.accept": "Godta",
+        "meeting.counter": "Foreslå et annet tidspunkt",
+        "meeting.counter_send": "Send forslaget",
+        "meeting.you_accepted": "Du godtok {when}. Tidspunktet er avtalt, og {other} får beskjed.",
+        "meeting.you_countered": "Du foreslo {when} i stedet. {other} får beskjed og kan godta eller foreslå et nytt.",
+        "meeting.accepted_title": "{task} – tidspunkt avtalt",
+        "meeting.accepted_body": "{by} godtok {when} for {task} i {where}.",
+        "meeting.reminder_title": "Påminnelse: {task} – {where}",
+        "meeting.reminder": "{task} i {where} er avtalt {when}, med {leader} og verneombud {rep}.",
+        "meeting.not_leader": "Bare seksjonslederen ({who}) kan avtale tidspunkt for {task}. Ingenting ble lagret.",
+        "meeting.not_yours": "Dette forslaget er til {who}, og bare {who} kan svare på det. Ingenting ble lagret.",
+        "meeting.no_rep": "{where} har ikke noe verneombud i HMS-oversikten, så det er ingen å invitere. Kontakt HMSB-rådgiveren. Ingenting ble lagret.",
+        "meeting.already_answered": "Du har allerede svart på dette forslaget. Ingenting ble endret.",
+        "meeting.replaced": "Dette forslaget er ikke det siste lenger, så ingenting ble lagret. Her er det som gjelder nå.",
+        "meeting.conflict": "Noen svarte på det samme samtidig med deg, så ingenting ble lagret. Her er det som gjelder nå.",
+        "meeting.bad_input": "Velg både dato og klokkeslett. Ingenting ble sendt.",
+        "meeting.past": "{when} har allerede vært. Velg et tidspunkt fram i tid. Ingenting ble sendt.",
+        "meeting.not_working_day": "{day} er ikke en arbeidsdag ({why}). Velg en annen dag. Ingenting ble sendt.",
+        "meeting.too_late": "{day} er for sent: velg en dag senest {latest} (fristen for runden er {due}). Ingenting ble sendt.",
+        "meeting.report": "Gjennomført av seksjonsleder {leader} og verneombud {rep}.",
+        "meeting.report_time": "Avtalt tidspunkt: {when}.",
+        "meeting.waiting_confirm": "Venter på at verneombud {rep} bekrefter rapporten.",
     },
     "en": {
         "status.upcoming": "upcoming",
@@ -590,6 +634,48 @@ CATALOG: dict[str, dict[str, str]] = {
         "smalltalk.thanks": "You're welcome! Just ask if there is anything else.",
         "round.late": "This round was due {due} and has not been submitted. Submit it first; you can start the next one afterwards.",
         "round.late.only": "This round was due {due} and has not been submitted. You can submit it now.",
+        "meeting.title": "{task} – agree on a time",
+        "meeting.intro": "You are responsible for the {task} of {where}, and the safety representative {rep} takes part. Propose a day and a time (Oslo time) and I will send {rep} an invitation.",
+        "meeting.date": "Date",
+        "meeting.time": "Time",
+        "meeting.date_missing": "Choose a date.",
+        "meeting.time_missing": "Choose a time.",
+        "meeting.send": "Send invitation",
+        "meeting.open": "Agree on a time with the safety representative",
+        "meeting.open_checklist": "Open the checklist",
+        "meeting.status_none": "No time is agreed yet.",
+        "meeting.status_waiting": "Proposed by {by}: {when} – waiting for {to} to answer.",
+        "meeting.status_agreed": "Agreed: {when}, with {leader} and the safety representative {rep}.",
+        "meeting.sent": "The invitation went to {to}. You will be told when {to} has answered.",
+        "meeting.already_sent": "The proposal {when} went to {to} already. Nothing new was sent.",
+        "meeting.already_agreed": "{when} is agreed already. Nothing new was sent.",
+        "meeting.invite_title": "Invitation: {task} – {where}",
+        "meeting.invite_body": "{by} invites you to the {task} of {where}: {when}.",
+        "meeting.counter_body": "{by} proposes another time for the {task} of {where}: {when}.",
+        "meeting.invite_role": "You take part as the safety representative; the section leader is responsible for the round. The round is due {due}.",
+        "meeting.counter_role": "The safety representative takes part; you are responsible for the round. The round is due {due}.",
+        "meeting.accept": "Accept",
+        "meeting.counter": "Propose another time",
+        "meeting.counter_send": "Send the proposal",
+        "meeting.you_accepted": "You accepted {when}. The time is agreed, and {other} will be told.",
+        "meeting.you_countered": "You proposed {when} instead. {other} will be told and can accept it or propose another.",
+        "meeting.accepted_title": "{task} – time agreed",
+        "meeting.accepted_body": "{by} accepted {when} for the {task} of {where}.",
+        "meeting.reminder_title": "Reminder: {task} – {where}",
+        "meeting.reminder": "The {task} of {where} is agreed for {when}, with {leader} and the safety representative {rep}.",
+        "meeting.not_leader": "Only the section leader ({who}) can agree on a time for the {task}. Nothing was stored.",
+        "meeting.not_yours": "This proposal is for {who}, and only {who} can answer it. Nothing was stored.",
+        "meeting.no_rep": "{where} has no safety representative in the HMS overview, so there is nobody to invite. Contact the HMSB adviser. Nothing was stored.",
+        "meeting.already_answered": "You have answered this proposal already. Nothing was changed.",
+        "meeting.replaced": "This proposal is not the latest any more, so nothing was stored. Here is where it stands now.",
+        "meeting.conflict": "Someone answered the same proposal at the same time as you, so nothing was stored. Here is where it stands now.",
+        "meeting.bad_input": "Choose both a date and a time. Nothing was sent.",
+        "meeting.past": "{when} has passed. Choose a time ahead. Nothing was sent.",
+        "meeting.not_working_day": "{day} is not a working day ({why}). Choose another day. Nothing was sent.",
+        "meeting.too_late": "{day} is too late: choose a day no later than {latest} (the round is due {due}). Nothing was sent.",
+        "meeting.report": "Done by the section leader {leader} and the safety representative {rep}.",
+        "meeting.report_time": "Agreed time: {when}.",
+        "meeting.waiting_confirm": "Waiting for the safety representative {rep} to confirm the report.",
     },
 }
 
@@ -617,6 +703,18 @@ def format_date(day: dt.date, locale: str | None, *, year: bool = True) -> str:
 def format_datetime(moment: dt.datetime, locale: str | None, *, year: bool = False) -> str:
     """'3. mars 09:12' (local wall-clock time of an aware datetime, as given)."""
     return f"{format_date(moment.date(), locale, year=year)} {moment:%H:%M}"
+
+
+def weekday(day: dt.date, locale: str | None) -> str:
+    """'tirsdag' in bokmål, 'Tuesday' in English."""
+    return (WEEKDAYS_EN if lang(locale) == "en" else WEEKDAYS_NB)[day.weekday()]
+
+
+def format_moment(moment: dt.datetime, locale: str | None) -> str:
+    """A meeting's start as people write it: 'tirsdag 3. juni 2027 kl. 10:00', 'Thursday 3 June 2027 at 10:00'
+    (the wall-clock time of an aware datetime, as given)."""
+    day = f"{weekday(moment.date(), locale)} {format_date(moment.date(), locale)}"
+    return f"{day} at {moment:%H:%M}" if lang(locale) == "en" else f"{day} kl. {moment:%H:%M}"
 
 
 def format_period(start: dt.date, end: dt.date, locale: str | None) -> str:

@@ -40,12 +40,14 @@ def _teams_user(config: HmsConfig, email: str, n: int) -> dict[str, Any]:
 
 
 def demo_users(config: HmsConfig, current: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The Playground's current user (a floor contact by default) and exactly five others, one of them unknown."""
+    """The Playground's current user (a floor contact by default) and exactly five others, one of them unknown: the
+    adviser, the floor's section leader and safety representative (who agree on the safety round), the deputy."""
     floor = config.floor("hm-1") or config.floors()[0]
     current = (current or floor.contact or config.roles.hmsb_adviser).lower()
     section = config.section(floor.section)
     wanted = [current, config.roles.hmsb_adviser, section.leader if section else config.roles.unit_head,
-              floor.deputy or config.roles.unit_head, config.roles.unit_head, *[p.email for p in config.people]]
+              section.safety_rep if section else None, floor.deputy or config.roles.unit_head,
+              config.roles.unit_head, *[p.email for p in config.people]]
     emails = list(dict.fromkeys(e for e in wanted if e))[:5]
     users = [_teams_user(config, e, i) for i, e in enumerate(emails)]
     guest = {**GUEST, "id": "29:gjest", "aadObjectId": "00000000-0000-4000-8000-0000000000ff",

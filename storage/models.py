@@ -122,6 +122,10 @@ class Occurrence(SQLModel, table=True):
 class OccurrenceEvent(SQLModel, table=True):
     """Append-only: what happened to an occurrence (completed, confirmed, ...), by whom, when.
 
+    A `participant` event names someone who took part in a round when it was submitted (the safety representative
+    on a safety round; `note` holds the role): the report names them from it, and their own `confirmed` event
+    follows when they confirm it.
+
     A completion registered afterwards (work done before or outside the bot) is a `completed` event at the day the
     work was done (noon, local time: only the day is known), by who did it (the registrar when not given), with
     `registered_by` and `registered_at` saying who put it on record and when."""
@@ -235,6 +239,27 @@ class MeasureEvidence(SQLModel, table=True):
     data: bytes | None = Field(default=None, sa_type=sa.LargeBinary)
     added_by: str = Field(max_length=320)
     added_at: dt.datetime = _ts()
+
+
+class MeetingProposal(SQLModel, table=True):
+    """A time proposed for a round with its participant (the safety round with the section's safety representative):
+    who proposed it to whom, when, and its answer, set once: `accepted`, `countered` (the answerer proposed another
+    time: the next row), or `replaced` (its proposer sent a newer one). The meeting stands at the newest proposal of
+    an occurrence (the highest `seq`; unique, so two proposals made at once cannot both follow the same one) and is
+    agreed once that one is accepted. Times are the meeting's start, aware, stored as UTC."""
+
+    __tablename__ = "meeting_proposal"
+    __table_args__ = (sa.UniqueConstraint("occurrence_id", "seq", name="uq_meeting_proposal_seq"),)
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", index=True)
+    seq: int
+    starts_at: dt.datetime = _ts()
+    proposed_by: str = Field(max_length=320)
+    proposed_to: str = Field(max_length=320)
+    proposed_at: dt.datetime = _ts()
+    answer: str | None = Field(default=None, max_length=20)
+    answered_by: str | None = Field(default=None, max_length=320)
+    answered_at: dt.datetime | None = _ts(nullable=True)
 
 
 # -- Teams -------------------------------------------------------------------------------------------------

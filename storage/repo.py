@@ -608,12 +608,80 @@ async def away_people(session: AsyncSession) -> set[str]:
     return set((await session.exec(select(m.Person.email).where(m.Person.away == True))).all())  # noqa: E712
 
 
+# -- meetings: the time agreed for a round with its participant -------------------------------------------------
+
+
+async def latest_proposals(session: AsyncSession, keys: Iterable[str]) -> dict[str, m.MeetingProposal]:
+    """The newest meeting proposal of each occurrence that has one (where its meeting stands), by occurrence key."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    stmt = (select(m.MeetingProposal, m.Occurrence.key)
+            .join(m.Occurrence, col(m.MeetingProposal.occurrence_id) == col(m.Occurrence.id))
+            .where(col(m.Occurrence.key).in_(keys)).order_by(col(m.MeetingProposal.seq)))
+    return {key: proposal for proposal, key in (await session.exec(stmt)).all()}
+
+
+async def proposal_with_occurrence(session: AsyncSession, proposal_id: int
+                                   ) -> tuple[m.MeetingProposal, m.Occurrence] | None:
+    stmt = (select(m.MeetingProposal, m.Occurrence)
+            .join(m.Occurrence, col(m.MeetingProposal.occurrence_id) == col(m.Occurrence.id))
+            .where(m.MeetingProposal.id == proposal_id))
+    row = (await session.exec(stmt)).first()
+    return (row[0], row[1]) if row else None
+
+
+async def add_proposal(session: AsyncSession, occurrence_id: int, seq: int, starts_at: dt.datetime, by: str,
+                       to: str, at: dt.datetime) -> int | None:
+    """Store proposal number `seq` of an occurrence; None when that number is taken (someone proposed at the same
+    moment). No commit."""
+    table = m.table(m.MeetingProposal)
+    stmt = (_insert(session)(table).values(occurrence_id=occurrence_id, seq=seq, starts_at=starts_at, proposed_by=by,
+                                           proposed_to=to, proposed_at=at)
+            .on_conflict_do_nothing(index_elements=["occurrence_id", "seq"]).returning(table.c.id))
+    found = (await session.exec(stmt)).first()  # type: ignore[call-overload]
+    return int(found[0]) if found else None
+
+
+async def answer_proposal(session: AsyncSession, proposal_id: int, answer: str, by: str, at: dt.datetime) -> bool:
+    """Answer a proposal unless it was answered already (an atomic compare-and-set; no commit)."""
+    result = await session.exec(  # type: ignore[call-overload]
+        sa.update(m.MeetingProposal)
+        .where(col(m.MeetingProposal.id) == proposal_id, col(m.MeetingProposal.answer).is_(None))
+        .values(answer=answer, answered_by=by, answered_at=at).execution_options(synchronize_session=False))
+    return bool(result.rowcount == 1)
+
+
+async def agreed_meetings(session: AsyncSession, after: dt.datetime, until: dt.datetime
+                          ) -> list[tuple[m.MeetingProposal, m.Occurrence]]:
+    """Meetings agreed (their newest proposal accepted) that start in (after, until], of rounds not yet done."""
+    proposal = m.MeetingProposal
+    newest = (select(col(proposal.occurrence_id).label("occurrence_id"), sa.func.max(proposal.seq).label("seq"))
+              .group_by(col(proposal.occurrence_id)).subquery())
+    stmt = (select(proposal, m.Occurrence)
+            .join(newest, (col(proposal.occurrence_id) == newest.c.occurrence_id) & (col(proposal.seq) == newest.c.seq))
+            .join(m.Occurrence, col(proposal.occurrence_id) == col(m.Occurrence.id))
+            .where(proposal.answer == "accepted", col(proposal.starts_at) > after, col(proposal.starts_at) <= until,
+                   col(m.Occurrence.completed_at).is_(None))
+            .order_by(col(proposal.starts_at), col(proposal.id)))
+    return [(p, o) for p, o in (await session.exec(stmt)).all()]
+
+
+async def person_locale(session: AsyncSession, email: str) -> str | None:
+    """The locale of a person's personal chat with the bot, when known."""
+    stmt = select(m.ConversationRef.locale).where(
+        m.ConversationRef.person_email == email.lower(), m.ConversationRef.conversation_type == "personal",
+        m.ConversationRef.active == True, col(m.ConversationRef.locale).is_not(None))  # noqa: E712
+    return (await session.exec(stmt)).first()
+
+
 # -- export for inspectors ------------------------------------------------------------------------------------
 
 
 async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[str, list[dict[str, Any]]]:
-    """Everything on record for occurrences due in [start, end]: rounds and their events, final answers,
-    findings, and measures with their status history. Plain dicts, times as ISO strings."""
+    """Everything on record for occurrences due in [start, end]: rounds with their events, who took part and how
+    their meeting was agreed (each proposal and its answer), final answers, findings, and measures with their status
+    history. Plain dicts, times as ISO strings."""
     occurrences = list((await session.exec(select(m.Occurrence).where(
         m.Occurrence.due >= start, m.Occurrence.due <= end).order_by(col(m.Occurrence.due), col(m.Occurrence.key))
     )).all())
@@ -625,6 +693,8 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
                                  .order_by(col(m.OccurrenceEvent.id)))).all()
     answers = (await session.exec(select(m.ChecklistAnswer).where(col(m.ChecklistAnswer.occurrence_id).in_(ids))
                                   .order_by(col(m.ChecklistAnswer.id)))).all()
+    proposals = (await session.exec(select(m.MeetingProposal).where(col(m.MeetingProposal.occurrence_id).in_(ids))
+                                    .order_by(col(m.MeetingProposal.occurrence_id), col(m.MeetingProposal.seq)))).all()
     findings = list((await session.exec(select(m.Finding).where(col(m.Finding.occurrence_id).in_(ids))
                                         .order_by(col(m.Finding.id)))).all())
     finding_ids = [f.id for f in findings]
@@ -649,6 +719,12 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
                     "floor": o.floor_key, "window_start": iso(o.window_start), "due": iso(o.due),
                     "completed_at": iso(o.completed_at), "completed_by": o.completed_by,
                     "registered_afterwards_by": o.registered_by,
+                    "participants": [{"email": e.actor_email, "role": e.note} for e in events
+                                     if e.occurrence_id == o.id and e.kind == "participant"],
+                    "meeting": [{"starts_at": iso(p.starts_at), "proposed_by": p.proposed_by,
+                                 "proposed_to": p.proposed_to, "proposed_at": iso(p.proposed_at), "answer": p.answer,
+                                 "answered_by": p.answered_by, "answered_at": iso(p.answered_at)}
+                                for p in proposals if p.occurrence_id == o.id],
                     "events": [{"kind": e.kind, "by": e.actor_email, "at": iso(e.at), "note": e.note, "link": e.link,
                                 "registered_by": e.registered_by, "registered_at": iso(e.registered_at)}
                                for e in events if e.occurrence_id == o.id]} for o in occurrences],

@@ -275,8 +275,9 @@ def _describe(frame: Frame) -> str:
 
 @contextlib.asynccontextmanager
 async def running(tmp_path: Path, config: HmsConfig, now: dt.datetime, *,
-                  fast_delivery: bool = True) -> AsyncIterator[E2E]:
-    """Start a migrated SQLite database, the bot on loopback and the Playground with the demo mock data.
+                  fast_delivery: bool = True, current: str | None = None) -> AsyncIterator[E2E]:
+    """Start a migrated SQLite database, the bot on loopback and the Playground with the demo mock data (`current`:
+    the e-mail of the Playground's current user; the 1st floor's contact by default).
 
     `fast_delivery` replaces the outbox's real-time rate limiter (1 message a second per conversation) by one
     that never waits, so a test can drain dozens of messages at once; nothing else about delivery changes.
@@ -309,7 +310,7 @@ async def running(tmp_path: Path, config: HmsConfig, now: dt.datetime, *,
     try:
         await web.TCPSite(runner, "127.0.0.1", bot_port).start()
         workdir = tmp_path / "playground"
-        mock = local.mock_config(config)
+        mock = local.mock_config(config, current)
         mock_path = playground.write_document(workdir / "playground.yml", mock)
         t1 = time.perf_counter()
         proc = playground.start(f"http://127.0.0.1:{bot_port}/api/messages", port=pg_port, config_path=mock_path,

@@ -24,6 +24,7 @@ from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measure import MeasureActions, MeasureView, NewMeasureView, measure_card, new_measure_card
+from cards.meeting import ProposalView, ScheduleView, TimeInputs, proposal_card, schedule_card
 from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
 from cards.task_check import CheckRow, CheckView, task_check_card
@@ -114,6 +115,26 @@ CASES: dict[str, Any] = {
         (("ark", "ARK"), ("incident", "Uønsket hendelse (CIM)")), (("jonas.eide@khm.uio.no", "Jonas Eide"),),
         (("samling", "Seksjon for samlingsforvaltning"),), {"source": "ark", "description": "Støy i lesesalen"},
         "Velg en seksjon fra listen."), "nb", CardAction("measure.create", "new", "n").pack(KEY)),
+    "meeting_schedule_nb": lambda: schedule_card(ScheduleView(
+        "Vernerunde – avtal tidspunkt", "Seksjon for publikum og formidling", "Frist 1. juli 2027",
+        "Du har ansvaret for vernerunde i Seksjon for publikum og formidling, og verneombud Ahmed Rahimi skal delta.",
+        "Foreslått av Jonas Eide: torsdag 3. juni 2027 kl. 10:00 – venter på svar fra Ahmed Rahimi.", False,
+        TimeInputs("2027-05-20", "2027-07-01", "2027-06-03", "10:00"), "Det er tid for Vernerunde.",
+        "22. mai 2027 er ikke en arbeidsdag (lørdag)."), "nb",
+        CardAction("meeting.propose", "vernerunde:2027:publikum", "n").pack(KEY),
+        CardAction("round.open", "vernerunde:2027:publikum", "n", "vernerunde", 1).pack(KEY)),
+    "meeting_invitation_en": lambda: proposal_card(ProposalView(
+        "Invitation: Safety inspection round – Public programmes section", "Public programmes section",
+        ("Jonas Eide invites you to the safety inspection round of Public programmes section: Thursday 3 June 2027 "
+         "at 10:00.", "You take part as the safety representative; the round is due 1 July 2027."),
+        TimeInputs("2027-05-20", "2027-07-01")), "en",
+        CardAction("meeting.accept", "1", "n").pack(KEY), CardAction("meeting.counter", "1", "n").pack(KEY)),
+    "meeting_accepted_nb": lambda: proposal_card(ProposalView(
+        "Vernerunde – tidspunkt avtalt", "Seksjon for publikum og formidling",
+        ("Ahmed Rahimi godtok torsdag 3. juni 2027 kl. 10:00 for vernerunde i Seksjon for publikum og formidling.",),
+        TimeInputs("2027-06-03", "2027-07-01"),
+        answered_line="Avtalt: torsdag 3. juni 2027 kl. 10:00, med Jonas Eide og verneombud Ahmed Rahimi."), "nb",
+        None, None, CardAction("round.open", "vernerunde:2027:publikum", "n", "vernerunde", 1).pack(KEY)),
 }
 
 

@@ -1,6 +1,7 @@
 """End to end through the real Microsoft 365 Agents Playground (local Teams emulator): install, questions, an
-unknown user, a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder, and a
-measure created in the chat ("nytt tiltak") that "åpne tiltak" then lists.
+unknown user, a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder, a
+measure created in the chat ("nytt tiltak") that "åpne tiltak" then lists, and the safety round's invitation
+from the section leader's proposal to the safety representative's acceptance.
 
 The bot runs in-process on 127.0.0.1 with a FixedClock and no scheduler; the Playground runs behind its loopback
 guard (playground/launcher.py). See tests/e2e_support.py and docs/playground-api.md.
@@ -218,3 +219,57 @@ async def test_a_measure_created_in_the_chat_is_among_the_open_measures(env: E2E
     await env.say("åpne tiltak")
     listed = await env.wait_for(created_in(env.personal_chat, "Nr. 1: Nødlys i trapp B skiftes"))
     assert "Jonas Eide" in frame_text(listed)
+
+
+AHMED = "ahmed.rahimi@khm.uio.no"
+SAFETY_ROUND = "vernerunde:2027:publikum"
+
+
+async def test_safety_round_invitation_end_to_end(tmp_path: Path, khm: HmsConfig) -> None:
+    """The section leader (the Playground's current user here) proposes a time on the safety round's prompt; the
+    safety representative gets the invitation in her own chat and accepts it; the leader is told."""
+    async with running(tmp_path, khm, oslo(2027, 5, 20, 8, 0), current=JONAS) as env:
+        await env.install(env.personal_chat)
+        await env.wait_for(created_in(env.personal_chat, "Jonas!"))
+        await env.install(env.team_id)
+
+        async def learned() -> dict[str, str] | None:
+            dm = {r.person_email: r.conversation_id for r in await env.rows(m.ConversationRef)
+                  if r.conversation_type == "personal" and r.person_email}
+            return dm if {JONAS, AHMED} <= set(dm) else None
+
+        dm = await eventually(learned, 10, "personal chats of the leader and the safety representative")
+        assert dm[JONAS] == env.personal_chat and dm[AHMED].endswith("@test.user")
+
+        # 20 May 09:00, six weeks before 1 July: the leader's prompt is the card to agree on a time
+        env.set_clock(oslo(2027, 5, 20, 9, 0))
+        await env.plan()
+        await env.drain()
+        prompt = await env.wait_for(created_in(env.personal_chat, "Ahmed Rahimi", "1 July 2027"))
+        card = cards_of(prompt)[0]
+        assert re.search(r"Safety inspection round – agree on a time", texts(card)), texts(card)
+        assert input_ids(card) == ["date", "time"]
+        answer = await env.invoke(prompt["message"]["messageId"],
+                                  press(card, "meeting.propose", {"date": "2027-06-03", "time": "10:00"}))
+        assert "The invitation went to Ahmed Rahimi." in texts(answer["value"]), texts(answer["value"])
+
+        # the invitation reaches her chat through the outbox
+        await env.drain()
+        sent = await env.wait_for(bot_sent_to(dm[AHMED], "Jonas Eide", "3. juni 2027 kl. 10:00"), stream="log")
+        invitation = (sent["log"]["request"]["body"])["attachments"][0]["content"]
+        [row] = await env.rows(m.OutboxMessage, m.OutboxMessage.kind == "invitation")
+        assert (row.recipient_email, row.status) == (AHMED, "sent") and row.activity_id
+        ahmed = env.user("Ahmed Rahimi")
+        accepted = await env.invoke(row.activity_id, press(invitation, "meeting.accept", {}),
+                                    conversation_id=dm[AHMED], from_id=ahmed["id"])
+        assert re.search(r"You accepted Thursday 3 June 2027 at 10:00", texts(accepted["value"])), \
+            texts(accepted["value"])
+
+        # the leader is told in his chat
+        await env.drain()
+        told = await env.wait_for(created_in(env.personal_chat, "Ahmed Rahimi accepted Thursday 3 June 2027 at 10:00"))
+        assert "Agreed: Thursday 3 June 2027 at 10:00, with Jonas Eide and the safety representative Ahmed Rahimi." \
+            in frame_text(told)
+        rows = await env.rows(m.MeetingProposal)
+        assert [(p.proposed_by, p.proposed_to, p.answer, p.answered_by) for p in rows] == [
+            (JONAS, AHMED, "accepted", AHMED)]

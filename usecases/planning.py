@@ -66,8 +66,8 @@ class PlanReport:
 
 async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datetime, *,
                dry_run: bool = False) -> PlanReport:
-    """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now` to the outbox (with
-    `dry_run`, only say what would be written: nothing is)."""
+    """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now`, and the reminders of
+    safety rounds' agreed meetings, to the outbox (with `dry_run`, only say what would be written: nothing is)."""
     today = wheel.local_date(now, config)
     starts = await tracking_starts(s, config)
     if starts is None and dry_run:
@@ -109,9 +109,13 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             wanted += [(step.dedupe_key(item.key, to), step.kind, to, (measure, finding, occ_row, step))
                        for to in step.to]
 
+    # a safety round's prompts bring the card to agree on its time until it is agreed; agreed ones are reminded
+    meetings = await rounds.meetings.states(s, [w[3][0] for w in wanted if len(w[3]) == 2], today)
+    reminders = await rounds.meetings.due_reminders(s, now, locales)
+
     week = wheel.local_date(now, config).isocalendar()
     digest_key = f"digest|{week.year}-W{week.week:02d}|{adviser}"
-    existing = await _existing_keys(s, [w[0] for w in wanted] + [digest_key])
+    existing = await _existing_keys(s, [w[0] for w in wanted] + [r.key for r in reminders] + [digest_key])
     rows = []
     messages = []
     for key, kind, to, what in wanted:
@@ -121,7 +125,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
         if len(what) == 2:  # an occurrence step
             occ, step = what
             activity = (rounds.escalation_activity(occ, locale) if step.kind == "escalation"
-                        else rounds.prompt_activity(occ, step.name, step.kind, locale))
+                        else rounds.prompt_activity(occ, step.name, step.kind, locale, meetings.get(occ.key)))
             messages.append(PlannedMessage(key, kind, to, occ.task, occ.key, occ.due))
         else:
             measure, finding, occ_row, step = what
@@ -129,6 +133,13 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             messages.append(PlannedMessage(key, kind, to, occ_row.task_key if occ_row else None,
                                            occ_row.key if occ_row else None, measure.deadline, measure.id))
         rows.append(outbox_row(key, kind, person_target(to), activity))
+    for reminder in reminders:
+        if reminder.key not in existing:
+            occ = reminder.occurrence
+            rows.append(outbox_row(reminder.key, "meeting_reminder", person_target(reminder.recipient),
+                                   reminder.activity))
+            messages.append(PlannedMessage(reminder.key, "meeting_reminder", reminder.recipient, occ.task, occ.key,
+                                           occ.due))
     if config.weekly_digest:
         digest = await weekly_digest(s, config, now, cal, existing)
         rows += digest

@@ -1,10 +1,11 @@
 """Rounds in the chat: the checklist and task cards people get, what happens when they press a button, and the
 findings and measures that deviations become.
 
-Card verbs this room handles: round.open, round.page, round.submit, round.confirm, task.done, and task.register
-from `usecases.registration` (the measure verbs are in `usecases.measures`); round.ticket records EA's ticket number
-for a building fault on the round's own card, and task.done tells the roles a task names under `notify_when_done`.
-A press on an occurrence is checked
+Card verbs this room handles: round.open, round.page, round.submit, round.confirm, task.done, task.register from
+`usecases.registration`, and the meeting.* verbs of `usecases.meetings` (the time the safety round is agreed with the
+safety representative; the measure verbs are in `usecases.measures`); round.ticket records EA's ticket number for a
+building fault on the round's own card, and task.done tells the roles a task names under `notify_when_done`. A press
+on an occurrence is checked
 before anything is stored: the sender may act on it, the template version it was made from, and whether the round
 is already done (by this card or by someone else). Final answers are append-only; what is saved before is the
 round's draft, one row per item overwritten by each page save (see `storage.models`), so a press costs the same on
@@ -41,6 +42,7 @@ from hms.i18n import format_date, t
 from storage import models as m, repo
 from usecases.cardactions import ActionResult, CardHandler, CardPress, refusal
 from usecases.measures import Measures
+from usecases.meetings import Meetings, MeetingState
 from usecases.naming import Names
 from usecases.outbox import outbox_row, person_target
 from usecases.registration import Registration
@@ -87,6 +89,8 @@ class Rounds:
         self.router.register("round.ticket", self._ticket)
         self.registration = Registration(config, secret, self.result_card)
         self.router.include(self.registration.router)  # task.register
+        self.meetings = Meetings(config, secret, self.result_card)
+        self.router.include(self.meetings.router)  # meeting.*
 
     def may_act(self, occ: wheel.Occurrence, email: str) -> bool:
         """The assignee, the deputy, the accountable, the leader of a section it concerns and the HMSB adviser may
@@ -115,7 +119,7 @@ class Rounds:
         def data(verb: str, target_page: int) -> dict[str, Any]:
             return base.with_verb(verb).with_page(target_page).pack(self.secret)
 
-        return checklist_card(view, locale, data)
+        return checklist_card(view, locale, data, self.meetings.schedule_data(occ, nonce))
 
     def _checklist_view(self, occ: wheel.Occurrence, checklist: Checklist, locale: str, page: int,
                         values: dict[str, str], comments: dict[str, str], errors: dict[str, str],
@@ -134,13 +138,21 @@ class Rounds:
             page=1, values=values, comments=comments, errors=errors, notice=notice_text)
         return ChecklistView(**{**view.__dict__, "page": max(1, min(page, view.pages))})
 
-    def prompt_activity(self, occ: wheel.Occurrence, step: str, kind: str, locale: str) -> dict[str, Any]:
-        """The message a prompt, reminder, overdue notice or deputy prompt carries: the fillable card."""
+    def prompt_activity(self, occ: wheel.Occurrence, step: str, kind: str, locale: str,
+                        meeting: MeetingState | None = None) -> dict[str, Any]:
+        """The message a prompt, reminder, overdue notice or deputy prompt carries: the fillable card. A round to be
+        done with the safety representative (`meeting`: where agreeing on its time stands) brings the leader's
+        card to agree on a time until one is agreed, then the checklist with the agreed time."""
         texts = {"prompt": "prompt.prompt", "reminder": "prompt.reminder", "overdue": "prompt.overdue",
                  "deputy": "prompt.deputy"}
         line = t(locale, texts[kind], task=self.names.task(occ, locale), where=self.names.scope(occ, locale),
                  due=format_date(occ.due, locale))
-        card = self.occurrence_card(occ, locale, nonce=nonce_for(occ.key, step), notice_text=line)
+        nonce = nonce_for(occ.key, step)
+        if meeting is not None and self.meetings.representative(occ):
+            if not meeting.agreed:
+                return self.meetings.prompt_activity(occ, meeting, line, locale, nonce=nonce)
+            line += " " + self.meetings.status_line(occ, meeting.latest, locale)
+        card = self.occurrence_card(occ, locale, nonce=nonce, notice_text=line)
         return message(card, line)
 
     def escalation_activity(self, occ: wheel.Occurrence, locale: str) -> dict[str, Any]:
@@ -186,6 +198,10 @@ class Rounds:
         count = sum(r[3] for r in rows)
         headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
                     t(locale, "checklist.headline_none", who=who, when=when))
+        if self.meetings.representative(occ):
+            latest = (await repo.latest_proposals(s, [occ.key])).get(occ.key)
+            for line in self.meetings.report_lines(occ, events, latest, locale):
+                headline += "\n\n" + line
         confirmed = [e for e in events if e.kind == "confirmed"]
         for event in confirmed:
             headline += "\n\n" + t(locale, "confirm.done", who=self.names.person(event.actor_email),
@@ -360,6 +376,11 @@ class Rounds:
         await repo.drop_draft(s, m.pk(row))  # the answers are on record now; nothing is left to resume
         s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now,
                                 note=f"checklist {checklist.key} v{checklist.version}"))
+        task = self.config.task(occ.task)
+        for role in task.participants if task else ():  # who took part, named on the record with their role
+            for participant in wheel.resolve_role(self.config, role, occ.section, occ.floor):
+                s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="participant", actor_email=participant,
+                                        at=now, note=role))
         deviations = [k for k in item_keys if next(a for a in checklist.answers
                                                    if a.key == draft.merged_values[k]).is_deviation]
         measures = await self._findings(s, occ, row, deviations, draft.merged_comments, email, now)
@@ -473,8 +494,13 @@ class Rounds:
         title = t(locale, "summary.doc", task=self.names.task(occ, locale), where=self.names.scope(occ, locale))
         rows: list[dict[str, object]] = [outbox_row(f"{occ.key}|documentation|{adviser}", "documentation",
                                                     person_target(adviser), message(doc, title))]
+        report: list[str] = []
+        if self.meetings.representative(occ):
+            events = await repo.occurrence_events(s, [occ.key])
+            latest = (await repo.latest_proposals(s, [occ.key])).get(occ.key)
+            report = self.meetings.report_lines(occ, events, latest, locale, confirmation=False)
         rows.append(outbox_row(f"{occ.key}|lamu-summary", "lamu_summary",
-                               self._lamu_target(occ), self._summary(occ, row, len(measures), locale)))
+                               self._lamu_target(occ), self._summary(occ, row, len(measures), locale, report)))
         for participant in occ.participants:
             rows.append(outbox_row(f"{occ.key}|confirm|{participant}", "confirm", person_target(participant),
                                    self._confirm_activity(occ, row, doc, locale)))
@@ -518,11 +544,12 @@ class Rounds:
         return {"kind": "lamu", "thread": thread, "thread_title": t(
             locale, "summary.thread", task=self.names.task(occ, locale), cycle=occ.cycle)}
 
-    def _summary(self, occ: wheel.Occurrence, row: m.Occurrence, deviations: int, locale: str) -> dict[str, Any]:
+    def _summary(self, occ: wheel.Occurrence, row: m.Occurrence, deviations: int, locale: str,
+                 report: list[str]) -> dict[str, Any]:
         who = self.names.person(row.completed_by)
         when = self.names.when(row.completed_at, locale) if row.completed_at else "–"
         responsible = occ.accountable[0] if occ.accountable else (occ.assignees[0] if occ.assignees else None)
-        lines = [t(locale, "summary.body", who=who, when=when, count=deviations)]
+        lines = [t(locale, "summary.body", who=who, when=when, count=deviations), *report]
         if responsible:
             lines.append(t(locale, "summary.responsible", who=f"<at>{self.names.person(responsible)}</at>"))
         title = t(locale, "summary.title", task=self.names.task(occ, locale), cycle=occ.cycle,
