@@ -186,7 +186,7 @@ async def test_one_message_a_second_per_conversation_with_concurrent_senders(ses
             assert vt.t < vt_retry + 60
     got = connector.received()
     assert got == {c: (3 if i < 30 else 1) + (c == "a:chat-0003") for i, c in enumerate(conversations)}
-    assert closest_repeat(connector.starts) >= 1.0
+    assert closest_repeat(connector.starts) >= 1.0 - 1e-9  # one a second (virtual time sums floats)
     assert connector.most_in_flight > 1
 
 
@@ -231,7 +231,7 @@ async def test_three_replicas_share_the_tenant_rate(postgres_url: str, khm: HmsC
     assert sum(r.sent for r in reports) == 640
     assert busiest_window(times) <= RATE
     assert rate_of(prompts) >= 0.9 * RATE
-    assert closest_repeat(connector.starts) >= 1.0
+    assert closest_repeat(connector.starts) >= 1.0 - 1e-9  # one a second (virtual time sums floats)
     assert len(by_replica) == 3 and min(by_replica.values()) >= 100  # all three took part
 
 
