@@ -470,6 +470,11 @@ class HmsConfig(_Strict):
         return {p.entra_object_id.lower(): p for p in self.people if p.entra_object_id}
 
     @cached_property
+    def memo(self) -> dict[Any, Any]:
+        """Pure work derived from this file, kept by the core's functions (a loaded file never changes)."""
+        return {}
+
+    @cached_property
     def _sections_by_key(self) -> dict[str, Section]:
         return {s.key: s for s in self.sections}
 

@@ -143,6 +143,9 @@ def due_items(
             for done in (completions.get(o.key),)]
 
 
+OCCURRENCE_MEMO = 256  # task-years indexed by find_occurrence per config (a year of a 2,000-floor unit is ~8,000)
+
+
 class OccurrenceCache:
     """Occurrences per period for one config. They depend on nothing else, so they can be kept; bounded."""
 
@@ -170,7 +173,15 @@ def find_occurrence(config: HmsConfig, key: str) -> Occurrence | None:
     year = parts[1][:4]
     if task is None or not year.isdigit():
         return None
-    return next((o for o in _task_occurrences(config, task, int(year), int(year)) if o.key == key), None)
+    # every pressed card names its occurrence: index a task's year once instead of building it again per press
+    memo_key = ("occurrences_by_key", task.key, int(year))
+    index = config.memo.get(memo_key)
+    if index is None:
+        if len(config.memo) >= OCCURRENCE_MEMO:
+            config.memo.clear()
+        index = config.memo[memo_key] = {o.key: o for o in _task_occurrences(config, task, int(year), int(year))}
+    found: Occurrence | None = index.get(key)
+    return found
 
 
 def task_occurrences(config: HmsConfig, task_key: str, first_year: int, last_year: int) -> list[Occurrence]:

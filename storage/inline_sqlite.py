@@ -5,25 +5,24 @@ Why: through aiosqlite every statement is a round trip to a worker thread and ba
 turn on the event loop behind every other turn in flight. A checklist page save makes about a dozen of them,
 and SQLite has one writer, so at 50 busy users each write held the single connection for tens of milliseconds
 of queueing, not of work, and page saves waited 300-400 ms behind each other (`scripts/bench`, the mixed
-workload). Run inline, a statement costs what SQLite costs (microseconds; a commit's fsync a few
-milliseconds), and the connection is held only for that.
+workload). Run inline, a statement costs what SQLite costs (microseconds), and the connection is held only for
+that. Commits do not wait for the disk either (WAL with synchronous=NORMAL, see `storage.db`): with a commit on a
+thread of its own, each write held the connection for one more turn of the busy loop (page saves p99 700 ms
+against 150-200 ms with the commit inline, `scripts/bench --targets bare mixed`).
 
 How: a dialect that is pysqlite with `is_async` set. The AsyncEngine runs the ORM in a greenlet as always; the
 statements simply never suspend (each awaits an already finished coroutine, which the asyncio extension
 requires and which costs a greenlet switch, not a turn of the loop). The pool is SQLAlchemy's asyncio queue
 pool, so a turn waiting for the writer's one connection waits on the loop, never blocking it. What still
-blocks the loop is SQLite itself: a statement, and a wait for the file lock while another program writes
-(`busy_timeout`; the bot is the database's only writer but for its own retry-ledger thread, whose commits are
-short, and occasional commands such as `hms-bot done`). A commit, which waits for the disk, runs on a thread of
-its own.
+blocks the loop is SQLite itself: a statement, a commit, a checkpoint now and then, and a wait for the file lock
+while another program writes (`busy_timeout`; the bot is the database's only writer but for its own retry-ledger
+thread, whose commits are short, and occasional commands such as `hms-bot done`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy.dialects import registry
@@ -101,14 +100,6 @@ class InlineSQLiteDialect(SQLiteDialect_pysqlite):
     def do_executemany(self, cursor: Any, statement: Any, parameters: Any, context: Any = None) -> None:
         await_(_finished())
         super().do_executemany(cursor, statement, parameters, context)
-
-    def do_commit(self, dbapi_connection: Any) -> None:
-        # A commit waits for the disk (fsync): on a thread of its own, so the loop serves other turns meanwhile.
-        # The transaction's statements ran inline; only the commit crosses, once per write.
-        await_(asyncio.get_running_loop().run_in_executor(_COMMITS, dbapi_connection.commit))
-
-
-_COMMITS = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-commit")
 
 
 registry.register("sqlite.hmsinline", __name__, "InlineSQLiteDialect")

@@ -31,9 +31,10 @@ async def sqlite_url(tmp_path: Any) -> str:
     return url
 
 
-async def test_statements_run_on_the_loops_thread_and_commits_on_another(sqlite_url: str,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    """No worker-thread round trip per statement; the commit, which waits for the disk, leaves the loop's thread."""
+async def test_statements_and_commits_run_on_the_loops_thread_without_waiting_for_the_disk(
+        sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No worker-thread round trip per statement or commit, and a commit that does not sync the disk (WAL with
+    synchronous=NORMAL): a write holds the one connection only for SQLite's own work."""
     engine = db.create_engine(sqlite_url)
     statements: list[int] = []
     commits: list[int] = []
@@ -50,9 +51,12 @@ async def test_statements_run_on_the_loops_thread_and_commits_on_another(sqlite_
             await s.commit()
         async with db.session_factory(engine)() as s:
             found = (await s.exec(sa.select(m.Person.email))).all()  # type: ignore[call-overload]
+            synchronous = (await s.exec(sa.text("PRAGMA synchronous"))).one()  # type: ignore[call-overload]
+            journal = (await s.exec(sa.text("PRAGMA journal_mode"))).one()  # type: ignore[call-overload]
         assert found == [("a@khm.uio.no",)]
         assert statements and set(statements) == {threading.get_ident()}
-        assert commits and threading.get_ident() not in commits
+        assert commits and set(commits) == {threading.get_ident()}
+        assert (synchronous, journal) == ((1,), ("wal",))  # NORMAL
     finally:
         await engine.dispose()
 
