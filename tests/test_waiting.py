@@ -1,6 +1,7 @@
 """Messages that wait for a conversation the bot does not have yet go out at the next delivery tick once it is
-known, not hours later: the adviser's digest once she writes to the bot, a floor contact's prompt once a team
-install opens her chat, the LAMU summary once the bot is added to the team with the LAMU channel. Through the
+known, not hours later: the adviser's digest once she writes to the bot (or installs it again in a chat she had
+removed it from), a floor contact's prompt once a team install opens their chat, the LAMU summary once the bot
+is added to the team with the LAMU channel. Through the
 HTTP door against the local Bot Framework peer, on the bot's own clock; SQLite and PostgreSQL, and two replicas
 on PostgreSQL (one learns the chat, the other sends; both learn it at once and it is sent once)."""
 
@@ -144,6 +145,28 @@ async def test_the_advisers_digest_goes_out_at_the_next_tick_after_she_first_wri
     assert not await outbox(db_url, m.OutboxMessage.recipient_email == HANNE, m.OutboxMessage.status != "sent")
     others = await outbox(db_url, m.OutboxMessage.recipient_email != HANNE)
     assert others and all(r.status == "retry" and r.not_before > learned + dt.timedelta(hours=1) for r in others)
+
+
+async def test_a_chat_that_comes_back_releases_what_waited_for_it(peer: BfPeer, db_url: str,  # noqa: F811
+                                                                   khm: HmsConfig) -> None:
+    """The adviser had a chat with the bot and removed the app; the digest waits. She installs it again in the
+    same conversation (known to the bot, linked to her already): the digest goes out at the next tick."""
+    start_fresh(db_url, oslo(2026, 11, 30, 9))
+    clock = FixedClock(oslo(2026, 12, 4, 15))
+    async with replica(peer, db_url, khm, clock) as bot:
+        await say(bot, peer, "hanne-1", **HANNE_WRITES)
+        await say(bot, peer, "hanne-2", type="installationUpdate", text=None, action="remove",
+                  conversation_id=HANNE_CHAT, **{"from": HANNE_FROM})
+        clock.current = oslo(2026, 12, 7, 9)
+        await plan_tick(bot)
+        await deliver_tick(bot)
+        digest, = await outbox(db_url, m.OutboxMessage.kind == "digest")
+        assert (digest.status, digest.last_error) == ("retry", repo.WAITING)
+        learned = await learned_then_tick(bot, bot, peer, clock, "hanne-3", type="installationUpdate", text=None,
+                                          action="add", conversation_id=HANNE_CHAT, **{"from": HANNE_FROM})
+    digest, = await outbox(db_url, m.OutboxMessage.kind == "digest")
+    assert (digest.status, digest.sent_at) == ("sent", learned + TICK)
+    assert card_of(digest) in posted_to(peer, HANNE_CHAT)
 
 
 def _press(card: dict[str, Any], verb: str, answers: dict[str, str]) -> dict[str, Any]:
