@@ -199,10 +199,9 @@ class HmsBot:
             ref, fresh = await self._refresh_conversation(s, act, now)
             email = await self._identify(s, turn, now)
             if email and ref.person_email != email and ref.conversation_type == "personal":
+                # linked to its person: what waited for this chat goes out at the next delivery tick
                 await repo.upsert_conversation(s, ref.conversation_id, now, person_email=email)
                 self._known[ref.conversation_id] = dataclasses.replace(ref, person_email=email)
-                # prompts that waited for this person's chat go out at the next delivery tick
-                await repo.release_waiting(s, email, now)
             locale = locale_of(act) or ref.locale or self.config.unit.locale
             handler = self.activities.route(act.get("type"))
             if handler is None:

@@ -246,6 +246,9 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
     """Store or refresh a conversation's coordinates; None values never overwrite what is known, and a row whose
     coordinates are unchanged is not written (`updated_at` says when they last changed).
 
+    A conversation that makes someone reachable (a personal chat now linked to its person, a channel of a team,
+    or one active again) releases the messages that waited for it: they are due at once (`release_waiting`).
+
     Returns the row and whether it is fresh (new, or active again after an uninstall). Commits.
     """
     unknown = set(fields) - set(CONVERSATION_FIELDS)
@@ -263,12 +266,19 @@ async def upsert_conversation(session: AsyncSession, conversation_id: str, now: 
             active=True, created_at=now, updated_at=now)
         row = (await session.exec(stmt.execution_options(populate_existing=True))).one()
     changed = {k: v for k, v in fields.items() if v is not None and getattr(row, k) != v}
+    # the bot can now reach someone it could not: a person's chat, or a channel of a team it was added to
+    reachable = fresh or bool(changed.keys() & {"person_email", "teams_channel_id"})
     if changed or not row.active:
         for key, value in changed.items():
             setattr(row, key, value)
         row.active = True
         row.updated_at = now
     await session.commit()
+    if reachable:
+        # after the commit, so that a delivery deciding at this moment that nobody can be reached either sees this
+        # conversation when it looks again (Delivery._no_conversation), or has recorded the wait this releases
+        await release_waiting(session, now, emails=[row.person_email] if row.person_email else [],
+                              channel=row.conversation_type == "channel" and bool(row.teams_channel_id))
     return row, fresh
 
 
@@ -747,13 +757,27 @@ async def records(session: AsyncSession, start: dt.date, end: dt.date) -> dict[s
     }
 
 
-async def release_waiting(session: AsyncSession, email: str, now: dt.datetime) -> int:
-    """Messages waiting because the bot could not reach a person become due now (they just installed it).
-    Commits."""
+WAITING = "no conversation with the recipient"  # the outbox's `last_error` while a message waits for a chat
+
+
+async def release_waiting(session: AsyncSession, now: dt.datetime, *, emails: Iterable[str] = (),
+                          channel: bool = False) -> int:
+    """Messages that wait because the bot could not reach their recipient become due now: those to `emails`
+    (their personal chat is known), and with `channel` those to the LAMU channel (the bot is in a team). They
+    go out at the next delivery tick; releasing twice, or on two replicas at once, only makes them due twice,
+    and a due message is still claimed, and sent, by one sender. Returns how many. Commits."""
+    wanted = sorted({e.lower() for e in emails})
+    who = []
+    if wanted:
+        who.append(col(m.OutboxMessage.recipient_email).in_(wanted))
+    if channel:
+        who.append(col(m.OutboxMessage.recipient_email).is_(None))
+    if not who:
+        return 0
     result = await session.exec(  # type: ignore[call-overload]
-        sa.update(m.OutboxMessage).where(col(m.OutboxMessage.recipient_email) == email.lower(),
-                                         col(m.OutboxMessage.status) == "retry",
-                                         col(m.OutboxMessage.last_error) == "no conversation with the recipient")
-        .values(not_before=now))
+        sa.update(m.OutboxMessage).where(sa.or_(*who), col(m.OutboxMessage.status) == "retry",
+                                         col(m.OutboxMessage.last_error) == WAITING,
+                                         col(m.OutboxMessage.not_before) > now)
+        .values(not_before=now).execution_options(synchronize_session=False))
     await session.commit()
     return int(result.rowcount or 0)

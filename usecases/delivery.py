@@ -16,6 +16,9 @@
   honouring Retry-After; after `max_attempts` a message is dead and the adviser can see it.
 - 403 (bot removed or blocked) and 404 (conversation gone) mark the conversation inactive and tell the adviser
   whose messages cannot be delivered.
+- A message to someone the bot has no chat with yet (or to the LAMU channel before the bot is in the team) waits,
+  and the adviser is told once. Learning the conversation releases it (`repo.upsert_conversation`, from any
+  activity or a team install): it goes out at the next delivery tick, not hours later.
 - Claims are leases with a fence. With several replicas on PostgreSQL, rows are claimed with FOR UPDATE SKIP
   LOCKED, a few at a time: no more than the process's senders can send within the lease if every send took the
   whole send timeout.
@@ -55,6 +58,9 @@ log = logging.getLogger("hms.delivery")
 T = TypeVar("T")
 
 RETRYABLE = {0, 412, 429, 500, 502, 503, 504}
+# A message to someone the bot cannot reach yet is released as soon as the chat becomes known; else it is tried
+# again after this, until its attempts run out (`max_attempts`): a backstop, not the way it normally goes out.
+WAIT = dt.timedelta(hours=6)
 GONE = {403, 404}
 
 
@@ -527,22 +533,35 @@ class Delivery:
             await self._tell_adviser(s, email, msg)
 
     async def _no_conversation(self, s: AsyncSession, msgs: list[m.OutboxMessage], report: DeliveryReport) -> None:
-        """Nobody to send to yet (the bot is not installed for them): wait, and tell the adviser once."""
-        notices = []
+        """Nobody to send to yet (the bot is not installed for them): wait, and tell the adviser once.
+
+        The wait ends when the conversation becomes known (`repo.upsert_conversation` releases it), or after
+        `WAIT` at the latest. A conversation learned while this claim was deciding is looked for again once the
+        wait is committed: the learner stores the conversation before it releases, so either it sees the wait
+        recorded here or this look sees its conversation, and no message waits hours for a chat the bot has."""
+        notices, waiting = [], []
         for msg in msgs:
             attempts = msg.attempts + 1
             dead = attempts >= self.max_attempts
-            later = {} if dead else {"not_before": self.clock.now() + dt.timedelta(hours=6)}
+            later = {} if dead else {"not_before": self.clock.now() + WAIT}
             if not await self._record(s, msg, report, status="dead" if dead else "retry", attempts=attempts,
-                                      last_error="no conversation with the recipient", **later):
+                                      last_error=repo.WAITING, **later):
                 continue
             if dead:
                 report.dead += 1
             else:
                 report.waiting += 1
+                waiting.append(msg)
             if attempts == 1:
                 notices.append(self._adviser_notice(msg.recipient_email, msg))
         await s.commit()
+        if waiting:
+            emails = {msg.recipient_email for msg in waiting if msg.recipient_email}
+            found = set(await repo.personal_conversations(s, emails)) if emails else set()
+            lamu = any(msg.recipient_email is None for msg in waiting) and await self._lamu_channel(s) is not None
+            await s.commit()
+            if found or lamu:
+                await repo.release_waiting(s, self.clock.now(), emails=found, channel=lamu)
         await repo.enqueue(s, [n for n in notices if n], self.clock.now())
 
     async def _tell_adviser(self, s: AsyncSession, email: str | None, msg: m.OutboxMessage) -> None:

@@ -99,6 +99,13 @@ class BfPeer:
     files: dict[str, bytes] = field(default_factory=dict)
     file_requests: list[tuple[str, str | None]] = field(default_factory=list)
 
+    # a team the bot is added to: its channels (id, name; the General channel has no name) and its members (id,
+    # name, aadObjectId, email, userPrincipalName); with `chat_per_member` each personal chat the bot opens has an
+    # id of its own ("a:" + the member's id) instead of the one "a:new"
+    team_channels: list[dict[str, Any]] = field(default_factory=list)
+    team_members: list[dict[str, Any]] = field(default_factory=list)
+    chat_per_member: bool = False
+
     port: int = 0  # 0: an ephemeral port; a given one lets a test point a serviceUrl at a connector not yet up
 
     def __post_init__(self) -> None:
@@ -159,6 +166,8 @@ class BfPeer:
         app.router.add_post("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
         app.router.add_put("/v3/conversations/{cid:[^/]+}/activities/{aid:[^/]+}", self._activity)
         app.router.add_get("/v3/conversations/{cid:[^/]+}/members/{uid:[^/]+}", self._member)
+        app.router.add_get("/v3/conversations/{cid:[^/]+}/members", self._members)
+        app.router.add_get("/v3/teams/{tid:[^/]+}/conversations", self._channels)
         app.router.add_get("/v3/attachments/{aid}/views/{view}", self._file)
         app.router.add_get("/files/{name}", self._file)
         return app
@@ -201,8 +210,19 @@ class BfPeer:
                                         request.headers.get("Authorization")))
 
     async def _create_conversation(self, request: web.Request) -> web.Response:
-        self._record(request, await request.json())
-        return web.json_response({"id": "a:new", "activityId": f"sent-{next(self._ids)}"})
+        body = await request.json()
+        self._record(request, body)
+        members = body.get("members") or []
+        chat = f"a:{members[0]['id']}" if self.chat_per_member and members else "a:new"
+        return web.json_response({"id": chat, "activityId": f"sent-{next(self._ids)}"})
+
+    async def _members(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        return web.json_response(self.team_members)
+
+    async def _channels(self, request: web.Request) -> web.Response:
+        self._record(request, None)
+        return web.json_response({"conversations": self.team_channels})
 
     async def _activity(self, request: web.Request) -> web.Response:
         if not self.latency:
