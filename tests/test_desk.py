@@ -326,3 +326,27 @@ async def test_the_leader_edits_and_submits_it_in_the_chat_and_it_is_on_record(
     assert public["submitted_by_name"] == "Jonas Eide" and public["due"] == "2026-12-01"
     assert {p["key"]: p["text"] for p in public["parts"]}["comments"].startswith("Godt år")
     assert public["figures"]["deviations"] == 4
+
+
+def test_the_digest_preview_in_english_and_without_preview(seeded: str, config_file: Path,
+                                                           monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = hms_bot(seeded, monkeypatch, capsys, "digest", "--preview", "--locale", "en", "--config",
+                           str(config_file), "--now", DIGEST_NOW.isoformat())
+    assert code == 0
+    assert out.startswith("HMS status week 47\nDeadlines 16 November 2025 – 31 December 2026: ")
+    assert "1 rounds done · 1 new deviations · 1 measures closed" in out and "Public programmes section" in out
+    code, out, err = hms_bot(seeded, monkeypatch, capsys, "digest", "--config", str(config_file))
+    assert code != 0 and "--preview" in err and "Traceback" not in err
+
+
+async def test_a_report_marked_done_without_the_draft_is_not_offered_again(bot: HmsBot, seeded: str,
+                                                                          config: HmsConfig) -> None:
+    engine = db.create_engine(seeded)
+    async with db.session_factory(engine)() as s:
+        await _done(s, config, "annual_report:2026:adm", "marianne.berg@khm.uio.no", oslo(2026, 11, 12, 14))
+    await engine.dispose()
+    card = await say(bot, config, "marianne.berg@khm.uio.no", "årsrapport")
+    assert "Årsrapporten er allerede levert av Marianne Berg" in texts(card)
+    assert not execute_actions(card, "report.submit")
+    assert rows(seeded, m.AnnualReport) == []

@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from cards.actions import CardAction, nonce_for
 from cards.annual_report_form import PART_MAX, ReportFormView, ReportPart, annual_report_form_card
 from cards.common import message
+from cards.notices import NoticeView, notice
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, t
@@ -266,6 +267,10 @@ class AnnualReports:
         title = line or self.names.task(occ, locale)
         if stored is not None:
             return message(self.report_card(occ, stored, locale, line), title)
+        if row is not None and row.completed_at is not None:  # marked done without the draft (registered afterwards)
+            done = t(locale, "report.completed_by", who=self.names.person(row.completed_by),
+                     when=self.names.done_when(row, locale))
+            return message(notice(NoticeView(title, (done,), "Good")), done)
         card = self.form_card(occ, await self.figures(s, occ, now), locale, nonce=nonce_for(occ.key, step),
                               notice=line)
         return message(card, title)
@@ -314,9 +319,9 @@ class AnnualReports:
             return ActionResult(self.report_card(occ, stored, locale, t(locale, "card.already_submitted")),
                                 "duplicate")
         if stored is None:  # marked done without the drafted report (an older card, or registered afterwards)
-            return refusal(locale, "card.completed_by", "completed_by_other", who=self.names.person(row.completed_by),
+            return refusal(locale, "report.completed_by", "completed_by_other", who=self.names.person(row.completed_by),
                            when=self.names.done_when(row, locale))
-        notice = t(locale, "card.completed_by", who=self.names.person(row.completed_by),
+        notice = t(locale, "report.completed_by", who=self.names.person(row.completed_by),
                    when=self.names.done_when(row, locale))
         return ActionResult(self.report_card(occ, stored, locale, notice), "completed_by_other")
 
