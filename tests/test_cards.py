@@ -96,7 +96,7 @@ CASES: dict[str, Any] = {
                                                       "Hanne Solberg", (("fatima.ali@khm.uio.no", "Fatima Ali"),)),
                                          "nb", CardAction("task.register", "fire_round:2026-Q4:hm-1:2026-11-12",
                                                           "n").pack(KEY)),
-    "digest_first_day_nb": lambda: digest_card(DigestView(
+    "digest_first_day_en": lambda: digest_card(DigestView(
         "49", (0, 14, 0, 0), (SectionBar("Administrasjonsseksjonen", 0, 3, 0, 0),), (), (), 0, (0, 0, 0),
         ("HMS-årsrapport – Adm",), 0, "30. november 2025 – 31. desember 2026", 48, "30. november 2026"), "en"),
     "annual_report_form_nb": lambda: annual_report_form_card(ReportFormView(
