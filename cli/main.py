@@ -381,6 +381,51 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digest(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady
+    from usecases.digest import digest_text, preview
+
+    if not args.preview:
+        raise CliError("the digest is sent by the planning tick; use --preview to print it here")
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    try:
+        digest = asyncio.run(preview(settings.database_url, config, now, args.locale))
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps(digest.to_json(), ensure_ascii=False, indent=2))
+    else:
+        print(digest_text(config, digest, args.locale))
+    return 0
+
+
+def cmd_annual_reports(args: argparse.Namespace) -> int:
+    from usecases.annual_reports import reports_for_year
+    from usecases.database import DatabaseNotReady
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    try:
+        found = asyncio.run(reports_for_year(settings.database_url, config, args.year, args.locale,
+                                             settings.card_key()))
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    if args.json:
+        print(json.dumps(found, ensure_ascii=False, indent=2))
+        return 0
+    for report in found["reports"]:
+        if not report["submitted"]:
+            print(f"== {report['section_name']}: not submitted (due {report['due']})\n")
+            continue
+        print(f"== {report['section_name']}: submitted by {report['submitted_by_name']} {report['submitted_at']}")
+        for part in report["parts"]:
+            print(f"-- {part['label']}\n{part['text'] or '–'}")
+        print()
+    return 0
+
+
 def cmd_done(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady
     from usecases.registration import Refused, register_done
@@ -645,6 +690,21 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--json", action="store_true", help="print a JSON list, one object per message")
     pl.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     pl.set_defaults(func=cmd_plan)
+
+    dg = sub.add_parser("digest", help="the adviser's weekly digest as it would be sent (--preview)")
+    dg.add_argument("--preview", action="store_true", help="print the digest here; nothing is sent or written")
+    dg.add_argument("--json", action="store_true", help="the numbers and lists as JSON")
+    dg.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
+    dg.add_argument("--locale", choices=("nb", "en"), default="nb")
+    dg.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    dg.set_defaults(func=cmd_digest)
+
+    ar = sub.add_parser("annual-reports", help="the sections' HMS annual reports on a year, as submitted")
+    ar.add_argument("--year", type=int, required=True, help="the year the reports are on")
+    ar.add_argument("--json", action="store_true", help="print JSON (parts, who, when, the figures)")
+    ar.add_argument("--locale", choices=("nb", "en"), default="nb")
+    ar.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    ar.set_defaults(func=cmd_annual_reports)
 
     done = sub.add_parser("done", help="register work done before or outside the bot (as the HMSB adviser)")
     done.add_argument("task", help="task key, e.g. fire_round")

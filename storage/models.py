@@ -262,6 +262,23 @@ class MeetingProposal(SQLModel, table=True):
     answered_at: dt.datetime | None = _ts(nullable=True)
 
 
+class AnnualReport(SQLModel, table=True):
+    """A section's HMS annual report as its leader submitted it: one per report occurrence (section and cycle). The
+    parts are the texts the leader sent (prefilled from the records and edited), `figures` the numbers the draft was
+    prefilled with (JSON), so what was reported and what the records said then are both kept."""
+
+    __tablename__ = "annual_report"
+    id: int | None = Field(default=None, primary_key=True)
+    occurrence_id: int = Field(foreign_key="occurrence.id", unique=True)
+    year: int = Field(index=True)  # the calendar year it reports on
+    section_key: str = Field(max_length=64)
+    parts: str = Field(sa_type=sa.Text)  # JSON: part key -> text
+    figures: str = Field(sa_type=sa.Text)  # JSON: the prefilled numbers
+    submitted_by: str = Field(max_length=320)
+    submitted_at: dt.datetime = _ts()
+    submission_id: str = Field(max_length=64)
+
+
 # -- Teams -------------------------------------------------------------------------------------------------
 
 

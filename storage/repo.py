@@ -781,3 +781,49 @@ async def release_waiting(session: AsyncSession, now: dt.datetime, *, emails: It
         .values(not_before=now).execution_options(synchronize_session=False))
     await session.commit()
     return int(result.rowcount or 0)
+
+
+# -- the digest's week and the annual report's year ----------------------------------------------------------
+
+
+async def completed_between(session: AsyncSession, start: dt.datetime, end: dt.datetime
+                            ) -> list[tuple[str, str, dt.datetime]]:
+    """(occurrence key, task key, completed at) of occurrences completed in [start, end)."""
+    stmt = (select(m.Occurrence.key, m.Occurrence.task_key, m.Occurrence.completed_at)
+            .where(col(m.Occurrence.completed_at) >= start, col(m.Occurrence.completed_at) < end))
+    return [(k, t, at) for k, t, at in (await session.exec(stmt)).all() if at is not None]
+
+
+async def findings_between(session: AsyncSession, start: dt.datetime, end: dt.datetime
+                           ) -> list[tuple[m.Finding, m.Occurrence]]:
+    """Deviations found in [start, end) with the round they were found on."""
+    stmt = (select(m.Finding, m.Occurrence).join(m.Occurrence, col(m.Finding.occurrence_id) == col(m.Occurrence.id))
+            .where(col(m.Finding.created_at) >= start, col(m.Finding.created_at) < end).order_by(col(m.Finding.id)))
+    return [(f, o) for f, o in (await session.exec(stmt)).all()]
+
+
+async def measures_closed_between(session: AsyncSession, start: dt.datetime, end: dt.datetime) -> list[int]:
+    """The ids of measures closed in [start, end) (their `closed` event), each once."""
+    stmt = (select(m.MeasureEvent.measure_id).where(m.MeasureEvent.kind == "closed",
+                                                    col(m.MeasureEvent.at) >= start, col(m.MeasureEvent.at) < end))
+    return sorted(set((await session.exec(stmt)).all()))
+
+
+async def measure_closings(session: AsyncSession) -> dict[int, dt.datetime]:
+    """When each closed measure was (last) closed."""
+    stmt = select(m.MeasureEvent.measure_id, m.MeasureEvent.at).where(m.MeasureEvent.kind == "closed")
+    out: dict[int, dt.datetime] = {}
+    for measure_id, at in (await session.exec(stmt)).all():
+        out[measure_id] = max(at, out.get(measure_id, at))
+    return out
+
+
+async def annual_report(session: AsyncSession, occurrence_id: int) -> m.AnnualReport | None:
+    stmt = select(m.AnnualReport).where(m.AnnualReport.occurrence_id == occurrence_id)
+    return (await session.exec(stmt)).first()
+
+
+async def annual_reports(session: AsyncSession, year: int) -> list[m.AnnualReport]:
+    """The annual reports submitted on a reporting year, in the order they came."""
+    stmt = select(m.AnnualReport).where(m.AnnualReport.year == year).order_by(col(m.AnnualReport.id))
+    return list((await session.exec(stmt)).all())

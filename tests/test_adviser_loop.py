@@ -221,21 +221,21 @@ async def test_a_round_without_building_faults_has_no_si_fra_block(bot: HmsBot, 
 async def test_the_adviser_is_told_when_a_section_marks_its_annual_report_done(
         bot: HmsBot, khm: HmsConfig, first_day: str, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
-    # the first tick reminds the section leaders of the annual report due tomorrow, with the card to mark it done
+    # the first tick reminds the section leaders of the annual report due tomorrow, with the report drafted
     code, _, err = await hms_bot_async(first_day, monkeypatch, capsys, "plan", "--now", "2026-11-30T09:00")
     assert code == 0, err
     [reminder] = rows(first_day, m.OutboxMessage,
                       m.table(m.OutboxMessage).c.dedupe_key == f"annual_report:2026:samling|reminder-1|{TOR}")
-    [mark] = execute_actions(outbox_card(reminder), "task.done")
-    done = await press(bot, khm, TOR, mark, {"note": "Skjema sendt", "link": "https://khm.example/arsrapport.pdf"})
-    assert "Utført av Tor Arne Nilsen 30. november 09:00. Skjema sendt" in texts(done)
+    [mark] = execute_actions(outbox_card(reminder), "report.submit")
+    done = await press(bot, khm, TOR, mark, {"part:comments": "Skjema sendt"})
+    assert "Sendt inn av Tor Arne Nilsen 30. november 09:00." in texts(done) and "Skjema sendt" in texts(done)
 
     [told] = rows(first_day, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "done_notice")
     assert (told.recipient_email, told.dedupe_key) == (HANNE, f"annual_report:2026:samling|done|{HANNE}")
     shown = texts(outbox_card(told))
     assert ("Seksjon for samlingsforvaltning – HMS-årsrapport: merket utført av Tor Arne Nilsen 30. november 09:00."
             in shown)
-    assert "Dokument: https://khm.example/arsrapport.pdf" in shown and "Skjema sendt" in shown
+    assert "Skjema sendt" in shown
     assert json.loads(told.payload)["target"] == {"kind": "person", "email": HANNE}
 
     # the adviser sees it waiting for delivery from a terminal, too
@@ -245,8 +245,8 @@ async def test_the_adviser_is_told_when_a_section_marks_its_annual_report_done(
         next(r for r in json.loads(out) if r["kind"] == "done_notice").items()
 
     # pressed again (a Teams retry): done once, told once
-    again = await press(bot, khm, TOR, mark, {"note": "Skjema sendt"})
-    assert "Utført av Tor Arne Nilsen" in texts(again)
+    again = await press(bot, khm, TOR, mark, {"part:comments": "Skjema sendt"})
+    assert "Sendt inn av Tor Arne Nilsen" in texts(again)
     assert len(rows(first_day, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "done_notice")) == 1
 
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from cards.actions import BadAction, CardAction, unpack
+from cards.annual_report_form import ReportFormView, ReportPart, annual_report_form_card
 from cards.checklist import (
     BuildingFault,
     ChecklistItemView,
@@ -19,7 +20,7 @@ from cards.checklist import (
     checklist_card,
     submitted_card,
 )
-from cards.digest import DigestView, digest_card
+from cards.digest import DigestView, MeasureLine, OverdueGroup, SectionBar, digest_card
 from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
@@ -78,17 +79,38 @@ CASES: dict[str, Any] = {
         (BuildingFault("Fire doors", "EA-4711", "ticket:7"),)), "en"),
     "task_nb": lambda: task_card(TaskView("HMS-årsrapport", "Adm", "Frist 1. desember"), "nb",
                                  CardAction("task.done", "annual_report:2027:adm", "n").pack(KEY)),
-    "digest_nb": lambda: digest_card(DigestView("14", (3, 18, 6, 24), ("Brannvernrunde – 1. etasje (31. mars 2027, "
-                                                                     "Fatima Ali)",), ("HMS-årsrapport – Adm",),
-                                                2, 1, 3), "nb"),
+    "digest_nb": lambda: digest_card(DigestView(
+        "14", (3, 18, 10, 24),
+        (SectionBar("Administrasjonsseksjonen", 1, 4, 2, 6),
+         SectionBar("Seksjon for publikum og formidling", 2, 9, 8, 12),
+         SectionBar("Kulturhistorisk museum", 0, 5, 0, 6)),
+        (OverdueGroup("Administrasjonsseksjonen", ("Vernerunde – Adm (1. juli 2026, Marianne Berg)",
+                                                   "Medarbeidersamtaler – Adm (15. juni 2026, Marianne Berg)")),
+         OverdueGroup("Seksjon for publikum og formidling", tuple(
+             f"Brannvernrunde – Historisk museum, {n}. etasje (31. mars 2027, Fatima Ali)" for n in range(1, 9)))),
+        tuple(MeasureLine(f"Tiltak nr. {n}: Nødlys i trapp {n}", "Jonas Eide", "1. april 2027", n < 3)
+              for n in range(1, 11)), 2, (4, 3, 1), ("HMS-årsrapport – Adm (1. desember 2026, Marianne Berg)",),
+        3, "5. april 2026 – 31. desember 2027"), "nb"),
     "register_nb": lambda: register_card(RegisterView("Brannvernrunde – Historisk museum, 1. etasje",
                                                       "2026-Q4 · frist 31. desember 2026", "12. november 2026",
                                                       "Hanne Solberg", (("fatima.ali@khm.uio.no", "Fatima Ali"),)),
                                          "nb", CardAction("task.register", "fire_round:2026-Q4:hm-1:2026-11-12",
                                                           "n").pack(KEY)),
-    "digest_first_day_nb": lambda: digest_card(DigestView("49", (0, 14, 0, 0), (), ("HMS-årsrapport – Adm",), 0, 0,
-                                                          0, "30. november 2025 – 31. desember 2026", 48,
-                                                          "30. november 2026"), "nb"),
+    "digest_first_day_en": lambda: digest_card(DigestView(
+        "49", (0, 14, 0, 0), (SectionBar("Administrasjonsseksjonen", 0, 3, 0, 0),), (), (), 0, (0, 0, 0),
+        ("HMS-årsrapport – Adm",), 0, "30. november 2025 – 31. desember 2026", 48, "30. november 2026"), "en"),
+    "annual_report_form_nb": lambda: annual_report_form_card(ReportFormView(
+        "HMS-årsrapport 2026 – Administrasjonsseksjonen", "Frist 1. desember 2026",
+        "Utkastet er fylt ut fra det som er registrert for 2026.", (("Brannvernrunde", "3/4"), ("Avvik", "2")),
+        (ReportPart("rounds", "Vernerunde og brannvernrunder", "Brannvernrunde: 3 av 4 utført, 1 etter fristen"),
+         ReportPart("comments", "Kommentarer", "x" * 10, "Høyst 2000 tegn.")), "Det er tid for HMS-årsrapport."),
+        "nb", CardAction("report.submit", "annual_report:2026:adm", "n").pack(KEY)),
+    "annual_report_submitted_en": lambda: annual_report_form_card(ReportFormView(
+        "HMS annual report 2026 – Administration section", "Due 1 December 2026",
+        "HMS annual report for 2026, as the section leader submitted it.", (("Fire safety round", "3/4"),),
+        (ReportPart("rounds", "Safety round and fire rounds", "Fire safety round: 3 of 4 done"),
+         ReportPart("bht", "Help from BHT", "")), done_line="Submitted by Marianne Berg 20 November 09:12."),
+        "en", None),
     "status_first_day_nb": lambda: status_card(StatusView("Status 2026", StatusLine("", 0, 14, 0, 0), (), 0, 5, 0,
                                                           34, "30. november 2026", "Brannvernrunde"), "nb"),
     "due_open_later_nb": lambda: due_card(DueView("Frister – mars 2027", (DueGroup("Mars 2027", (

@@ -201,10 +201,12 @@ async def test_the_digests_header_and_lists_count_the_same_deadlines(db_url: str
     lines = [b.get("text", "") for b in card["body"]]
     header = next(line for line in lines if "forsinket ·" in line)
     counted = int(re.search(r"(\d+) forsinket", header).group(1))
-    overdue = lines[lines.index("Forsinket") + 1]
-    more = next((int(re.match(r"… og (\d+) til", line).group(1)) for line in lines if line.startswith("… og")), 0)
-    listed = overdue.count("\n- ") + 1 + more
-    assert counted == listed and counted > 0, (header, listed)
+    heading = int(re.search(r"Forsinket \((\d+)\)", "\n".join(lines)).group(1))
+    [show_all] = [a["card"] for a in card["actions"] if a["title"] == "Vis alle forsinkede"]
+    listed = sum(b["text"].count("\n- ") + 1 for b in show_all["body"] if b["text"].startswith("- "))
+    [chart] = [b for b in card["body"] if b["type"] == "Chart.VerticalBar.Grouped"]
+    charted = sum(v["y"] for series in chart["data"] if series["legend"] == "Forsinket" for v in series["values"])
+    assert counted == heading == listed == charted and counted > 0, (header, heading, listed, charted)
     assert header.startswith("Frister 4. januar 2026 – 31. desember 2027: ")  # and it says which deadlines
 
 

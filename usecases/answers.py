@@ -419,6 +419,11 @@ class Answerer:
         recent = [o for o in found if o.window_start <= today and o.due >= today - dt.timedelta(days=REPORT_GRACE)]
         occ = recent[-1] if recent else next((o for o in found if o.due >= today), None)
         year = occ.reporting_year or occ.due.year if occ else today.year
+        own = [o for o in found if occ and o.cycle == occ.cycle and o.window_start <= today and o.section
+               and (sec := self.config.section(o.section)) and sec.leader == email]
+        if len(own) == 1:  # the section leader gets the report drafted from the records, to edit and submit
+            activity = await self.rounds.reports.activity(s, own[0], now, locale, None)
+            return activity, {"year": year, "due": own[0].due.isoformat(), "occurrence": own[0].key, "draft": True}
         items = await due_items(s, self.config, periods.year_of(dt.date(year, 1, 1)), now, self.cache)
         items = [i for i in items if i.occurrence.due.year == year]
         rounds = self.config.tasks_of_kind("checklist_round", "safety_round")

@@ -124,8 +124,13 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
         locale = locales.get(to) or config.unit.locale
         if len(what) == 2:  # an occurrence step
             occ, step = what
-            activity = (rounds.escalation_activity(occ, locale) if step.kind == "escalation"
-                        else rounds.prompt_activity(occ, step.name, step.kind, locale, meetings.get(occ.key)))
+            if step.kind == "escalation":
+                activity = rounds.escalation_activity(occ, locale)
+            elif rounds.reports.is_report(occ):  # the section's annual report comes drafted from the records
+                line = rounds.prompt_line(occ, step.kind, locale)
+                activity = await rounds.reports.activity(s, occ, now, locale, line, step.name)
+            else:
+                activity = rounds.prompt_activity(occ, step.name, step.kind, locale, meetings.get(occ.key))
             messages.append(PlannedMessage(key, kind, to, occ.task, occ.key, occ.due))
         else:
             measure, finding, occ_row, step = what

@@ -40,6 +40,7 @@ from hms import i18n, wheel
 from hms.config import Checklist, HmsConfig
 from hms.i18n import format_date, t
 from storage import models as m, repo
+from usecases.annual_reports import AnnualReports
 from usecases.cardactions import ActionResult, CardHandler, CardPress, refusal
 from usecases.measures import Measures
 from usecases.meetings import Meetings, MeetingState
@@ -91,6 +92,8 @@ class Rounds:
         self.router.include(self.registration.router)  # task.register
         self.meetings = Meetings(config, secret, self.result_card)
         self.router.include(self.meetings.router)  # meeting.*
+        self.reports = AnnualReports(config, secret, self.may_act)
+        self.router.include(self.reports.router)  # report.submit
 
     def may_act(self, occ: wheel.Occurrence, email: str) -> bool:
         """The assignee, the deputy, the accountable, the leader of a section it concerns and the HMSB adviser may
@@ -143,10 +146,7 @@ class Rounds:
         """The message a prompt, reminder, overdue notice or deputy prompt carries: the fillable card. A round to be
         done with the safety representative (`meeting`: where agreeing on its time stands) brings the leader's
         card to agree on a time until one is agreed, then the checklist with the agreed time."""
-        texts = {"prompt": "prompt.prompt", "reminder": "prompt.reminder", "overdue": "prompt.overdue",
-                 "deputy": "prompt.deputy"}
-        line = t(locale, texts[kind], task=self.names.task(occ, locale), where=self.names.scope(occ, locale),
-                 due=format_date(occ.due, locale))
+        line = self.prompt_line(occ, kind, locale)
         nonce = nonce_for(occ.key, step)
         if meeting is not None and self.meetings.representative(occ):
             if not meeting.agreed:
@@ -154,6 +154,13 @@ class Rounds:
             line += " " + self.meetings.status_line(occ, meeting.latest, locale)
         card = self.occurrence_card(occ, locale, nonce=nonce, notice_text=line)
         return message(card, line)
+
+    def prompt_line(self, occ: wheel.Occurrence, kind: str, locale: str) -> str:
+        """The line a prompt, reminder, overdue notice or deputy prompt opens with."""
+        texts = {"prompt": "prompt.prompt", "reminder": "prompt.reminder", "overdue": "prompt.overdue",
+                 "deputy": "prompt.deputy"}
+        return t(locale, texts[kind], task=self.names.task(occ, locale), where=self.names.scope(occ, locale),
+                 due=format_date(occ.due, locale))
 
     def escalation_activity(self, occ: wheel.Occurrence, locale: str) -> dict[str, Any]:
         """The notice a section leader or the adviser gets when a round is overdue."""
