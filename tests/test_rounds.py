@@ -148,6 +148,28 @@ async def test_all_else_ok_keeps_answers_saved_on_other_pages(s: AsyncSession, k
     assert finals == {k: "ok" for k in keys} | {keys[3]: "ikke_relevant", keys[-1]: "avvik"}
 
 
+async def test_next_page_with_items_left_open_then_a_deviation_on_page_two_and_all_else_ok(
+        s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    """A phone reaches page 2 in one tap: items left open are not refused on the way, they are answered by
+    "Alt annet OK" (or refused, by number, when the round is submitted without them)."""
+    card = await start(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    nothing = {f"a:{k}": "" for k in keys[:9]} | {f"c:{k}": "" for k in keys[:9]}
+    page2 = await verbs(rounds).handle(s, FATIMA, press(card, "round.page", nothing), NOW, "nb-NO")
+    assert page2.outcome == "page" and page2.card["body"][-1]["text"] == "Side 2 av 2"
+    untouched = {f"a:{k}": "" for k in keys[9:]}
+    refused = await verbs(rounds).handle(s, FATIMA, press(page2.card, "round.submit", untouched), NOW, "nb-NO")
+    assert refused.outcome == "invalid" and "Side 1 av 2" in texts(refused.card)
+    assert "Svar mangler: punkt 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18." in texts(
+        refused.card["body"][-1])
+    page2 = await verbs(rounds).handle(s, FATIMA, press(refused.card, "round.page", {}), NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, press(page2.card, "round.allok", untouched | {
+        f"a:{keys[12]}": "avvik", f"c:{keys[12]}": "Skjøteledning i serie på kontor 212"}), NOW, "nb-NO")
+    assert result.outcome == "submitted", texts(result.card)
+    finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
+    assert finals == {k: "ok" for k in keys} | {keys[12]: "avvik"}
+
+
 async def test_all_else_ok_refuses_a_deviation_without_a_comment_and_names_it_by_the_buttons(
         s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
     card = await start(s, khm, rounds)

@@ -345,11 +345,14 @@ class Rounds:
         return ActionResult(card, "opened")
 
     async def _page(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence, draft: Draft) -> ActionResult:
-        """Save this page as a draft and move to another page (checking this page when moving forward)."""
+        """Save this page as a draft and move to another page (checking this page's answers when moving forward)."""
         await self._save_draft(press, row, draft.checklist, draft.values, draft.comments)
         # the page being left is the one whose inputs came in; check those only when moving forward
         leaving = [k for k in draft.item_keys if f"a:{k}" in press.values]
-        errors = self._validate(draft.checklist, leaving, draft.merged_values, draft.merged_comments, press.locale)
+        # only what was answered is checked on the way (a deviation needs its comment): an item left open is answered
+        # later, or by "Alt annet OK", so a phone reaches page 2 in one tap; submitting checks every item
+        errors = {k: e for k, e in self._validate(draft.checklist, leaving, draft.merged_values, draft.merged_comments,
+                                                  press.locale).items() if draft.merged_values.get(k)}
         forward = not leaving or press.action.page > _page_of(draft.view, leaving[0])
         if errors and forward:
             page = _page_of(draft.view, next(iter(errors)))
