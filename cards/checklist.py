@@ -48,7 +48,7 @@ def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], 
                    schedule_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """The form for one page, made for a phone: one row per item (the item and a compact OK / Avvik / Ikke relevant
     choice side by side), its comment and help folded away under the item until it is tapped (open already where
-    the answer is a deviation, there is a comment, or the item was refused), and "Alt annet OK", which answers
+    the answer is a deviation, there is a comment, or the answer was refused), and "Alt annet OK", which answers
     every item still open with OK and submits the round. What the user must see after a press is where they look:
     the page and the refused items at the top and again next to the buttons at the bottom. `data(verb, page)` gives
     the signed action data for a button; `schedule_data`, for a round done with the safety representative, that of
