@@ -18,6 +18,7 @@ PAGE_SIZE = 9
 class ChecklistItemView:
     key: str
     text: str
+    help: str | None = None  # folded away under the item
 
 
 @dataclass(frozen=True)
@@ -45,30 +46,25 @@ class ChecklistView:
 
 def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], dict[str, Any]],
                    schedule_data: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The form for one page. `data(verb, page)` gives the signed action data for a button; `schedule_data`, for a
-    round done with the safety representative, that of the button to agree on its time (meeting.open)."""
+    """The form for one page, made for a phone: one row per item (the item and a compact OK / Avvik / Ikke relevant
+    choice side by side), its comment and help folded away under the item until it is tapped (open already where
+    the answer is a deviation, there is a comment, or the answer was refused), and "Alt annet OK", which answers
+    every item still open with OK and submits the round. What the user must see after a press is where they look:
+    the page and the refused items at the top and again next to the buttons at the bottom. `data(verb, page)` gives
+    the signed action data for a button; `schedule_data`, for a round done with the safety representative, that of
+    the button to agree on its time (meeting.open)."""
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None"),
                                   text(view.due_line, subtle=True, spacing="None")]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
-    if view.pages > 1:
-        body.append(text(t(locale, "checklist.page", page=view.page, pages=view.pages), subtle=True))
+        body.append(text(view.notice))
+    status = _status(view, locale)
+    body += status
+    body.append(text(t(locale, "checklist.tap_hint"), subtle=True, size="Small", spacing="Small"))
     choices = [{"title": label, "value": key} for key, label in view.answers]
     first = (view.page - 1) * PAGE_SIZE
     for n, item in enumerate(view.page_items(), start=first + 1):
-        block: dict[str, Any] = {"type": "Container", "separator": True, "items": [
-            text(f"**{n}.** {item.text}"),
-            {"type": "Input.ChoiceSet", "id": f"a:{item.key}", "style": "expanded", "isRequired": True,
-             "errorMessage": t(locale, "checklist.choose"), "label": t(locale, "checklist.answer"),
-             "choices": choices, **({"value": view.values[item.key]} if item.key in view.values else {})},
-            {"type": "Input.Text", "id": f"c:{item.key}", "isMultiline": True, "maxLength": 500,
-             "label": t(locale, "checklist.comment"), "placeholder": t(locale, "checklist.comment_hint"),
-             **({"value": view.comments[item.key]} if item.key in view.comments else {})},
-        ]}
-        if item.key in view.errors:
-            block["items"].append(text(view.errors[item.key], color="Attention"))
-            block["style"] = "attention"
-        body.append(block)
+        body.append(_item(view, item, n, choices, locale))
+    body += [{**block, "separator": True} if i == 0 else block for i, block in enumerate(status)]
     actions: list[dict[str, Any]] = []
     if view.page > 1:
         actions.append(execute(t(locale, "checklist.previous"), "round.page", data("round.page", view.page - 1),
@@ -78,9 +74,61 @@ def checklist_card(view: ChecklistView, locale: str, data: Callable[[str, int], 
     else:
         actions.append(execute(t(locale, "checklist.submit"), "round.submit", data("round.submit", view.page),
                                 style="positive"))
+    actions.append(execute(t(locale, "checklist.all_ok"), "round.allok", data("round.allok", view.page)))
     if schedule_data is not None:
         actions.append(execute(t(locale, "meeting.open"), "meeting.open", schedule_data, validate=False))
     return card(body, actions, fallback=t(locale, "checklist.fallback"))
+
+
+def _status(view: ChecklistView, locale: str) -> list[dict[str, Any]]:
+    """The page and, after a refused press, what was refused: each item whose answer was refused by number and name
+    with what is wrong, and the numbers of the items not answered yet in one line."""
+    blocks: list[dict[str, Any]] = []
+    if view.pages > 1:
+        blocks.append(text(t(locale, "checklist.page", page=view.page, pages=view.pages), subtle=True,
+                           spacing="Small"))
+    if view.errors:
+        lines = [f"- **{n}.** {item.text}: {view.errors[item.key]}" for n, item in enumerate(view.items, start=1)
+                 if item.key in view.errors and view.values.get(item.key)]
+        missing = [str(n) for n, item in enumerate(view.items, start=1)
+                   if item.key in view.errors and not view.values.get(item.key)]
+        if missing:
+            lines.append("- " + t(locale, "checklist.missing_items", numbers=", ".join(missing)))
+        blocks.append({"type": "Container", "style": "attention", "spacing": "Small", "items": [
+            text(t(locale, "checklist.fix_errors"), color="Attention"), text("\n".join(lines), spacing="None")]})
+    return blocks
+
+
+def _item(view: ChecklistView, item: ChecklistItemView, n: int, choices: list[dict[str, str]],
+          locale: str) -> dict[str, Any]:
+    """One item in one row; its comment field (and help) folded under it, shown by tapping the item. A refused item
+    is marked in red with what is wrong; its comment field opens where it has an answer (a deviation to describe)."""
+    value = view.values.get(item.key)
+    error = view.errors.get(item.key)
+    folded = f"more:{item.key}"
+    details: list[dict[str, Any]] = []
+    if item.help:
+        details.append(text(item.help, subtle=True, size="Small", spacing="None"))
+    details.append({"type": "Input.Text", "id": f"c:{item.key}", "maxLength": 500, "spacing": "Small",
+                    "placeholder": t(locale, "checklist.comment_hint"),
+                    **({"value": view.comments[item.key]} if item.key in view.comments else {})})
+    open_ = bool((value and (error or value in view.deviation_answers)) or view.comments.get(item.key))
+    label = [text(f"**{n}.** {item.text}", size="Small", color="Attention" if error else None)]
+    if error:
+        label.append(text(error, color="Attention", size="Small", spacing="None"))
+    return {"type": "Container", "separator": True, "spacing": "Small", "items": [
+        {"type": "ColumnSet", "columns": [
+            {"type": "Column", "width": "stretch", "verticalContentAlignment": "Center",
+             "selectAction": {"type": "Action.ToggleVisibility", "title": t(locale, "checklist.comment"),
+                              "targetElements": [folded]},
+             "items": label},
+            {"type": "Column", "width": "118px", "verticalContentAlignment": "Center", "items": [
+                {"type": "Input.ChoiceSet", "id": f"a:{item.key}", "style": "compact",
+                 "placeholder": t(locale, "checklist.answer"), "choices": choices,
+                 **({"value": value} if value else {})}]},
+        ]},
+        {"type": "Container", "id": folded, "isVisible": open_, "spacing": "None", "items": details},
+    ]}
 
 
 @dataclass(frozen=True)

@@ -411,6 +411,8 @@ class Task(_Strict):
 class ChecklistItem(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     text: Text
+    help: Text | None = None
+    """What to look for, folded away under the item on the card until it is tapped."""
     museum_only: bool = False
     building: bool = False
     """A deviation here is a fault in the building, reported to the estates department (EA) in Si fra: the card

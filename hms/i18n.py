@@ -9,6 +9,8 @@ import datetime as dt
 
 MONTHS_NB = ("januar", "februar", "mars", "april", "mai", "juni", "juli", "august", "september", "oktober",
              "november", "desember")
+MONTHS_NB_SHORT = ("jan.", "feb.", "mars", "apr.", "mai", "juni", "juli", "aug.", "sep.", "okt.", "nov.", "des.")
+MONTHS_EN_SHORT = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAYS_NB = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
 WEEKDAYS_EN = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 MONTHS_EN = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
@@ -102,6 +104,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "checklist.next": "Lagre og neste",
         "checklist.submit": "Lever runden",
         "checklist.fallback": "Denne sjekklisten krever en nyere Teams-klient.",
+        "checklist.all_ok": "Alt annet OK – lever",
+        "checklist.missing_items": "Svar mangler: punkt {numbers}.",
+        "checklist.tap_hint": "Trykk på et punkt for å skrive en kommentar. «Alt annet OK» svarer OK på resten og leverer.",
         "checklist.deviations": "Avvik",
         "checklist.all_answers": "Alle svar",
         "checklist.comment_required": "Skriv hva avviket gjelder.",
@@ -478,6 +483,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "checklist.next": "Save and next",
         "checklist.submit": "Submit the round",
         "checklist.fallback": "This checklist needs a newer Teams client.",
+        "checklist.all_ok": "All else OK – submit",
+        "checklist.missing_items": "Answer missing: items {numbers}.",
+        "checklist.tap_hint": "Tap an item to write a comment. “All else OK” answers OK to the rest and submits.",
         "checklist.deviations": "Deviations",
         "checklist.all_answers": "All answers",
         "checklist.comment_required": "Describe the deviation.",
@@ -781,12 +789,13 @@ def t(locale: str | None, key: str, **values: object) -> str:
     return text.format(**values) if values else text
 
 
-def format_date(day: dt.date, locale: str | None, *, year: bool = True) -> str:
-    """'1. juli 2027' in bokmål, '1 July 2027' in English; without the year when `year` is False."""
+def format_date(day: dt.date, locale: str | None, *, year: bool = True, short: bool = False) -> str:
+    """'1. juli 2027' in bokmål, '1 July 2027' in English; without the year when `year` is False; with the month
+    abbreviated when `short` ('30. sep.', '30 Sep'), for a narrow column where a long month would break."""
     if lang(locale) == "en":
-        s = f"{day.day} {MONTHS_EN[day.month - 1]}"
+        s = f"{day.day} {(MONTHS_EN_SHORT if short else MONTHS_EN)[day.month - 1]}"
     else:
-        s = f"{day.day}. {MONTHS_NB[day.month - 1]}"
+        s = f"{day.day}. {(MONTHS_NB_SHORT if short else MONTHS_NB)[day.month - 1]}"
     return f"{s} {day.year}" if year else s
 
 

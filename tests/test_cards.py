@@ -62,6 +62,11 @@ CASES: dict[str, Any] = {
                                                 (StatusLine("Adm", 1, 1, 0, 1),), 2, 5, 1, rounds="Brannvernrunde"),
                                      "nb"),
     "checklist_page2_nb": lambda: checklist_card(CHECKLIST, "nb", data),
+    "checklist_page1_en": lambda: checklist_card(ChecklistView(
+        "Fire safety round", "Historical Museum, 1st floor", "Due 31 March", (
+            ChecklistItemView("i1", "Item 1", "What to look for"), *ITEMS[1:]),
+        (("ok", "OK"), ("avvik", "Deviation"), ("ikke_relevant", "Not applicable")), frozenset({"avvik"}),
+        values={"i1": "ok", "i2": "avvik"}), "en", data),
     "submitted_nb": lambda: submitted_card(SubmittedView("Brannvernrunde", "1. etasje", "Levert av Fatima Ali "
                                                          "3. mars 09:12 – 1 avvik",
                                                          (("Punkt 1", "OK", "", False),

@@ -22,7 +22,7 @@ from hms.config import HmsConfig
 from hms.workdays import WorkCalendar
 from playground import launcher as playground, local
 from storage import models as m
-from tests.cardtext import input_ids, texts
+from tests.cardtext import input_ids, nodes, texts
 from tests.conftest import oslo
 from tests.e2e_support import E2E, Frame, cards_of, eventually, frame_text, press, running
 
@@ -147,18 +147,36 @@ async def test_fire_round_end_to_end(env: E2E, khm: HmsConfig) -> None:
     assert re.search(r"Historical Museum, 1st floor|Historisk museum, 1\. etasje", texts(card))
     fields = [i for i in input_ids(card) if i.startswith("a:")]
     assert len(fields) == 9
-    deviation = fields[0][2:]
-    page1 = {f: "ok" for f in fields} | {f"a:{deviation}": "avvik", f"c:{deviation}": "Kasser i trapp B"}
+    # Fatima does the round on her phone: "Lagre og neste" to page 2, one deviation there with its comment, then
+    # "Alt annet OK". Each tap is counted as a person makes it: a compact choice is two (open the list, pick),
+    # unfolding an item's comment field one, a button one (an invoke to the bot).
+    taps = invokes = 0
     reply_to = prompt["message"]["messageId"]
-
-    answer = await env.invoke(reply_to, press(card, "round.page", page1))
+    untouched = {f: "" for f in input_ids(card)}  # what the card sends for what nobody touched
+    answer = await env.invoke(reply_to, press(card, "round.page", untouched))
+    taps, invokes = taps + 1, invokes + 1
     assert answer["type"] == "application/vnd.microsoft.card.adaptive"
     page2 = answer["value"]
-    assert re.search(r"Page 2 of 2|Side 2 av 2", texts(page2)), texts(page2)
+    # what she must see next is where she is looking: the page line beside the buttons at the bottom
+    assert re.search(r"Page 2 of 2|Side 2 av 2", page2["body"][-1]["text"]), texts(page2)
     fields2 = [i for i in input_ids(page2) if i.startswith("a:")]
     assert len(fields2) == 9 and not set(fields2) & set(fields)
+    deviation = fields2[2][2:]
+    choice = next(n for n in nodes(page2) if n.get("id") == f"a:{deviation}")
+    assert choice["style"] == "compact" and "avvik" in [c["value"] for c in choice["choices"]]
+    taps += 2
+    toggle = next(n for n in nodes(page2) if n.get("type") == "Action.ToggleVisibility"
+                  and f"more:{deviation}" in n["targetElements"])
+    folded = next(n for n in nodes(page2) if n.get("id") in toggle["targetElements"])
+    assert folded["isVisible"] is False and f"c:{deviation}" in input_ids(folded)
+    taps += 1
+    typed = {f"a:{deviation}": "avvik", f"c:{deviation}": "Kasser i trapp B"}
+    untouched = {f: "" for f in input_ids(page2) if f not in typed}
 
-    answer = await env.invoke(reply_to, press(page2, "round.submit", {f: "ok" for f in fields2}))
+    answer = await env.invoke(reply_to, press(page2, "round.allok", untouched | typed))
+    taps, invokes = taps + 1, invokes + 1
+    assert answer["type"] == "application/vnd.microsoft.card.adaptive"
+    assert taps <= 10 and invokes == 2, (taps, invokes)
     done = answer["value"]
     assert re.search(r"(Levert av|Submitted by) Fatima Ali .+ – 1 (avvik|deviation)", texts(done)), texts(done)
     assert "actions" not in done and "Kasser i trapp B" in texts(done)

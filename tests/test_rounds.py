@@ -17,7 +17,7 @@ from hms.config import HmsConfig
 from hms.i18n import t
 from hms.wheel import find_occurrence
 from storage import db, models as m, repo
-from tests.cardtext import texts
+from tests.cardtext import nodes, texts
 from tests.conftest import oslo
 from tests.statements import Statements
 from usecases.answers import Answerer
@@ -101,12 +101,100 @@ async def test_start_opens_the_paged_checklist(s: AsyncSession, khm: HmsConfig, 
     card = await start(s, khm, rounds)
     assert card["version"] == "1.5" and len(json.dumps(card).encode()) < 40_000
     assert "Side 1 av 2" in texts(card) and "Historisk museum, 1. etasje" in texts(card)
-    choice_sets = [b for c in card["body"] if c["type"] == "Container" for b in c["items"]
-                   if b["type"] == "Input.ChoiceSet"]
-    assert len(choice_sets) == 9 and all(c["isRequired"] for c in choice_sets)
+    choice_sets = [n for n in nodes(card["body"]) if n.get("type") == "Input.ChoiceSet"]
+    # one row per item: a compact choice, not required in the card ("Alt annet OK" answers what is left open)
+    assert len(choice_sets) == 9 and all(c["style"] == "compact" and not c.get("isRequired") for c in choice_sets)
     assert [c["value"] for c in choice_sets[0]["choices"]] == ["ok", "avvik", "ikke_relevant"]
+    # the comment fields are folded away under their items until tapped (nothing is answered yet)
+    folded = {n["id"]: n for n in nodes(card["body"]) if str(n.get("id", "")).startswith("more:")}
+    assert len(folded) == 9 and not any(f.get("isVisible", True) for f in folded.values())
+    assert all(any(i.get("id", "").startswith("c:") and "isMultiline" not in i for i in f["items"])
+               for f in folded.values())
+    toggles = [n for n in nodes(card["body"]) if n.get("type") == "Action.ToggleVisibility"]
+    assert sorted(x for t_ in toggles for x in t_["targetElements"]) == sorted(folded)
     nxt = actions(card)["round.page"]
     assert nxt["fallback"]["type"] == "Action.Submit" and nxt["data"]["hms"]["page"] == 2
+    assert actions(card)["round.allok"]["title"] == "Alt annet OK – lever"
+    assert card["body"][-1]["text"] == "Side 1 av 2"  # the page line next to the buttons, too
+
+
+async def test_all_else_ok_answers_every_open_item_and_submits(s: AsyncSession, khm: HmsConfig,
+                                                                rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    page1 = {f"a:{k}": "" for k in keys[:9]} | {f"c:{k}": "" for k in keys[:9]}  # what a phone sends untouched
+    page1 |= {"a:fire_doors": "avvik", "c:fire_doors": "Branndør til trapp B står på kile",
+              "a:exit_signs": "ikke_relevant"}
+    result = await verbs(rounds).handle(s, FATIMA, press(card, "round.allok", page1), NOW, "nb-NO")
+    assert result.outcome == "submitted", texts(result.card)
+    assert "Levert av Fatima Ali 26. november 10:00 – 1 avvik" in texts(result.card)
+    finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
+    assert finals == {k: "ok" for k in keys} | {"fire_doors": "avvik", "exit_signs": "ikke_relevant"}
+    assert [x.description for x in (await s.exec(select(m.Measure))).all()] == ["Branndør til trapp B står på kile"]
+    assert await count(s, m.ChecklistDraft) == 0
+
+
+async def test_all_else_ok_keeps_answers_saved_on_other_pages(s: AsyncSession, khm: HmsConfig,
+                                                              rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    page1 = {f"a:{k}": "ok" for k in keys[:9]} | {f"a:{keys[3]}": "ikke_relevant"}
+    page2 = (await verbs(rounds).handle(s, FATIMA, press(card, "round.page", page1), NOW, "nb-NO")).card
+    assert card["body"][-1]["text"] == "Side 1 av 2" and page2["body"][-1]["text"] == "Side 2 av 2"
+    last = {f"a:{keys[-1]}": "avvik", f"c:{keys[-1]}": "Montre står i rømningsvei"}
+    result = await verbs(rounds).handle(s, FATIMA, press(page2, "round.allok", last), NOW, "nb-NO")
+    assert result.outcome == "submitted", texts(result.card)
+    finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
+    assert finals == {k: "ok" for k in keys} | {keys[3]: "ikke_relevant", keys[-1]: "avvik"}
+
+
+async def test_next_page_with_items_left_open_then_a_deviation_on_page_two_and_all_else_ok(
+        s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    """A phone reaches page 2 in one tap: items left open are not refused on the way, they are answered by
+    "Alt annet OK" (or refused, by number, when the round is submitted without them)."""
+    card = await start(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    nothing = {f"a:{k}": "" for k in keys[:9]} | {f"c:{k}": "" for k in keys[:9]}
+    page2 = await verbs(rounds).handle(s, FATIMA, press(card, "round.page", nothing), NOW, "nb-NO")
+    assert page2.outcome == "page" and page2.card["body"][-1]["text"] == "Side 2 av 2"
+    untouched = {f"a:{k}": "" for k in keys[9:]}
+    refused = await verbs(rounds).handle(s, FATIMA, press(page2.card, "round.submit", untouched), NOW, "nb-NO")
+    assert refused.outcome == "invalid" and "Side 1 av 2" in texts(refused.card)
+    assert "Svar mangler: punkt 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18." in texts(
+        refused.card["body"][-1])
+    page2 = await verbs(rounds).handle(s, FATIMA, press(refused.card, "round.page", {}), NOW, "nb-NO")
+    result = await verbs(rounds).handle(s, FATIMA, press(page2.card, "round.allok", untouched | {
+        f"a:{keys[12]}": "avvik", f"c:{keys[12]}": "Skjøteledning i serie på kontor 212"}), NOW, "nb-NO")
+    assert result.outcome == "submitted", texts(result.card)
+    finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
+    assert finals == {k: "ok" for k in keys} | {keys[12]: "avvik"}
+
+
+async def test_all_else_ok_refuses_a_deviation_without_a_comment_and_names_it_by_the_buttons(
+        s: AsyncSession, khm: HmsConfig, rounds: Rounds) -> None:
+    card = await start(s, khm, rounds)
+    keys = [i.key for i in khm.checklist("fire_round").items]
+    result = await verbs(rounds).handle(s, FATIMA, press(card, "round.allok", {"a:fire_doors": "avvik",
+                                                                               "c:fire_doors": "  "}), NOW, "nb-NO")
+    assert result.outcome == "invalid"
+    assert await count(s, m.ChecklistAnswer) == 0 and await count(s, m.Measure) == 0
+    row = await repo.occurrence_row(s, OCC)
+    assert row is not None and row.completed_at is None
+    refused = result.card
+    assert "Side 1 av 2" in texts(refused)
+    # the refused item named at the top and again at the bottom, next to the buttons, with what is wrong
+    named = "**4.** Branndører lukker helt og er ikke kilt opp; holdemagneter slipper: Skriv hva avviket gjelder."
+    summaries = [n for n in refused["body"] if n.get("style") == "attention" and named in texts(n)]
+    assert len(summaries) == 2 and refused["body"][-1] is summaries[1], texts(refused)
+    assert refused["body"][-2]["text"] == "Side 1 av 2"
+    # its comment field is open, the answer kept; the other items were answered OK in the draft (nothing lost)
+    folded = {n["id"]: n for n in nodes(refused) if str(n.get("id", "")).startswith("more:")}
+    assert folded["more:fire_doors"]["isVisible"] is True and folded["more:escape_routes"]["isVisible"] is False
+    values, _ = await repo.draft(s, m.pk(row))
+    assert values == {k: "ok" for k in keys} | {"fire_doors": "avvik"}
+    fixed = await verbs(rounds).handle(s, FATIMA, press(refused, "round.allok", {
+        "a:fire_doors": "avvik", "c:fire_doors": "Dør til trapp B står på kile"}), NOW, "nb-NO")
+    assert fixed.outcome == "submitted" and await count(s, m.Measure) == 1
 
 
 async def test_submit_with_deviations_makes_findings_measures_and_outbox(s: AsyncSession, khm: HmsConfig,
@@ -143,8 +231,7 @@ async def test_draft_survives_a_lost_connection(s: AsyncSession, khm: HmsConfig,
     await verbs(rounds).handle(s, FATIMA, press(card, "round.page", page_inputs(values, keys[:9])), NOW, "nb-NO")
     # the phone loses the card; asking again gives a card pre-filled from the draft
     again = await start(s, khm, rounds)
-    prefilled = {b["id"]: b.get("value") for c in again["body"] if c["type"] == "Container" for b in c["items"]
-                 if b["type"].startswith("Input.")}
+    prefilled = {b["id"]: b.get("value") for b in nodes(again["body"]) if str(b.get("type")).startswith("Input.")}
     assert prefilled["a:exit_signs"] == "avvik" and prefilled["c:exit_signs"] == "Skilt over dør 104 lyser ikke"
     assert prefilled["a:escape_routes"] == "ok"
     assert (await repo.occurrence_row(s, OCC)).completed_at is None
@@ -170,8 +257,7 @@ async def test_a_page_save_reads_only_the_current_draft_however_often_it_was_sav
         assert seen.rows_read("checklist_answer") + seen.rows_read("checklist_draft") <= len(items)
     finally:
         seen.close()
-    prefilled = {b["id"]: b.get("value") for c in again["body"] if c["type"] == "Container" for b in c["items"]
-                 if b["type"].startswith("Input.")}
+    prefilled = {b["id"]: b.get("value") for b in nodes(again["body"]) if str(b.get("type")).startswith("Input.")}
     assert prefilled["a:exit_signs"] == "avvik" and prefilled["c:exit_signs"] == "Skilt over dør 104 lyser ikke"
     assert await count(s, m.ChecklistDraft) == 9 and await count(s, m.ChecklistAnswer) == 0
 

@@ -113,11 +113,11 @@ async def test_when_is_a_task_gives_its_next_deadline_per_place(bots: Bots) -> N
     assert [x for x in fatima if x.startswith("**")] == ["**Vernerunde** · Seksjon for publikum og formidling"]
     floor = body_texts(await say(bot, "når må brannvernrunden i 2. etasje være gjort"))
     assert [x for x in floor if x.startswith("**")] == ["**Brannvernrunde** · Historisk museum, 2. etasje"]
-    assert "31. desember" in floor
+    assert "31. des." in floor  # the short month in the list's narrow date column: "31. desem|ber" broke on a phone
     # done rounds are skipped: the next deadline is the next one not done
     await complete(bot, "fire_round:2026-Q4:hm-2", "eirik.haugen@khm.uio.no", oslo(2026, 11, 20, 10))
     again = body_texts(await say(bot, "when is the fire round due on the second floor?", locale="en-US"))
-    assert again[0] == "Fire safety round – next deadline" and "31 March" in again
+    assert again[0] == "Fire safety round – next deadline" and "31 Mar" in again
 
 
 async def test_was_it_done_answers_who_and_when_and_never_opens_a_checklist(bots: Bots) -> None:

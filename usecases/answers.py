@@ -571,8 +571,8 @@ class Answerer:
                     groups.append(DueGroup(label or "", tuple(rows)))
                 label, rows = this, []
             task = self.config.task(occ.task)
-            rows.append(DueRow(format_date(occ.due, locale, year=False), task.title.get(lang) if task else occ.task,
-                               scope_name(self.config, occ, locale),
+            when = format_date(occ.due, locale, year=False, short=True)  # a narrow column: "30. sep."
+            rows.append(DueRow(when, task.title.get(lang) if task else occ.task, scope_name(self.config, occ, locale),
                                ", ".join(self._name(e) for e in occ.assignees[:2]) or "–", item.status))
         if rows:
             groups.append(DueGroup(label or "", tuple(rows)))

@@ -87,6 +87,7 @@ class Rounds:
         self.router.register("round.open", self._on_occurrence(self._on_checklist(self._open)))
         self.router.register("round.page", self._on_occurrence(self._on_checklist(self._page)))
         self.router.register("round.submit", self._on_occurrence(self._on_checklist(self._submit)))
+        self.router.register("round.allok", self._on_occurrence(self._on_checklist(self._all_ok)))
         self.router.register("round.ticket", self._ticket)
         self.registration = Registration(config, secret, self.result_card)
         self.router.include(self.registration.router)  # task.register
@@ -128,7 +129,8 @@ class Rounds:
                         values: dict[str, str], comments: dict[str, str], errors: dict[str, str],
                         notice_text: str | None) -> ChecklistView:
         lang = i18n.lang(locale)
-        items = tuple(ChecklistItemView(i.key, i.text.get(lang)) for i in checklist.items)
+        items = tuple(ChecklistItemView(i.key, i.text.get(lang), i.help.get(lang) if i.help else None)
+                      for i in checklist.items)
         due_line = t(locale, "round.due_line", due=format_date(occ.due, locale))
         if occ.participants:
             due_line += " · " + t(locale, "checklist.participants",
@@ -286,7 +288,8 @@ class Rounds:
                 return refusal(press.locale, "card.unknown", "unknown")
             item_keys = [i.key for i in checklist.items]
             given = press.values
-            values = {k[2:]: v for k, v in given.items() if k.startswith("a:") and k[2:] in item_keys}
+            # an item left unanswered on a phone's compact choice comes as "": nothing new for it
+            values = {k[2:]: v for k, v in given.items() if k.startswith("a:") and k[2:] in item_keys and v}
             comments = {k[2:]: v.strip()[:FINDING_TEXT_MAX] for k, v in given.items()
                         if k.startswith("c:") and k[2:] in item_keys and v.strip()}
             saved_values, saved_comments = await repo.draft(press.session, row.id)
@@ -342,17 +345,19 @@ class Rounds:
         return ActionResult(card, "opened")
 
     async def _page(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence, draft: Draft) -> ActionResult:
-        """Save this page as a draft and move to another page (checking this page when moving forward)."""
+        """Save this page as a draft and move to another page (checking this page's answers when moving forward)."""
         await self._save_draft(press, row, draft.checklist, draft.values, draft.comments)
         # the page being left is the one whose inputs came in; check those only when moving forward
         leaving = [k for k in draft.item_keys if f"a:{k}" in press.values]
-        errors = self._validate(draft.checklist, leaving, draft.merged_values, draft.merged_comments, press.locale)
+        # only what was answered is checked on the way (a deviation needs its comment): an item left open is answered
+        # later, or by "Alt annet OK", so a phone reaches page 2 in one tap; submitting checks every item
+        errors = {k: e for k, e in self._validate(draft.checklist, leaving, draft.merged_values, draft.merged_comments,
+                                                  press.locale).items() if draft.merged_values.get(k)}
         forward = not leaving or press.action.page > _page_of(draft.view, leaving[0])
         if errors and forward:
             page = _page_of(draft.view, next(iter(errors)))
             card = self.occurrence_card(occ, press.locale, nonce=press.action.nonce, page=page,
-                                        values=draft.merged_values, comments=draft.merged_comments, errors=errors,
-                                        notice_text=t(press.locale, "checklist.fix_errors"))
+                                        values=draft.merged_values, comments=draft.merged_comments, errors=errors)
             return ActionResult(card, "invalid")
         card = self.occurrence_card(occ, press.locale, nonce=press.action.nonce, page=press.action.page,
                                     values=draft.merged_values, comments=draft.merged_comments)
@@ -368,8 +373,7 @@ class Rounds:
             await self._save_draft(press, row, checklist, draft.values, draft.comments)
             page = _page_of(draft.view, next(k for k in item_keys if k in errors))
             card = self.occurrence_card(occ, locale, nonce=press.action.nonce, page=page, values=draft.merged_values,
-                                        comments=draft.merged_comments, errors=errors,
-                                        notice_text=t(locale, "checklist.fix_errors"))
+                                        comments=draft.merged_comments, errors=errors)
             return ActionResult(card, "invalid")
         if not await repo.complete_once(s, row, email, now):
             await s.rollback()
@@ -397,6 +401,16 @@ class Rounds:
         card = await self.result_card(s, occ, row, locale, viewer=email)
         log.info("round submitted", extra={"occurrence": occ.key, "deviations": len(deviations)})
         return ActionResult(card, "submitted")
+
+    async def _all_ok(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence,
+                      draft: Draft) -> ActionResult:
+        """"Alt annet OK": every item of the round not answered yet (on this page or a saved one) is answered OK, and
+        the round is submitted as "Lever runden" does, with the same checks (a deviation still needs its comment)."""
+        ok = next((a.key for a in draft.checklist.answers if not a.is_deviation and not a.comment_required), None)
+        filled = {k: ok for k in draft.item_keys if ok and not draft.merged_values.get(k)}
+        return await self._submit(press, occ, row, Draft(
+            draft.checklist, draft.item_keys, draft.values | filled, draft.comments,
+            draft.merged_values | filled, draft.merged_comments, draft.view))
 
     async def _task_done(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence) -> ActionResult:
         """Mark a task without a checklist done, with an optional note and https link."""
