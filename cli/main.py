@@ -507,33 +507,40 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import csv
-
+    from hms.i18n import t
     from usecases.database import DatabaseNotReady
-    from usecases.records import export_records
+    from usecases.inspection import build_pack
+    from usecases.packfiles import outputs, write
 
     settings = _settings()
+    config = _config(None, settings)
     if args.date_to < args.date_from:
         raise CliError("--to is before --from")
+    if args.section and config.section(args.section) is None:
+        raise CliError(f"no section {args.section!r} (sections: {', '.join(s.key for s in config.sections)})")
+    out = Path(args.out)
+    fmt = args.format or {".xlsx": "xlsx", ".pdf": "pdf", ".csv": "csv"}.get(out.suffix.lower(), "json")
+    existing = [p for p in outputs(out, fmt) if p.exists()]
+    if existing and not args.force:
+        raise CliError(t(args.locale, "pack.exists", path=", ".join(str(p) for p in existing)))
+    by = (args.by or config.roles.hmsb_adviser).lower()
     try:
-        data = asyncio.run(export_records(settings.database_url, args.date_from, args.date_to,
-                                          _config(None, settings)))
+        pack = asyncio.run(build_pack(settings.database_url, config, args.date_from, args.date_to,
+                                      _now(args, config), by=by, section=args.section, locale=args.locale))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
-    out = Path(args.out)
-    if args.csv:
-        out.mkdir(parents=True, exist_ok=True)
-        for table in ("rounds", "answers", "findings", "measures"):
-            rows = [{k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()}
-                    for r in data[table]]
-            with (out / f"{table}.csv").open("w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
-                writer.writeheader()
-                writer.writerows(rows)
-    else:
-        out.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    counts = ", ".join(f"{len(data[k])} {k}" for k in ("rounds", "answers", "findings", "measures"))
-    print(f"wrote {out}: {counts}")
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int, what: str) -> None:
+        if tty:  # a long export shows where it is; a pipe or a log gets only the summary
+            print(f"\r{t(args.locale, 'pack.progress', done=done, total=total, what=what)[:78]:<78}", end="",
+                  file=sys.stderr, flush=True)
+
+    written = write(pack, fmt, out, progress)
+    if tty:
+        print(file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in written)}: {len(pack.plan)} deadlines, {len(pack.rounds)} rounds, "
+          f"{len(pack.measures)} measures, {len(pack.responsibilities)} responsibilities")
     return 0
 
 
@@ -714,11 +721,18 @@ def build_parser() -> argparse.ArgumentParser:
     prn.add_argument("--now", help="prune as of this instant (ISO; local time if no offset)")
     prn.set_defaults(func=cmd_prune)
 
-    exp = sub.add_parser("export", help="every round, answer, finding and measure in a period (for inspections)")
+    exp = sub.add_parser("export", help="the inspection pack for a period: plan against done, rounds, deviations "
+                                        "and measures, responsibilities, by internkontrollforskriften § 5")
     exp.add_argument("--from", dest="date_from", type=_date, required=True, help="YYYY-MM-DD (deadlines from)")
     exp.add_argument("--to", dest="date_to", type=_date, required=True, help="YYYY-MM-DD (deadlines to)")
-    exp.add_argument("--out", required=True, help="a JSON file, or a folder with --csv")
-    exp.add_argument("--csv", action="store_true", help="write rounds.csv, answers.csv, findings.csv, measures.csv")
+    exp.add_argument("--out", required=True, help="the file to write (CSV: the other parts beside it)")
+    exp.add_argument("--format", choices=("xlsx", "pdf", "csv", "json"),
+                     help="default: from --out's suffix (.xlsx, .pdf, .csv), else json")
+    exp.add_argument("--section", help="one section's pack (its key, as in the organisation file)")
+    exp.add_argument("--force", action="store_true", help="overwrite existing files")
+    exp.add_argument("--locale", choices=("nb", "en"), default="nb", help="the pack's language (default nb)")
+    exp.add_argument("--by", metavar="EMAIL", help="who generates it (default: the HMSB adviser)")
+    exp.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
     exp.set_defaults(func=cmd_export)
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
