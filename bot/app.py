@@ -31,10 +31,12 @@ from bot.settings import Settings
 from bot.turns import HmsBot, tenant_of
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
+from hms.i18n import t
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
 from usecases import planning, retention
 from usecases.delivery import Delivery, tenant_limiter
+from usecases.desk import fetch_download
 
 log = logging.getLogger("hms.http")
 
@@ -152,6 +154,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def files(request: web.Request) -> web.Response:
+    """A file handed out by link (the inspection pack asked for in the chat), while its token lives."""
+    bot = request.app[BOT]
+    async with bot.sessions() as s:
+        found = await fetch_download(s, request.match_info["token"], bot.clock.now())
+    if found is None:
+        return web.Response(status=404, text=t(bot.config.unit.locale, "pack.chat.expired"),
+                            content_type="text/plain", charset="utf-8")
+    return web.Response(body=found.data, content_type=found.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
 def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Clock | None = None,
                runtime: Runtime = Runtime()) -> web.Application:
     """Build the web application and everything behind it; resources open and close with the app."""
@@ -169,7 +184,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     readers = sessions.Readers(settings.database_url, engine)
     bot = HmsBot(config=config, engine=engine, readers=readers, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
-                 card_key=settings.card_key(), proactive=gateway)
+                 card_key=settings.card_key(), proactive=gateway,
+                 public_url=settings.public_url or f"http://localhost:{settings.port}")
 
     logs.quiet_client_faults()
     app = web.Application(client_max_size=settings.max_body_bytes)
@@ -182,6 +198,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/files/{token}", files)
 
     # On PostgreSQL the scheduler's jobs get their own engine, so a batch of deliveries never queues behind, or
     # starves, the chat turns' pool. On SQLite they share the turns' one connection: SQLite has one writer, and

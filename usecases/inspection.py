@@ -282,13 +282,19 @@ def index(locale: str) -> list[IndexEntry]:
 
 async def build_pack(url: str, config: HmsConfig, start: dt.date, end: dt.date, now: dt.datetime, *,
                      by: str, section: str | None = None, locale: str = "nb") -> Pack:
-    """The inspection pack for the deadlines in [start, end] (one section's, or the unit's), as of `now`."""
-    names = _Namer(config, locale)
-    period = Period(start, end)
+    """The inspection pack for the deadlines in [start, end] (one section's, or the unit's), as of `now`: opens the
+    database, reads, closes it (the command line)."""
     async with opened(url) as session:
-        items = await due_items(session, config, period, now)
-        data = await repo.records(session, start, end)
-        starts = await tracking_starts(session, config)
+        return await pack_from(session, config, start, end, now, by=by, section=section, locale=locale)
+
+
+async def pack_from(session: Any, config: HmsConfig, start: dt.date, end: dt.date, now: dt.datetime, *,
+                    by: str, section: str | None = None, locale: str = "nb") -> Pack:
+    """The inspection pack read through an open session (see `build_pack`)."""
+    names = _Namer(config, locale)
+    items = await due_items(session, config, Period(start, end), now)
+    data = await repo.records(session, start, end)
+    starts = await tracking_starts(session, config)
     plan = [PlanRow(names.task(i.occurrence.task), scope_name(config, i.occurrence, locale),
                     i.occurrence.window_start, i.occurrence.due, plan_status(i, config.tz),
                     names.person(i.completion.by) if i.completion else None,
