@@ -34,7 +34,7 @@ from hms.config import HmsConfig, load_config
 from hms.i18n import t
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
-from usecases import planning, retention
+from usecases import feeds, planning, retention
 from usecases.delivery import Delivery, tenant_limiter
 from usecases.desk import fetch_download
 
@@ -167,6 +167,19 @@ async def files(request: web.Request) -> web.Response:
         "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
 
 
+async def calendar_feed(request: web.Request) -> web.Response:
+    """The wheel as an iCalendar feed of a person, a section or the unit, while its token is not revoked."""
+    bot = request.app[BOT]
+    async with bot.sessions() as s:
+        body = await feeds.serve_calendar(s, bot.config, request.match_info["token"], bot.clock.now())
+    if body is None:
+        return web.Response(status=404, text=t(bot.config.unit.locale, "feed.revoked"), content_type="text/plain",
+                            charset="utf-8")
+    return web.Response(body=body, content_type="text/calendar", charset="utf-8", headers={
+        "Content-Disposition": 'inline; filename="hms-hjulet.ics"', "Cache-Control": "private, max-age=3600",
+        "Referrer-Policy": "no-referrer"})
+
+
 def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Clock | None = None,
                runtime: Runtime = Runtime()) -> web.Application:
     """Build the web application and everything behind it; resources open and close with the app."""
@@ -199,6 +212,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/files/{token}", files)
+    app.router.add_get(r"/calendar/{token:[A-Za-z0-9_-]+}.ics", calendar_feed)
 
     # On PostgreSQL the scheduler's jobs get their own engine, so a batch of deliveries never queues behind, or
     # starves, the chat turns' pool. On SQLite they share the turns' one connection: SQLite has one writer, and

@@ -544,6 +544,33 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady, opened
+    from usecases.feeds import FeedError, link_token, revoke
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    base = (settings.public_url or f"http://localhost:{settings.port}").rstrip("/")
+
+    async def run() -> str:
+        async with opened(settings.database_url) as s:
+            if args.calendar_command == "revoke":
+                if not await revoke(s, args.token, now):
+                    raise CliError(f"no live token {args.token!r} (revoked already, or never made)")
+                return f"revoked: {base}/calendar/{args.token}.ics and {base}/wheel/{args.token}.svg no longer work"
+            kind, subject = ("person", args.person) if args.person else ("section", args.section) if args.section \
+                else ("unit", None)
+            token = await link_token(s, config, kind, subject, (args.by or config.roles.hmsb_adviser), now)
+            return f"{base}/calendar/{token}.ics\n{base}/wheel/{token}.svg"
+
+    try:
+        print(asyncio.run(run()))
+    except (DatabaseNotReady, FeedError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
 def cmd_person_away(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady
     from usecases.organisation import set_away
@@ -734,6 +761,21 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--by", metavar="EMAIL", help="who generates it (default: the HMSB adviser)")
     exp.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
     exp.set_defaults(func=cmd_export)
+
+    cal = sub.add_parser("calendar", help="calendar feeds of the wheel (and its picture), per person, section or unit"
+                         ).add_subparsers(dest="calendar_command", required=True)
+    link = cal.add_parser("link", help="print the feed's links (made the first time; the same after)")
+    whose = link.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--person", metavar="EMAIL")
+    whose.add_argument("--section", metavar="KEY")
+    whose.add_argument("--unit", action="store_true")
+    link.add_argument("--by", metavar="EMAIL", help="who makes it (default: the HMSB adviser)")
+    rev = cal.add_parser("revoke", help="revoke a feed's token: its calendar and picture links stop working")
+    rev.add_argument("token")
+    for sp in (link, rev):
+        sp.add_argument("--now", help="as of this instant (ISO; default: now)")
+        sp.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+        sp.set_defaults(func=cmd_calendar)
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
     away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")

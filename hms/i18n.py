@@ -918,3 +918,35 @@ CATALOG["en"].update({
     "pack.chat.refused": "Only the HMSB adviser ({name}) can make the inspection pack. Ask her if you need it.",
     "pack.chat.expired": "The link has expired or does not exist. Ask for a new one in the chat.",
 })
+CATALOG["nb"].update({
+    "feed.name.person": "HMS-hjulet – {name}",
+    "feed.name.section": "HMS-hjulet – {name}",
+    "feed.name.unit": "HMS-hjulet – {name}",
+    "feed.deadline": "Frist: {task} – {scope}",
+    "feed.window": "Åpent: {task} – {scope}",
+    "feed.alarm": "Om en uke: {task} – {scope}",
+    "feed.status": "Status: {status}",
+    "feed.done": "utført av {who} {when}",
+    "feed.responsible": "Ansvarlig: {names}",
+    "feed.title": "Årshjulet i kalenderen din",
+    "feed.body": "Legg til lenken i Outlook (Legg til kalender → Fra Internett) eller en annen kalender. Fristene "
+                 "kommer som heldagsavtaler med varsel en uke før, og status oppdateres av seg selv.",
+    "feed.open": "Åpne kalenderen",
+    "feed.revoked": "Lenken er trukket tilbake eller finnes ikke.",
+})
+CATALOG["en"].update({
+    "feed.name.person": "HMS wheel – {name}",
+    "feed.name.section": "HMS wheel – {name}",
+    "feed.name.unit": "HMS wheel – {name}",
+    "feed.deadline": "Deadline: {task} – {scope}",
+    "feed.window": "Open: {task} – {scope}",
+    "feed.alarm": "In a week: {task} – {scope}",
+    "feed.status": "Status: {status}",
+    "feed.done": "done by {who} {when}",
+    "feed.responsible": "Responsible: {names}",
+    "feed.title": "The wheel in your calendar",
+    "feed.body": "Add the link in Outlook (Add calendar → From Internet) or another calendar. Deadlines come as "
+                 "all-day events with a reminder a week before, and their status updates by itself.",
+    "feed.open": "Open the calendar",
+    "feed.revoked": "The link was revoked or does not exist.",
+})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import secrets
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from hms import i18n
 from hms.config import HmsConfig
 from hms.i18n import t
 from storage import models as m, repo
+from usecases.feeds import link_token, new_token
 from usecases.inspection import pack_from
 from usecases.packfiles import write
 
@@ -28,11 +28,7 @@ CONTENT_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsh
                  "pdf": "application/pdf"}
 PACK_WORDS = re.compile(r"\b(tilsynsrapport\w*|tilsynsmappe\w*|inspection\s+(pack|report))\b", re.IGNORECASE)
 YEAR = re.compile(r"\b(20\d\d)\b")
-
-
-def new_token() -> str:
-    """An unguessable token (256 bits), safe in a URL."""
-    return secrets.token_urlsafe(32)
+CALENDAR = re.compile(r"^\s*(min\s+|my\s+)?(kalender|calendar)(\s*(lenke|link|feed))?\s*[.!?]?\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -61,6 +57,8 @@ class Desk:
     async def answer(self, s: Any, text_value: str, email: str, now: dt.datetime, locale: str
                      ) -> dict[str, Any] | None:
         """The reply to a desk request, or None when the text is not one."""
+        if CALENDAR.match(text_value):
+            return await self._calendar(s, email, now, locale)
         today = now.astimezone(self.config.tz).date()
         request = pack_request(text_value, today)
         if request is None:
@@ -70,6 +68,12 @@ class Desk:
             refusal = t(locale, "pack.chat.refused", name=adviser.name if adviser else self.config.roles.hmsb_adviser)
             return message(card([text(refusal)]), refusal)
         return await self._pack(s, request, email, now, locale)
+
+    async def _calendar(self, s: Any, email: str, now: dt.datetime, locale: str) -> dict[str, Any]:
+        """"kalender": the person's own feed link (made the first time), and how to add it."""
+        token = await link_token(s, self.config, "person", email, email, now)
+        return link_card(t(locale, "feed.title"), [t(locale, "feed.body")], t(locale, "feed.open"),
+                         f"{self.public_url}/calendar/{token}.ics")
 
     async def _pack(self, s: Any, request: PackRequest, email: str, now: dt.datetime, locale: str
                     ) -> dict[str, Any]:
