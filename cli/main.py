@@ -571,6 +571,36 @@ def cmd_calendar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wheel(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady, opened
+    from usecases.feeds import FeedError, check_feed
+    from usecases.picture import wheel_svg
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    out = Path(args.out)
+    if out.suffix.lower() != ".svg":
+        raise CliError("--out: the wheel is drawn as SVG (FILE.svg); PNG is not supported yet")
+    if out.exists() and not args.force:
+        raise CliError(f"{out} exists already; use --force to overwrite it")
+    try:
+        feed = check_feed(config, "person" if args.person else "section" if args.section else "unit",
+                          args.person or args.section)
+    except FeedError as exc:
+        raise CliError(str(exc)) from None
+
+    async def run() -> str:
+        async with opened(settings.database_url) as s:
+            return await wheel_svg(s, config, feed, args.year, _now(args, config), args.locale)
+
+    try:
+        out.write_text(asyncio.run(run()), encoding="utf-8")
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_person_away(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady
     from usecases.organisation import set_away
@@ -776,6 +806,19 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--now", help="as of this instant (ISO; default: now)")
         sp.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
         sp.set_defaults(func=cmd_calendar)
+
+    whl = sub.add_parser("wheel", help="draw the year's wheel as a picture (SVG): months as a ring, every task at its "
+                                       "deadline, coloured by status")
+    whl.add_argument("--year", type=int, required=True)
+    whom = whl.add_mutually_exclusive_group()
+    whom.add_argument("--section", metavar="KEY")
+    whom.add_argument("--person", metavar="EMAIL")
+    whl.add_argument("--out", required=True, help="FILE.svg")
+    whl.add_argument("--force", action="store_true", help="overwrite an existing file")
+    whl.add_argument("--locale", choices=("nb", "en"), default="nb", help="the legend's language (default nb)")
+    whl.add_argument("--now", help="as of this instant (ISO; default: now): statuses and today's mark")
+    whl.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    whl.set_defaults(func=cmd_wheel)
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
     away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")

@@ -950,3 +950,23 @@ CATALOG["en"].update({
     "feed.open": "Open the calendar",
     "feed.revoked": "The link was revoked or does not exist.",
 })
+CATALOG["nb"].update({
+    "wheel.title": "Årshjulet {year} – {name}",
+    "wheel.today": "I dag",
+    "wheel.legend.status": "Status",
+    "wheel.legend.tasks": "Oppgaver (fra ytterst)",
+    "wheel.legend.window": "Bue: perioden oppgaven kan gjøres i; prikk: fristen",
+    "wheel.chat.title": "Årshjulet",
+    "wheel.chat.body": "Årshjulet ditt for {year}: hver oppgave ved fristen, farget etter status.",
+    "wheel.chat.open": "Vis årshjulet",
+})
+CATALOG["en"].update({
+    "wheel.title": "The HMS wheel {year} – {name}",
+    "wheel.today": "Today",
+    "wheel.legend.status": "Status",
+    "wheel.legend.tasks": "Tasks (from the outside in)",
+    "wheel.legend.window": "Arc: when the task can be done; dot: its deadline",
+    "wheel.chat.title": "The HMS wheel",
+    "wheel.chat.body": "Your wheel for {year}: every task at its deadline, coloured by status.",
+    "wheel.chat.open": "Show the wheel",
+})

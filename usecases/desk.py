@@ -28,6 +28,8 @@ CONTENT_TYPES = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsh
                  "pdf": "application/pdf"}
 PACK_WORDS = re.compile(r"\b(tilsynsrapport\w*|tilsynsmappe\w*|inspection\s+(pack|report))\b", re.IGNORECASE)
 YEAR = re.compile(r"\b(20\d\d)\b")
+WHEEL = re.compile(r"^\s*(vis|show)(\s+meg|\s+me)?\s+(årshjulet|årshjul|hjulet|the\s+(hms\s+)?wheel)\b",
+                   re.IGNORECASE)
 CALENDAR = re.compile(r"^\s*(min\s+|my\s+)?(kalender|calendar)(\s*(lenke|link|feed))?\s*[.!?]?\s*$", re.IGNORECASE)
 
 
@@ -59,6 +61,8 @@ class Desk:
         """The reply to a desk request, or None when the text is not one."""
         if CALENDAR.match(text_value):
             return await self._calendar(s, email, now, locale)
+        if WHEEL.search(text_value):
+            return await self._wheel(s, email, now, locale)
         today = now.astimezone(self.config.tz).date()
         request = pack_request(text_value, today)
         if request is None:
@@ -74,6 +78,13 @@ class Desk:
         token = await link_token(s, self.config, "person", email, email, now)
         return link_card(t(locale, "feed.title"), [t(locale, "feed.body")], t(locale, "feed.open"),
                          f"{self.public_url}/calendar/{token}.ics")
+
+    async def _wheel(self, s: Any, email: str, now: dt.datetime, locale: str) -> dict[str, Any]:
+        """"vis årshjulet": a link to the person's wheel this year (the picture, on the calendar's token)."""
+        token = await link_token(s, self.config, "person", email, email, now)
+        year = now.astimezone(self.config.tz).year
+        return link_card(t(locale, "wheel.chat.title"), [t(locale, "wheel.chat.body", year=year)],
+                         t(locale, "wheel.chat.open"), f"{self.public_url}/wheel/{token}.svg")
 
     async def _pack(self, s: Any, request: PackRequest, email: str, now: dt.datetime, locale: str
                     ) -> dict[str, Any]:
@@ -94,7 +105,7 @@ class Desk:
                          f"{self.public_url}/files/{token}")
 
 
-async def fetch_download(s: Any, token: str, now: dt.datetime) -> m.Download | None:
+async def fetch_download(s: Any, _config: HmsConfig, token: str, now: dt.datetime) -> m.Download | None:
     """The file behind a download token, unless it expired or never existed."""
     if not re.fullmatch(r"[A-Za-z0-9_-]{20,64}", token):
         return None

@@ -50,6 +50,11 @@ class Feed:
         return items
 
     def name(self, config: HmsConfig, locale: str) -> str:
+        """The calendar's name, as Outlook shows it."""
+        return t(locale, f"feed.name.{self.kind}", name=self.label(config, locale))
+
+    def label(self, config: HmsConfig, locale: str) -> str:
+        """Whose wheel it is: the person's or the section's name, or the unit's."""
         lang = i18n.lang(locale)
         if self.kind == "person" and self.subject:
             person = config.person(self.subject)
@@ -59,7 +64,7 @@ class Feed:
             label = section.name.get(lang) if section else self.subject
         else:
             label = config.unit.name.get(lang)
-        return t(locale, f"feed.name.{self.kind}", name=label)
+        return label
 
 
 def check_feed(config: HmsConfig, kind: str, subject: str | None) -> Feed:
