@@ -8,6 +8,7 @@ import asyncio
 import csv
 import datetime as dt
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -213,6 +214,11 @@ def test_an_existing_file_is_not_overwritten_without_force(year: str, tmp_path: 
     assert out.read_bytes() == b"the adviser's own notes"
     code, _, err = export(year, monkeypatch, capsys, out, "--force")
     assert code == 0 and load_workbook(out).sheetnames[0] == "Forside"
+    assert err == ""  # no progress into a pipe or a log
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # at a terminal, the export says where it is
+    code, _, err = export(year, monkeypatch, capsys, out, "--force")
+    assert code == 0 and "\r5/5 Ansvar" in err
+    monkeypatch.undo()
     # the section's pack holds its own rounds and measures only
     code, _, _ = export(year, monkeypatch, capsys, tmp_path / "admin.json", "--section", "adm")
     pack = json.loads((tmp_path / "admin.json").read_text())["pack"]
