@@ -17,6 +17,7 @@ import datetime as dt
 import gc
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +32,12 @@ from bot.settings import Settings
 from bot.turns import HmsBot, tenant_of
 from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
+from hms.i18n import t
 from scheduler.jobs import build_scheduler
 from storage import db, sessions
-from usecases import planning, retention
+from usecases import feeds, picture, planning, retention
 from usecases.delivery import Delivery, tenant_limiter
+from usecases.desk import fetch_download
 
 log = logging.getLogger("hms.http")
 
@@ -152,6 +155,48 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def _behind_token(request: web.Request, serve: Callable[..., Awaitable[Any]]) -> Any:
+    """What a link's token serves (None: expired, revoked or never made), read in a session of its own."""
+    bot = request.app[BOT]
+    async with bot.sessions() as s:
+        return await serve(s, bot.config, request.match_info["token"], bot.clock.now())
+
+
+def _gone(request: web.Request, text_key: str) -> web.Response:
+    return web.Response(status=404, text=t(request.app[BOT].config.unit.locale, text_key), content_type="text/plain",
+                        charset="utf-8")
+
+
+async def files(request: web.Request) -> web.Response:
+    """A file handed out by link (the inspection pack asked for in the chat), while its token lives."""
+    found = await _behind_token(request, fetch_download)
+    if found is None:
+        return _gone(request, "pack.chat.expired")
+    return web.Response(body=found.data, content_type=found.content_type, headers={
+        "Content-Disposition": f'attachment; filename="{found.filename}"', "Cache-Control": "no-store",
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"})
+
+
+def _feed_route(serve: Callable[..., Awaitable[Any]], content_type: str, max_age: int,
+                **headers: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+    """A route serving what a feed token shows (the calendar, the wheel's picture) while it is not revoked."""
+    async def handler(request: web.Request) -> web.Response:
+        body = await _behind_token(request, serve)
+        if body is None:
+            return _gone(request, "feed.revoked")
+        return web.Response(body=body.encode() if isinstance(body, str) else body, content_type=content_type,
+                            charset="utf-8", headers={"Cache-Control": f"private, max-age={max_age}",
+                                                      "Referrer-Policy": "no-referrer", **headers})
+    return handler
+
+
+# the wheel as an iCalendar feed of a person, a section or the unit, and as a picture of this year (SVG)
+calendar_feed = _feed_route(feeds.serve_calendar, "text/calendar", 3600,
+                            **{"Content-Disposition": 'inline; filename="hms-hjulet.ics"'})
+wheel_picture = _feed_route(picture.serve_wheel, "image/svg+xml", 600,
+                            **{"Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
 def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Clock | None = None,
                runtime: Runtime = Runtime()) -> web.Application:
     """Build the web application and everything behind it; resources open and close with the app."""
@@ -169,7 +214,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     readers = sessions.Readers(settings.database_url, engine)
     bot = HmsBot(config=config, engine=engine, readers=readers, clock=clock,
                  tenant_id=settings.app_tenant_id or runtime.dev_tenant_id or None, bot_id=gateway.cfg.bot_id,
-                 card_key=settings.card_key(), proactive=gateway)
+                 card_key=settings.card_key(), proactive=gateway,
+                 public_url=settings.public_url or f"http://localhost:{settings.port}")
 
     logs.quiet_client_faults()
     app = web.Application(client_max_size=settings.max_body_bytes)
@@ -182,6 +228,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/files/{token}", files)
+    app.router.add_get(r"/calendar/{token:[A-Za-z0-9_-]+}.ics", calendar_feed)
+    app.router.add_get(r"/wheel/{token:[A-Za-z0-9_-]+}.svg", wheel_picture)
 
     # On PostgreSQL the scheduler's jobs get their own engine, so a batch of deliveries never queues behind, or
     # starves, the chat turns' pool. On SQLite they share the turns' one connection: SQLite has one writer, and

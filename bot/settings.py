@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     config_path: Path = Field(DEFAULT_CONFIG_PATH, validation_alias=_env("HMS_CONFIG"))
     port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
     host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))
+    # where people reach the bot's links (downloads, calendar feeds, the wheel's picture); default: this machine
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$", validation_alias=_env("HMS_PUBLIC_URL"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
     # Overrides for tests and sovereign clouds; production leaves them empty (Bot Framework's public cloud).
     openid_metadata_url: str | None = Field(None, validation_alias=_env("HMS_OPENID_METADATA_URL"))

@@ -31,6 +31,7 @@ from storage import db, repo, sessions
 from storage.ledger import ActivityLedger
 from usecases.answers import Answerer, answer_locale
 from usecases.cardactions import CardActions
+from usecases.desk import Desk
 from usecases.measures import evidence_files
 from usecases.people import People, TeamInstall
 from usecases.ports import Proactive
@@ -136,7 +137,8 @@ class HmsBot:
 
     def __init__(self, *, config: HmsConfig, engine: AsyncEngine, clock: Clock, tenant_id: str | None,
                  bot_id: str, card_key: bytes, proactive: Proactive | None = None,
-                 readers: Callable[[], Any] | None = None, monotonic: Callable[[], float] = time.monotonic):
+                 readers: Callable[[], Any] | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 public_url: str = "http://localhost:3978"):
         self.config = config
         self.engine = engine
         self.sessions = db.session_factory(engine)
@@ -152,6 +154,7 @@ class HmsBot:
         self.cards = CardActions(card_key, self.rounds.router, self.rounds.measures.router)
         self.answerer = Answerer(config, self.rounds)
         self.people = People(config)
+        self.desk = Desk(config, public_url)  # the adviser's requests and people's links (pack, calendar, wheel)
         self._known: dict[str, Known] = {}
         self._owed_welcome: set[str] = set()  # new chats whose first turn failed before greeting them
         self.activities: Router[TurnHandler] = Router("activity types")
@@ -275,6 +278,11 @@ class HmsBot:
             return
         if not text:
             await turn.port.send(help_card(locale))
+            return
+        desk = await self.desk.answer(s, text, email, turn.now, locale)
+        if desk is not None:
+            logs.note(intent="desk")
+            await turn.port.send(desk)
             return
         await s.settle()  # the writer's connection is not needed for answering
         async with self.read_sessions() as reader:

@@ -552,33 +552,97 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    import csv
-
+    from hms.i18n import t
     from usecases.database import DatabaseNotReady
-    from usecases.records import export_records
+    from usecases.inspection import build_pack
+    from usecases.packfiles import outputs, write
 
     settings = _settings()
+    config = _config(None, settings)
     if args.date_to < args.date_from:
         raise CliError("--to is before --from")
+    if args.section and config.section(args.section) is None:
+        raise CliError(f"no section {args.section!r} (sections: {', '.join(s.key for s in config.sections)})")
+    out = Path(args.out)
+    fmt = args.format or {".xlsx": "xlsx", ".pdf": "pdf", ".csv": "csv"}.get(out.suffix.lower(), "json")
+    existing = [p for p in outputs(out, fmt) if p.exists()]
+    if existing and not args.force:
+        raise CliError(t(args.locale, "pack.exists", path=", ".join(str(p) for p in existing)))
+    by = (args.by or config.roles.hmsb_adviser).lower()
     try:
-        data = asyncio.run(export_records(settings.database_url, args.date_from, args.date_to,
-                                          _config(None, settings)))
+        pack = asyncio.run(build_pack(settings.database_url, config, args.date_from, args.date_to,
+                                      _now(args, config), by=by, section=args.section, locale=args.locale))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int, what: str) -> None:
+        if tty:  # a long export shows where it is; a pipe or a log gets only the summary
+            print(f"\r{t(args.locale, 'pack.progress', done=done, total=total, what=what)[:78]:<78}", end="",
+                  file=sys.stderr, flush=True)
+
+    written = write(pack, fmt, out, progress)
+    if tty:
+        print(file=sys.stderr)
+    print(f"wrote {', '.join(str(p) for p in written)}: {len(pack.plan)} deadlines, {len(pack.rounds)} rounds, "
+          f"{len(pack.measures)} measures, {len(pack.responsibilities)} responsibilities")
+    return 0
+
+
+def cmd_calendar(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady, opened
+    from usecases.feeds import FeedError, link_token, revoke
+
+    settings = _settings()
+    config = _config(args.config, settings)
+    now = _now(args, config)
+    base = (settings.public_url or f"http://localhost:{settings.port}").rstrip("/")
+
+    async def run() -> str:
+        async with opened(settings.database_url) as s:
+            if args.calendar_command == "revoke":
+                if not await revoke(s, args.token, now):
+                    raise CliError(f"no live token {args.token!r} (revoked already, or never made)")
+                return f"revoked: {base}/calendar/{args.token}.ics and {base}/wheel/{args.token}.svg no longer work"
+            kind, subject = ("person", args.person) if args.person else ("section", args.section) if args.section \
+                else ("unit", None)
+            token = await link_token(s, config, kind, subject, (args.by or config.roles.hmsb_adviser), now)
+            return f"{base}/calendar/{token}.ics\n{base}/wheel/{token}.svg"
+
+    try:
+        print(asyncio.run(run()))
+    except (DatabaseNotReady, FeedError) as exc:
+        raise CliError(str(exc)) from None
+    return 0
+
+
+def cmd_wheel(args: argparse.Namespace) -> int:
+    from usecases.database import DatabaseNotReady, opened
+    from usecases.feeds import FeedError, check_feed
+    from usecases.picture import wheel_svg
+
+    settings = _settings()
+    config = _config(args.config, settings)
     out = Path(args.out)
-    if args.csv:
-        out.mkdir(parents=True, exist_ok=True)
-        for table in ("rounds", "answers", "findings", "measures"):
-            rows = [{k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v for k, v in r.items()}
-                    for r in data[table]]
-            with (out / f"{table}.csv").open("w", newline="", encoding="utf-8") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["empty"])
-                writer.writeheader()
-                writer.writerows(rows)
-    else:
-        out.write_text(json.dumps(data, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    counts = ", ".join(f"{len(data[k])} {k}" for k in ("rounds", "answers", "findings", "measures"))
-    print(f"wrote {out}: {counts}")
+    if out.suffix.lower() != ".svg":
+        raise CliError("--out: the wheel is drawn as SVG (FILE.svg); PNG is not supported yet")
+    if out.exists() and not args.force:
+        raise CliError(f"{out} exists already; use --force to overwrite it")
+    try:
+        feed = check_feed(config, "person" if args.person else "section" if args.section else "unit",
+                          args.person or args.section)
+    except FeedError as exc:
+        raise CliError(str(exc)) from None
+
+    async def run() -> str:
+        async with opened(settings.database_url) as s:
+            return await wheel_svg(s, config, feed, args.year, _now(args, config), args.locale)
+
+    try:
+        out.write_text(asyncio.run(run()), encoding="utf-8")
+    except DatabaseNotReady as exc:
+        raise CliError(str(exc)) from None
+    print(f"wrote {out}")
     return 0
 
 
@@ -774,12 +838,47 @@ def build_parser() -> argparse.ArgumentParser:
     prn.add_argument("--now", help="prune as of this instant (ISO; local time if no offset)")
     prn.set_defaults(func=cmd_prune)
 
-    exp = sub.add_parser("export", help="every round, answer, finding and measure in a period (for inspections)")
+    exp = sub.add_parser("export", help="the inspection pack for a period: plan against done, rounds, deviations "
+                                        "and measures, responsibilities, by internkontrollforskriften § 5")
     exp.add_argument("--from", dest="date_from", type=_date, required=True, help="YYYY-MM-DD (deadlines from)")
     exp.add_argument("--to", dest="date_to", type=_date, required=True, help="YYYY-MM-DD (deadlines to)")
-    exp.add_argument("--out", required=True, help="a JSON file, or a folder with --csv")
-    exp.add_argument("--csv", action="store_true", help="write rounds.csv, answers.csv, findings.csv, measures.csv")
+    exp.add_argument("--out", required=True, help="the file to write (CSV: the other parts beside it)")
+    exp.add_argument("--format", choices=("xlsx", "pdf", "csv", "json"),
+                     help="default: from --out's suffix (.xlsx, .pdf, .csv), else json")
+    exp.add_argument("--section", help="one section's pack (its key, as in the organisation file)")
+    exp.add_argument("--force", action="store_true", help="overwrite existing files")
+    exp.add_argument("--locale", choices=("nb", "en"), default="nb", help="the pack's language (default nb)")
+    exp.add_argument("--by", metavar="EMAIL", help="who generates it (default: the HMSB adviser)")
+    exp.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
     exp.set_defaults(func=cmd_export)
+
+    cal = sub.add_parser("calendar", help="calendar feeds of the wheel (and its picture), per person, section or unit"
+                         ).add_subparsers(dest="calendar_command", required=True)
+    link = cal.add_parser("link", help="print the feed's links (made the first time; the same after)")
+    whose = link.add_mutually_exclusive_group(required=True)
+    whose.add_argument("--person", metavar="EMAIL")
+    whose.add_argument("--section", metavar="KEY")
+    whose.add_argument("--unit", action="store_true")
+    link.add_argument("--by", metavar="EMAIL", help="who makes it (default: the HMSB adviser)")
+    rev = cal.add_parser("revoke", help="revoke a feed's token: its calendar and picture links stop working")
+    rev.add_argument("token")
+    for sp in (link, rev):
+        sp.add_argument("--now", help="as of this instant (ISO; default: now)")
+        sp.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+        sp.set_defaults(func=cmd_calendar)
+
+    whl = sub.add_parser("wheel", help="draw the year's wheel as a picture (SVG): months as a ring, every task at its "
+                                       "deadline, coloured by status")
+    whl.add_argument("--year", type=int, required=True)
+    whom = whl.add_mutually_exclusive_group()
+    whom.add_argument("--section", metavar="KEY")
+    whom.add_argument("--person", metavar="EMAIL")
+    whl.add_argument("--out", required=True, help="FILE.svg")
+    whl.add_argument("--force", action="store_true", help="overwrite an existing file")
+    whl.add_argument("--locale", choices=("nb", "en"), default="nb", help="the legend's language (default nb)")
+    whl.add_argument("--now", help="as of this instant (ISO; default: now): statuses and today's mark")
+    whl.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
+    whl.set_defaults(func=cmd_wheel)
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
     away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")

@@ -385,3 +385,35 @@ def pk(row: Any) -> int:
     """The id of a stored row (flushed or loaded); rows not yet flushed have none."""
     assert row.id is not None, f"{type(row).__name__} has no id yet: flush it first"
     return int(row.id)
+
+
+# -- what the bot hands out by link (issue 13) ------------------------------------------------------------------
+
+
+class Download(SQLModel, table=True):
+    """A file made for someone (the inspection pack asked for in the chat), served once its unguessable token is
+    presented (`GET /files/<token>`) until it expires; expired rows are deleted by the daily prune."""
+
+    __tablename__ = "download"
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    data: bytes = Field(sa_type=sa.LargeBinary)
+    created_by: str = Field(max_length=320)
+    created_at: dt.datetime = _ts()
+    expires_at: dt.datetime = _ts(index=True)
+
+
+class FeedToken(SQLModel, table=True):
+    """An unguessable token for a calendar feed and the wheel's picture (`/calendar/<token>.ics`,
+    `/wheel/<token>.svg`) of one person, one section or the whole unit (`kind`, `subject`); revoked, never deleted."""
+
+    __tablename__ = "feed_token"
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(max_length=64, unique=True)
+    kind: str = Field(max_length=10)  # person, section, unit
+    subject: str | None = Field(default=None, max_length=320)  # the person's e-mail or the section's key
+    created_by: str = Field(max_length=320)
+    created_at: dt.datetime = _ts()
+    revoked_at: dt.datetime | None = _ts(nullable=True)

@@ -827,3 +827,57 @@ async def annual_reports(session: AsyncSession, year: int) -> list[m.AnnualRepor
     """The annual reports submitted on a reporting year, in the order they came."""
     stmt = select(m.AnnualReport).where(m.AnnualReport.year == year).order_by(col(m.AnnualReport.id))
     return list((await session.exec(stmt)).all())
+
+
+# -- files and feeds handed out by link ---------------------------------------------------------------------------
+
+
+async def add_download(session: AsyncSession, token: str, filename: str, content_type: str, data: bytes, by: str,
+                       now: dt.datetime, expires_at: dt.datetime) -> None:
+    """Keep a file to be fetched by its token until `expires_at`. Commits."""
+    session.add(m.Download(token=token, filename=filename, content_type=content_type, data=data, created_by=by,
+                           created_at=now, expires_at=expires_at))
+    await session.commit()
+
+
+async def download(session: AsyncSession, token: str, now: dt.datetime) -> m.Download | None:
+    """The file behind a token, unless it expired."""
+    stmt = select(m.Download).where(m.Download.token == token, col(m.Download.expires_at) > now)
+    return (await session.exec(stmt)).first()
+
+
+async def delete_expired_downloads(session: AsyncSession, now: dt.datetime) -> int:
+    """Expired files are deleted (their tokens no longer serve anything). Commits."""
+    result = await session.exec(sa.delete(m.Download).where(col(m.Download.expires_at) <= now))  # type: ignore[call-overload]
+    await session.commit()
+    return int(result.rowcount or 0)
+
+
+async def feed_token(session: AsyncSession, token: str) -> m.FeedToken | None:
+    """A feed token that was not revoked."""
+    stmt = select(m.FeedToken).where(m.FeedToken.token == token, col(m.FeedToken.revoked_at).is_(None))
+    return (await session.exec(stmt)).first()
+
+
+async def live_feed_token(session: AsyncSession, kind: str, subject: str | None) -> m.FeedToken | None:
+    """The newest feed token of a person, a section or the unit that was not revoked."""
+    stmt = (select(m.FeedToken).where(m.FeedToken.kind == kind, m.FeedToken.subject == subject,
+                                      col(m.FeedToken.revoked_at).is_(None)).order_by(col(m.FeedToken.id).desc()))
+    return (await session.exec(stmt)).first()
+
+
+async def add_feed_token(session: AsyncSession, token: str, kind: str, subject: str | None, by: str,
+                         now: dt.datetime) -> m.FeedToken:
+    row = m.FeedToken(token=token, kind=kind, subject=subject, created_by=by, created_at=now)
+    session.add(row)
+    await session.commit()
+    return row
+
+
+async def revoke_feed_token(session: AsyncSession, token: str, now: dt.datetime) -> bool:
+    """Revoke a token (False when no live token has it). Commits."""
+    result = await session.exec(  # type: ignore[call-overload]
+        sa.update(m.FeedToken).where(col(m.FeedToken.token) == token, col(m.FeedToken.revoked_at).is_(None))
+        .values(revoked_at=now))
+    await session.commit()
+    return bool(result.rowcount == 1)

@@ -266,7 +266,8 @@ def test_export_command(sqlite_env: str, tmp_path: Path, capsys: pytest.CaptureF
     out = tmp_path / "records.json"
     assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["period"] == {"start": "2027-01-01", "end": "2027-12-31"}
-    folder = tmp_path / "csv"
-    assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(folder), "--csv"]) == 0
-    assert sorted(p.name for p in folder.iterdir()) == ["answers.csv", "findings.csv", "measures.csv", "rounds.csv"]
-    assert main(["export", "--from", "2027-02-01", "--to", "2027-01-01", "--out", str(out)]) == 2
+    assert main(["export", "--from", "2027-01-01", "--to", "2027-12-31", "--out", str(tmp_path / "pack.csv")]) == 0
+    assert sorted(p.name for p in tmp_path.glob("pack*.csv")) == [
+        "pack-history.csv", "pack-index.csv", "pack-measures.csv", "pack-responsibilities.csv", "pack-rounds.csv",
+        "pack.csv"]
+    assert main(["export", "--from", "2027-02-01", "--to", "2027-01-01", "--out", str(tmp_path / "x.json")]) == 2

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import col, select
 
 from bot.turns import HmsBot
@@ -391,6 +392,14 @@ async def test_the_report_names_both_and_the_representative_confirms_it(
     assert round_["meeting"] == [{"starts_at": "2027-06-03T08:00:00+00:00", "proposed_by": JONAS, "proposed_to": AHMED,
                                   "proposed_at": "2027-05-20T07:00:00+00:00", "answer": "accepted",
                                   "answered_by": AHMED, "answered_at": "2027-05-20T07:00:00+00:00"}]
+    # the inspection pack names them, with the time they agreed and when the representative confirmed
+    book = tmp_path / "tilsyn.xlsx"
+    assert await asyncio.to_thread(main, [*args[:5], "--out", str(book), "--now", "2027-06-05T10:00"]) == 0
+    capsys.readouterr()
+    rows = list(load_workbook(book)["Runder"].iter_rows(values_only=True))
+    [safety] = {r[5:7] for r in rows[1:] if r[0] == "Vernerunde" and r[1] == "Seksjon for publikum og formidling"}
+    assert safety == ("Ahmed Rahimi (verneombud for Seksjon for publikum og formidling)",
+                      oslo(2027, 6, 3, 10).replace(tzinfo=None))  # Excel holds Oslo wall-clock time
 
 
 # -- the record holds under presses at the same moment --------------------------------------------------------

@@ -50,6 +50,7 @@ class PruneReport:
     ledger_deleted: int = 0
     payloads_cleared: int = 0
     batches: int = 0
+    downloads_deleted: int = 0  # files handed out by link whose token expired (a handful a day at most)
 
 
 def _outbox_done_before(cutoff: dt.datetime) -> Any:
@@ -101,11 +102,13 @@ async def prune(engine: AsyncEngine, now: dt.datetime, retention: Retention = Re
     longer than `retention.outbox` ago, in batches; with `dry_run`, only count them."""
     report = PruneReport()
     ledger, outbox = m.table(m.ProcessedActivity), m.table(m.OutboxMessage)
+    downloads = m.table(m.Download)
     ledger_where = _ledger_before(now - retention.ledger)
     outbox_where = _outbox_done_before(now - retention.outbox)
     if dry_run:
         report.ledger_deleted = await _count(engine, ledger, ledger_where)
         report.payloads_cleared = await _count(engine, outbox, outbox_where)
+        report.downloads_deleted = await _count(engine, downloads, downloads.c.expires_at <= now)
         return report
     postgres = engine.dialect.name == "postgresql"
 
@@ -135,6 +138,9 @@ async def prune(engine: AsyncEngine, now: dt.datetime, retention: Retention = Re
         if len(ids) < batch:
             break
         last_id = ids[-1]
+    async with engine.begin() as conn:
+        report.downloads_deleted = (await conn.execute(
+            sa.delete(downloads).where(downloads.c.expires_at <= now))).rowcount or 0
     return report
 
 
