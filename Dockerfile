@@ -31,7 +31,7 @@ COPY requirements.lock /app/requirements.lock
 RUN python -m venv /app/venv \
     && /app/venv/bin/pip install --no-cache-dir --disable-pip-version-check --require-hashes --no-deps \
        -r /app/requirements.lock
-# The bot itself, from the first stage (mounted, so the wheel stays out of the image).
+# The bot itself, from the first stage (mounted, so the wheel stays out of the image; BuildKit, Docker's default).
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     /app/venv/bin/pip install --no-cache-dir --disable-pip-version-check --no-deps --no-index /wheels/hms_hjulet-*.whl
 # The bot's user owns the data folder only: the SQLite database when DATABASE_URL is unset (a volume).
