@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from hms import i18n
 from hms.clock import SystemClock, parse_instant
-from hms.config import ConfigError, HmsConfig, load_config
+from hms.config import DEFAULT_CONFIG_PATH, ConfigError, HmsConfig, load_config
 from hms.wheel import DueItem
 from storage.db import DatabaseInUse
 
@@ -608,7 +608,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     config = _config(args.config, _settings())
     if config.app is None:
         raise CliError("the organisation file has no app: section (the app's names, developer and URLs); "
-                       "see hms/orgfiles/khm.yaml")
+                       f"see the bundled {DEFAULT_CONFIG_PATH}")
     try:
         package = build_package(args.app_id, AppIdentity.of(config))
     except ValueError as exc:
