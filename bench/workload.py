@@ -1,6 +1,6 @@
 """The mixed workload: what the people of an HMS unit do with the bot, as a seeded plan of Teams activities.
 
-- **People.** The 20 demo people of config/khm.yaml ask the questions. Teams sends every user's Teams id and
+- **People.** The 20 demo people of hms/orgfiles/khm.yaml ask the questions. Teams sends every user's Teams id and
   Entra object id; only three demo people have their Entra id in the organisation file, so the bot knows the
   others by their Teams id (the mock connector answers Teams' member lookup with their e-mail and UPN).
 - **Rounds.** The organisation the bot serves is khm.yaml plus `extra_floors` generated floors (a bench
@@ -32,7 +32,7 @@ import yaml
 from tests.cardtext import nodes  # the same card walker the tests use
 
 ROOT = Path(__file__).resolve().parent.parent
-KHM = ROOT / "config" / "khm.yaml"
+KHM = ROOT / "hms" / "orgfiles" / "khm.yaml"
 CORPORA = (ROOT / "tests" / "data" / "nlu_corpus.yaml", ROOT / "tests" / "data" / "nlu_heldout.yaml")
 START_TEXTS = {"nb": ("start brannvernrunde", "jeg skal gå brannrunden nå", "brannvernrunde", "brannrunde nå"),
                "en": ("begin fire round", "start fire round now", "fire round please",

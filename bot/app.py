@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -47,6 +48,7 @@ GATEWAY = web.AppKey("gateway", TeamsGateway)
 DELIVERY = web.AppKey("delivery", Delivery)
 ADMISSION = web.AppKey("admission", Admission)
 REFUSALS = web.AppKey("refusals", RateLimitedLog)
+DEMO_WARNING = web.AppKey("demo_warning", str)
 DECODED = frozenset({"identity", "gzip", "deflate"})  # aiohttp decodes these; anything else is refused (415)
 
 
@@ -144,6 +146,12 @@ async def healthz(_request: web.Request) -> web.Response:
     return web.json_response({"status": "alive"})
 
 
+def demo_warning(path: Path) -> str:
+    """What a bot facing Teams says, at start and on every readiness probe, when it serves invented people."""
+    return (f"DEMO DATA: {path} is a demo organisation (unit.demo_data: true) whose people are invented. Set "
+            "HMS_CONFIG to your unit's organisation file (check it first: hms-bot check-config FILE)")
+
+
 async def readyz(request: web.Request) -> web.Response:
     try:
         current = await db.migrations_current(request.app[BOT].engine)
@@ -152,7 +160,8 @@ async def readyz(request: web.Request) -> web.Response:
         return web.json_response({"status": "database unreachable"}, status=503)
     if not current:
         return web.json_response({"status": "migrations pending: run hms-bot db upgrade"}, status=503)
-    return web.json_response({"status": "ready"})
+    warning = request.app.get(DEMO_WARNING)
+    return web.json_response({"status": "ready", "warning": warning} if warning else {"status": "ready"})
 
 
 async def _behind_token(request: web.Request, serve: Callable[..., Awaitable[Any]]) -> Any:
@@ -223,6 +232,9 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app[BOT] = bot
     app[GATEWAY] = gateway
     app[ADMISSION] = Admission(settings.max_turns, settings.queue_timeout)
+    if config.unit.demo_data and not runtime.dev:
+        app[DEMO_WARNING] = demo_warning(settings.config_path)
+        log.warning("%s", app[DEMO_WARNING])
     app[REFUSALS] = RateLimitedLog(log, "refused a turn with 503: %d in flight (HMS_MAX_TURNS), none ended "
                                    "within %g s (HMS_QUEUE_TIMEOUT)", ACCEPT_LOG_INTERVAL)
     app.router.add_post("/api/messages", messages)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +14,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hms.config import DEFAULT_CONFIG_PATH
 from usecases.retention import Retention
 
-DEFAULT_DATABASE_URL = "sqlite:///var/hms-bot.sqlite3"
+DATABASE_FILE = "hms-bot.sqlite3"
+
+
+def default_data_dir() -> Path:
+    """Where the SQLite database goes when neither HMS_DATA_DIR nor DATABASE_URL says: the user's data folder
+    ($XDG_DATA_HOME/hms-hjulet, by default ~/.local/share/hms-hjulet), never the folder the command runs in.
+    The image sets HMS_DATA_DIR=/data (a volume); scripts/run sets the checkout's var/."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "hms-hjulet"
 
 
 def _env(*names: str) -> AliasChoices:
@@ -31,7 +40,10 @@ class Settings(BaseSettings):
     app_type: Literal["SingleTenant", "MultiTenant", "UserAssignedMSI"] = Field(
         "SingleTenant", validation_alias=_env("MicrosoftAppType", "MICROSOFT_APP_TYPE"))
     app_tenant_id: str = Field("", validation_alias=_env("MicrosoftAppTenantId", "MICROSOFT_APP_TENANT_ID"))
-    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL"))
+    # The folder the bot writes to (the SQLite database, local mode's files); made on first use.
+    data_dir: Path = Field(default_factory=default_data_dir, validation_alias=_env("HMS_DATA_DIR"))
+    # Empty: SQLite in the data folder (one process; several replicas need postgresql://).
+    database_url: str = Field("", validation_alias=_env("DATABASE_URL"))
     config_path: Path = Field(DEFAULT_CONFIG_PATH, validation_alias=_env("HMS_CONFIG"))
     port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
     host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))
@@ -92,12 +104,23 @@ class Settings(BaseSettings):
             raise ValueError(f"HMS_DELIVERY_LEASE must be at least twice HMS_SEND_TIMEOUT ({timeout:g} s)")
         return v
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, v: Path) -> Path:
+        return v.expanduser().absolute()  # a relative HMS_DATA_DIR means the folder it names at start
+
     @field_validator("database_url")
     @classmethod
     def _db(cls, v: str) -> str:
-        if not v.startswith(("sqlite:", "sqlite+", "postgres")):
+        if v and not v.startswith(("sqlite:", "sqlite+", "postgres")):
             raise ValueError("DATABASE_URL must start with sqlite:/// or postgresql://")
         return v
+
+    @model_validator(mode="after")
+    def _database_in_data_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.data_dir / DATABASE_FILE}"
+        return self
 
     @model_validator(mode="after")
     def _card_key_is_secret(self) -> Settings:

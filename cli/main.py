@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from hms import i18n
 from hms.clock import SystemClock, parse_instant
-from hms.config import ConfigError, HmsConfig, load_config
+from hms.config import DEFAULT_CONFIG_PATH, ConfigError, HmsConfig, load_config
 from hms.wheel import DueItem
 from storage.db import DatabaseInUse
 
@@ -231,6 +231,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if settings.app_type != "UserAssignedMSI" and not settings.app_password.get_secret_value():
             raise CliError("MicrosoftAppPassword is not set")
     config = _config(args.config, settings)
+    if args.config:  # the file named in the bot's warnings
+        settings = settings.model_copy(update={"config_path": Path(args.config)})
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     try:
         prepare_database(settings.database_url, (clock or SystemClock()).now())
@@ -266,7 +268,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
     print(f"LOCAL MODE: authentication is off; the bot listens on http://127.0.0.1:{args.port}/api/messages "
           "(loopback only)", file=sys.stderr)
-    mock_path = prepare(config, Path(args.workdir), args.as_)
+    mock_path = prepare(config, Path(args.workdir) if args.workdir else settings.data_dir / "local", args.as_)
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # so the Playground is stopped in run_local's cleanup, not left behind
@@ -670,7 +672,7 @@ def cmd_manifest(args: argparse.Namespace) -> int:
     config = _config(args.config, _settings())
     if config.app is None:
         raise CliError("the organisation file has no app: section (the app's names, developer and URLs); "
-                       "see config/khm.yaml")
+                       f"see the bundled {DEFAULT_CONFIG_PATH}")
     try:
         package = build_package(args.app_id, AppIdentity.of(config))
     except ValueError as exc:
@@ -733,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--as", dest="as_", metavar="EMAIL", help="chat as this person (default: a floor contact)")
     local.add_argument("--port", type=int, default=3978, help="the bot's port (default 3978)")
     local.add_argument("--playground-port", type=int, default=56150, help="the Playground's port (default 56150)")
-    local.add_argument("--workdir", default="var/local", help="where the mock data and logs go")
+    local.add_argument("--workdir", help="where the mock data and logs go (default: local/ in HMS_DATA_DIR)")
     local.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     local.set_defaults(func=cmd_local)
 

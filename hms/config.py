@@ -27,7 +27,8 @@ from pydantic import (
     model_validator,
 )
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "khm.yaml"
+# Package data (pyproject.toml), so an installed wheel finds it as a checkout does.
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent / "orgfiles" / "khm.yaml"
 
 ROLES = (
     "hmsb_adviser",

@@ -41,6 +41,20 @@ def oslo(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=OSLO)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """No test writes into the home folder: the bot's default data folder (HMS_DATA_DIR, where SQLite goes when
+    DATABASE_URL is unset) is a fresh one, for this process and the commands its tests start."""
+    data = tmp_path_factory.mktemp("hms-data")
+    before = os.environ.get("HMS_DATA_DIR")
+    os.environ["HMS_DATA_DIR"] = str(data)
+    yield data
+    if before is None:
+        os.environ.pop("HMS_DATA_DIR", None)
+    else:
+        os.environ["HMS_DATA_DIR"] = before
+
+
 @pytest.fixture(scope="session")
 def khm() -> HmsConfig:
     return load_config(DEFAULT_CONFIG_PATH)

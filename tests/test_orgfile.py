@@ -1,5 +1,5 @@
 """The organisation file, not the code (issue 11.6): another unit changes the file. The faculty example
-(`config/examples/faculty.yaml`: three buildings, a floor two sections share, a lab-safety round with its own
+(`hms/orgfiles/examples/faculty.yaml`: three buildings, a floor two sections share, a lab-safety round with its own
 checklist, a fire drill per building, a 1 March annual report on the previous year, roles of its own) passes
 `check-config`, and the command line and the chat's turns work on it as they do on KHM's file, on SQLite and
 PostgreSQL. `check-config` reports every problem at once; the Teams app package takes its names from the file."""
