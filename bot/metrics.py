@@ -12,6 +12,7 @@ Per process (each replica has its own registry; Prometheus sums over replicas):
 - `hms_job_seconds{job}` (a histogram) and `hms_job_lag_seconds{job}`: how long each scheduler tick took
   (planning, delivery, pruning) and how late it started after its scheduled time; `hms_job_last_success_timestamp_
   seconds{job}`.
+- `hms_outbox_count_failures_total`: scrapes at which the outbox could not be counted (then it is left out).
 - `hms_read_cache_hits_total`, `hms_read_cache_misses_total`, `hms_read_cache_hit_ratio`: the answers' read cache
   (storage.sessions.Readers).
 - `hms_db_pool_connections{pool}` and `hms_db_pool_checked_out{pool}`: the database pools (`turns`, `jobs`).
@@ -22,6 +23,7 @@ The turn's cost is one counter increment and one histogram observation; the outb
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -31,6 +33,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import generate_latest
 
 # the classic text format every Prometheus reads (the names here are plain ASCII: nothing needs the newer one)
+log = logging.getLogger("hms.metrics")
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 OUTBOX_TTL = 5.0  # seconds a scraped outbox count is reused (several Prometheus servers, a scrape storm)
 
@@ -67,6 +71,8 @@ class Metrics:
         self._job_failures = Counter("hms_job_failures", "Scheduler ticks that failed, by job", ["job"],
                                      registry=self.registry)
         self._job_success: dict[str, float] = {}
+        self._outbox_failures = Counter("hms_outbox_count_failures", "Scrapes at which the outbox could not be "
+                                        "counted (the database unreachable)", registry=self.registry)
         self._outbox = outbox
         self._outbox_counts: dict[str, int] | None = None
         self._outbox_at = float("-inf")
@@ -106,10 +112,17 @@ class Metrics:
     # -- read when scraped ---------------------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        """Count the outbox unless a count younger than OUTBOX_TTL is at hand (one query per TTL at most)."""
+        """Count the outbox unless a count younger than OUTBOX_TTL is at hand (one query per TTL at most). When the
+        database cannot be reached the outbox is left out (and `hms_outbox_count_failures_total` counts it): the
+        rest is still served, when operations need it most."""
         if self._outbox is None or self._monotonic() - self._outbox_at < OUTBOX_TTL:
             return
-        self._outbox_counts = await self._outbox()
+        try:
+            self._outbox_counts = await self._outbox()
+        except Exception as exc:  # noqa: BLE001 - any database failure: no count, and say so once per TTL
+            self._outbox_counts = None
+            self._outbox_failures.inc()
+            log.warning("metrics: the outbox could not be counted (%s)", type(exc).__name__)
         self._outbox_at = self._monotonic()
 
     async def exposition(self) -> bytes:

@@ -145,6 +145,22 @@ async def test_the_outbox_is_counted_once_per_few_seconds_however_often_it_is_sc
     assert queries == 2 and value(again, "hms_outbox_messages", state="pending") == 2
 
 
+async def test_an_unreachable_database_leaves_the_outbox_out_and_the_rest_is_served(
+        caplog: pytest.LogCaptureFixture) -> None:
+    now = [100.0]
+
+    async def outbox() -> dict[str, int]:
+        raise OSError("connection refused")
+
+    metrics = Metrics(outbox=outbox, monotonic=lambda: now[0])
+    metrics.turn("message", "ok", 0.02)
+    samples = parse((await metrics.exposition()).decode())
+    assert not any(name == "hms_outbox_messages" for name, _ in samples)
+    assert value(samples, "hms_outbox_count_failures_total") == 1
+    assert value(samples, "hms_turns_total", type="message", outcome="ok") == 1
+    assert caplog.text.count("the outbox could not be counted (OSError)") == 1
+
+
 async def test_outbox_depth_by_state(session: Any) -> None:
     now = oslo(2027, 3, 1, 9)
     rows = [outbox_row(f"k{i}", "notice", person_target(f"p{i}@example.org"), {"type": "message"}) for i in range(7)]
