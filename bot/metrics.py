@@ -7,8 +7,9 @@ Per process (each replica has its own registry; Prometheus sums over replicas):
 - `hms_sends_total{outcome,status}`: proactive sends by outcome (`sent`, `retried`, `dead`, `waiting`: nobody
   to send to yet, `lost`: the claim was taken over) and the connector's HTTP status (`429`, `502`, `0` when it
   gave no answer in time, `200` for sent).
-- `hms_outbox_messages{state}`: the outbox's depth by state (`pending`, `retry`, `claimed`: either, under a live
-  claim, `dead`), counted with one query when scraped, kept for `OUTBOX_TTL` seconds.
+- `hms_outbox_messages{state}`: the outbox's depth by state (`pending`, `retry`, `waiting`: of those to retry,
+  waiting for a chat with their recipient, `claimed`: pending or to retry, under a live claim, `dead`), counted
+  with one query when scraped, kept for `OUTBOX_TTL` seconds.
 - `hms_job_seconds{job}` (a histogram) and `hms_job_lag_seconds{job}`: how long each scheduler tick took
   (planning, delivery, pruning) and how late it started after its scheduled time; `hms_job_last_success_timestamp_
   seconds{job}`.
@@ -42,7 +43,7 @@ OUTBOX_TTL = 5.0  # seconds a scraped outbox count is reused (several Prometheus
 TURN_TYPES = frozenset({"message", "invoke", "conversationUpdate", "installationUpdate", "messageReaction",
                         "messageUpdate", "messageDelete", "event", "typing", "endOfConversation"})
 SEND_OUTCOMES = ("sent", "retried", "dead", "waiting", "lost")
-OUTBOX_STATES = ("pending", "retry", "claimed", "dead")
+OUTBOX_STATES = ("pending", "retry", "waiting", "claimed", "dead")
 TURN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 JOB_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 

@@ -447,19 +447,23 @@ async def outbox_counts(session: AsyncSession) -> dict[str, int]:
 
 
 async def outbox_depth(session: AsyncSession, now: dt.datetime) -> dict[str, int]:
-    """The outbox's depth for operations, in one query: messages `pending` and to `retry` (those under a live
-    claim counted again as `claimed`), and `dead`. Sent messages are left out: they are the record, not a queue."""
+    """The outbox's depth for operations, in one query: messages `pending` and to `retry`, and `dead`; of those
+    to retry, `waiting` for a chat with their recipient, and of those pending or to retry, `claimed` (under a live
+    claim). Sent messages are left out: they are the record, not a queue."""
     outbox = m.OutboxMessage
     live = sa.case((col(outbox.claimed_until) >= now, 1), else_=0)
-    rows = (await session.exec(select(outbox.status, sa.func.count(), sa.func.sum(live))  # type: ignore[call-overload]
-                               .where(col(outbox.status).in_(["pending", "retry", "dead"]))
-                               .group_by(outbox.status))).all()
+    waiting = sa.case((col(outbox.last_error) == WAITING, 1), else_=0)
+    rows = (await session.exec(select(  # type: ignore[call-overload]
+        outbox.status, sa.func.count(), sa.func.sum(live), sa.func.sum(waiting))
+        .where(col(outbox.status).in_(["pending", "retry", "dead"])).group_by(outbox.status))).all()
     await session.commit()
-    depth = {"pending": 0, "retry": 0, "claimed": 0, "dead": 0}
-    for status, n, claimed in rows:
+    depth = {"pending": 0, "retry": 0, "waiting": 0, "claimed": 0, "dead": 0}
+    for status, n, claimed, waits in rows:
         depth[status] = int(n)
         if status != "dead":
             depth["claimed"] += int(claimed or 0)
+        if status == "retry":
+            depth["waiting"] = int(waits or 0)
     return depth
 
 

@@ -99,7 +99,8 @@ async def test_metrics_count_turns_sends_the_outbox_the_read_cache_and_the_pool(
     assert value(samples, "hms_sends_total", outcome="waiting", status="none") == 1
     assert {k[1]: v for k, v in samples.items() if k[0] == "hms_outbox_messages"} == {
         frozenset({("state", "pending")}): 0, frozenset({("state", "retry")}): 2,
-        frozenset({("state", "claimed")}): 0, frozenset({("state", "dead")}): 1}
+        frozenset({("state", "waiting")}): 1, frozenset({("state", "claimed")}): 0,
+        frozenset({("state", "dead")}): 1}
     readers = app[BOT].read_sessions
     hits, misses = value(samples, "hms_read_cache_hits_total"), value(samples, "hms_read_cache_misses_total")
     assert (hits, misses) == (readers.hits, readers.misses)
@@ -163,16 +164,19 @@ async def test_an_unreachable_database_leaves_the_outbox_out_and_the_rest_is_ser
 
 async def test_outbox_depth_by_state(session: Any) -> None:
     now = oslo(2027, 3, 1, 9)
-    rows = [outbox_row(f"k{i}", "notice", person_target(f"p{i}@example.org"), {"type": "message"}) for i in range(7)]
+    rows = [outbox_row(f"k{i}", "notice", person_target(f"p{i}@example.org"), {"type": "message"}) for i in range(8)]
     await repo.enqueue(session, rows, now)
     states = {"k0": ("pending", None), "k1": ("pending", now + dt.timedelta(minutes=1)),  # claimed
               "k2": ("retry", None), "k3": ("retry", now - dt.timedelta(minutes=5)),  # a lapsed claim
+              "k7": ("retry", None),  # waiting for a chat with its recipient
               "k4": ("dead", None), "k5": ("sent", None), "k6": ("sent", None)}
     for key, (status, claimed_until) in states.items():
         await session.exec(sa.update(m.OutboxMessage).where(col(m.OutboxMessage.dedupe_key) == key)
-                           .values(status=status, claimed_until=claimed_until))
+                           .values(status=status, claimed_until=claimed_until,
+                                   last_error=repo.WAITING if key == "k7" else "HTTP 429"))
     await session.commit()
-    assert await repo.outbox_depth(session, now) == {"pending": 2, "retry": 2, "claimed": 1, "dead": 1}
+    assert await repo.outbox_depth(session, now) == {"pending": 2, "retry": 3, "waiting": 1, "claimed": 1,
+                                                     "dead": 1}
 
 
 async def test_the_scheduler_ticks_are_timed_with_their_lag(db_path: Path, khm: HmsConfig) -> None:
