@@ -1,13 +1,14 @@
 """The composition root: `create_app(settings)` builds everything the server needs, once, from validated settings.
 
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
-migrated). Bad requests are answered here, before any handler runs: 415 for another media type or content
-encoding, 413 for bodies over the limit, 408 for a body that does not arrive within HMS_BODY_TIMEOUT, 400 for a
-body that does not decode, is not JSON or cannot be an activity (bot/activity.py checks the shape of every field
-the bot reads), 401 for a bad token; never a stack trace. (Header deadline and connection cap: bot/serving.py.)
-The turn code only ever sees an activity whose fields have the types it expects. Activities from another tenant
-are dropped here with an empty 200, whatever their type. At most HMS_MAX_TURNS turns run at once; the next wait
-up to HMS_QUEUE_TIMEOUT for one to end, then get 503 (bot/admission.py).
+migrated), GET /metrics (Prometheus, bot/metrics.py). Bad requests are answered here, before any handler runs:
+415 for another media type or content encoding, 413 for bodies over the limit, 408 for a body that does not
+arrive within HMS_BODY_TIMEOUT, 400 for a body that does not decode, is not JSON or cannot be an activity
+(bot/activity.py checks the shape of every field the bot reads), 401 for a bad token; never a stack trace.
+(Header deadline and connection cap: bot/serving.py.) The turn code only ever sees an activity whose fields have
+the types it expects. Activities from another tenant are dropped here with an empty 200, whatever their type. At
+most HMS_MAX_TURNS turns run at once; the next wait up to HMS_QUEUE_TIMEOUT for one to end, then get 503
+(bot/admission.py).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
-from bot import activity, logs
+from bot import activity, logs, metrics
 from bot.admission import RETRY_AFTER_SECONDS, Admission, ConnectionBudget
 from bot.gateway import GatewayConfig, TeamsGateway, Unauthorized
 from bot.serving import ACCEPT_LOG_INTERVAL, RateLimitedLog
@@ -35,7 +36,7 @@ from hms.clock import Clock, SystemClock
 from hms.config import HmsConfig, load_config
 from hms.i18n import t
 from scheduler.jobs import build_scheduler
-from storage import db, sessions
+from storage import db, repo, sessions
 from usecases import feeds, picture, planning, retention
 from usecases.delivery import Delivery, tenant_limiter
 from usecases.desk import fetch_download
@@ -49,6 +50,7 @@ DELIVERY = web.AppKey("delivery", Delivery)
 ADMISSION = web.AppKey("admission", Admission)
 REFUSALS = web.AppKey("refusals", RateLimitedLog)
 DEMO_WARNING = web.AppKey("demo_warning", str)
+METRICS = web.AppKey("metrics", metrics.Metrics)
 DECODED = frozenset({"identity", "gzip", "deflate"})  # aiohttp decodes these; anything else is refused (415)
 
 
@@ -120,6 +122,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
     admission = request.app[ADMISSION]
     if not await admission.enter():
         request.app[REFUSALS].event(admission.in_flight, admission.wait)
+        request.app[METRICS].turn(body.get("type"), "busy", time.perf_counter() - started)
         busy = _error(503, "busy", "the bot is busy; try again shortly")
         busy.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return busy
@@ -132,14 +135,22 @@ async def messages(request: web.Request) -> web.StreamResponse:
         return _error(500, "internal", "the bot could not handle this activity")
     finally:
         admission.leave()
+        elapsed = time.perf_counter() - started
+        request.app[METRICS].turn(body.get("type"), outcome, elapsed)
         log.info("turn", extra={"turn": {
             "type": body.get("type"), "name": body.get("name"), "outcome": outcome,
-            "ms": round((time.perf_counter() - started) * 1000, 1),
+            "ms": round(elapsed * 1000, 1),
             "conversation_type": (body.get("conversation") or {}).get("conversationType"), **fields,
         }})
     if payload is None:
         return web.Response(status=status)
     return web.json_response(payload, status=status)
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """Prometheus' text format; the outbox is counted here, at most once every few seconds."""
+    body = await request.app[METRICS].exposition()
+    return web.Response(body=body, headers={"Content-Type": metrics.CONTENT_TYPE})
 
 
 async def healthz(_request: web.Request) -> web.Response:
@@ -243,6 +254,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     app.router.add_get("/files/{token}", files)
     app.router.add_get(r"/calendar/{token:[A-Za-z0-9_-]+}.ics", calendar_feed)
     app.router.add_get(r"/wheel/{token:[A-Za-z0-9_-]+}.svg", wheel_picture)
+    app.router.add_get("/metrics", metrics_page)
 
     # On PostgreSQL the scheduler's jobs get their own engine, so a batch of deliveries never queues behind, or
     # starves, the chat turns' pool. On SQLite they share the turns' one connection: SQLite has one writer, and
@@ -251,10 +263,17 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
     jobs_engine = (engine if engine.dialect.name == "sqlite"
                    else db.create_engine(settings.database_url, connections=budget.jobs))
     jobs_sessions = db.session_factory(jobs_engine)
+
+    async def outbox_depth() -> dict[str, int]:
+        async with jobs_sessions() as s:
+            return await repo.outbox_depth(s, clock.now())
+
+    pools = {"turns": engine} if jobs_engine is engine else {"turns": engine, "jobs": jobs_engine}
+    app[METRICS] = measured = metrics.Metrics(outbox=outbox_depth, readers=readers, pools=pools)
     delivery = Delivery(jobs_sessions, gateway, clock, config, send_timeout=settings.send_timeout,
                         lease=dt.timedelta(seconds=settings.delivery_lease),
                         limiter=tenant_limiter(jobs_engine, settings.tenant_rate),
-                        concurrency=settings.send_concurrency)
+                        concurrency=settings.send_concurrency, observe=measured.send)
     app[DELIVERY] = delivery
 
     async def plan() -> None:
@@ -277,7 +296,8 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         scheduler = None
         if runtime.scheduler and settings.scheduler:
             scheduler = build_scheduler(plan, delivery.drain, prune, plan_every=runtime.plan_every,
-                                        deliver_every=runtime.deliver_every, prune_every=runtime.prune_every)
+                                        deliver_every=runtime.deliver_every, prune_every=runtime.prune_every,
+                                        observe=measured.job)
         if scheduler:
             scheduler.start()
         # What startup built (modules, the config, SQLAlchemy's and botbuilder's objects) lives as long as the

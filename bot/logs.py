@@ -1,4 +1,6 @@
-"""Logging set-up: one line per record, with structured extras (the per-turn line) as JSON.
+"""Logging set-up: one line per record, with structured extras (the per-turn line) as JSON; with LOG_FORMAT=json
+each record is one JSON object on its line instead (`time`, `level`, `logger`, `message`, the extras such as
+`turn` as fields of their own, and `exception` with the traceback), for log pipelines.
 
 Message text and secrets are never logged at info level; the turn line carries type, outcome and duration.
 A record is one line whatever it quotes: control characters (newlines too) in a message are escaped, so a
@@ -11,6 +13,7 @@ error shows neither its parameters nor the row PostgreSQL quotes back.
 from __future__ import annotations
 
 import contextvars
+import datetime as dt
 import json
 import logging
 import re
@@ -69,9 +72,34 @@ class LineFormatter(logging.Formatter):
             base += " " + json.dumps(extras, ensure_ascii=False, default=str)
         base = clean(base)  # the traceback below is the only text allowed more lines
         if record.exc_info:
-            base += "\n" + _DETAIL.sub("DETAIL: (left out: it quotes the row's values)", self.formatException(
-                record.exc_info))
+            base += "\n" + _redacted_traceback(self, record)
         return base
+
+
+def _redacted_traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    assert record.exc_info
+    return _DETAIL.sub("DETAIL: (left out: it quotes the row's values)", formatter.formatException(record.exc_info))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record, on one line: the readable line's fields, the extras as fields of their own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname, "logger": record.name, "message": record.getMessage()}
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD:
+                entry.setdefault(key, value)
+        if record.exc_info:
+            entry["exception"] = _redacted_traceback(self, record)
+        # json escapes the control characters below 0x20; the rest that could break a line (or not encode) are
+        # escaped here the JSON way, so a record is one line whatever it quotes
+        text = json.dumps(entry, ensure_ascii=False, default=str)
+        return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+_JSON_UNSAFE = re.compile(r"[\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 
 
 class ClientFaults(logging.Filter):
@@ -107,9 +135,13 @@ def quiet_client_faults() -> None:
         server.addFilter(ClientFaults())
 
 
-def configure(level: str = "INFO") -> None:
+FORMATS = ("text", "json")
+
+
+def configure(level: str = "INFO", fmt: str = "text") -> None:
+    """Log to stderr at `level`: readable lines (`text`, the default) or one JSON object per line (`json`)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(LineFormatter())
+    handler.setFormatter(JsonFormatter() if fmt.lower() == "json" else LineFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     # where people reach the bot's links (downloads, calendar feeds, the wheel's picture); default: this machine
     public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$", validation_alias=_env("HMS_PUBLIC_URL"))
     log_level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    # `json`: one JSON object per line for log pipelines (bot/logs.py); the readable lines are the default
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("LOG_FORMAT"))
     # Overrides for tests and sovereign clouds; production leaves them empty (Bot Framework's public cloud).
     openid_metadata_url: str | None = Field(None, validation_alias=_env("HMS_OPENID_METADATA_URL"))
     token_issuer: str | None = Field(None, validation_alias=_env("HMS_TOKEN_ISSUER"))
@@ -108,6 +110,11 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().absolute()  # a relative HMS_DATA_DIR means the folder it names at start
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, v: object) -> object:
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("database_url")
     @classmethod

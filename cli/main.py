@@ -218,7 +218,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady, prepare_database
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     if not args.dev:
         if args.now:
             raise CliError("--now is only for local mode (--dev)")
@@ -259,7 +259,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     from usecases.database import prepare_database
 
     settings = _settings()
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     config = _config(args.config, settings)
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
     prepare_database(settings.database_url, (clock or SystemClock()).now())

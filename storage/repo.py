@@ -446,6 +446,27 @@ async def outbox_counts(session: AsyncSession) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
+async def outbox_depth(session: AsyncSession, now: dt.datetime) -> dict[str, int]:
+    """The outbox's depth for operations, in one query: messages `pending` and to `retry`, and `dead`; of those
+    to retry, `waiting` for a chat with their recipient, and of those pending or to retry, `claimed` (under a live
+    claim). Sent messages are left out: they are the record, not a queue."""
+    outbox = m.OutboxMessage
+    live = sa.case((col(outbox.claimed_until) >= now, 1), else_=0)
+    waiting = sa.case((col(outbox.last_error) == WAITING, 1), else_=0)
+    rows = (await session.exec(select(  # type: ignore[call-overload]
+        outbox.status, sa.func.count(), sa.func.sum(live), sa.func.sum(waiting))
+        .where(col(outbox.status).in_(["pending", "retry", "dead"])).group_by(outbox.status))).all()
+    await session.commit()
+    depth = {"pending": 0, "retry": 0, "waiting": 0, "claimed": 0, "dead": 0}
+    for status, n, claimed, waits in rows:
+        depth[status] = int(n)
+        if status != "dead":
+            depth["claimed"] += int(claimed or 0)
+        if status == "retry":
+            depth["waiting"] = int(waits or 0)
+    return depth
+
+
 # -- rounds: answers, completion, findings, measures ----------------------------------------------------------
 
 

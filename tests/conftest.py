@@ -1,8 +1,9 @@
 """Shared fixtures: the bundled KHM config, and databases on SQLite and the real PostgreSQL.
 
-PostgreSQL tests use a throw-away database created on HMS_TEST_POSTGRES_URL's server (default: the local
-server, database `test`, user postgres). They fail, not skip, when it is unreachable, unless
-HMS_SKIP_POSTGRES=1 is set explicitly.
+PostgreSQL tests use a throw-away database created on HMS_TEST_POSTGRES_URL's server; without it, on the server
+at 127.0.0.1:5432 (database `test`, user postgres); where nothing answers there, on a throwaway server the tests
+start themselves from the PostgreSQL server binaries (tests/pgserver.py). Where there are none, they fail, not
+skip, with one line saying how to get them, unless HMS_SKIP_POSTGRES=1 is set explicitly.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlmodel import SQLModel
 import storage.models  # noqa: F401  (registers the tables)
 from hms.config import DEFAULT_CONFIG_PATH, HmsConfig, load_config
 from storage import db
+from tests import pgserver
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -33,7 +35,6 @@ def pytest_configure(config: pytest.Config) -> None:
     netguard.install()
 
 ROOT = Path(__file__).resolve().parent.parent
-POSTGRES_ADMIN_URL = os.environ.get("HMS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def oslo(*args: int) -> dt.datetime:
@@ -66,18 +67,38 @@ def khm_text() -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test session."""
+def postgres_admin_url() -> Iterator[str]:
+    """The PostgreSQL server of this test session (tests/pgserver.py); subprocesses see it in
+    HMS_TEST_POSTGRES_URL."""
     if os.environ.get("HMS_SKIP_POSTGRES") == "1":
         pytest.skip("HMS_SKIP_POSTGRES=1: PostgreSQL tests skipped on request")
+    try:
+        with pgserver.admin_url() as url:
+            previous = os.environ.get("HMS_TEST_POSTGRES_URL")
+            os.environ["HMS_TEST_POSTGRES_URL"] = url
+            try:
+                yield url
+            finally:
+                if previous is None:
+                    os.environ.pop("HMS_TEST_POSTGRES_URL", None)
+                else:
+                    os.environ["HMS_TEST_POSTGRES_URL"] = previous
+    except pgserver.NoServer as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test session."""
     name = f"hms_test_{uuid.uuid4().hex[:10]}"
-    admin = db.create_sync_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = db.create_sync_engine(postgres_admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     except sa.exc.OperationalError as exc:  # pragma: no cover - environment problem
-        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is not reachable: {exc}")
-    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+        pytest.fail(f"PostgreSQL at {postgres_admin_url} is not reachable: {' '.join(str(exc).split())[:300]}",
+                    pytrace=False)
+    base, _, _ = postgres_admin_url.rpartition("/")
     url = f"{base}/{name}"
     db.upgrade(url)
     yield url

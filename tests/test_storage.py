@@ -386,13 +386,11 @@ async def test_postgresql_readers_keep_rows_across_commits_that_wrote_nothing(po
 
 @pytest.mark.postgres
 async def test_postgresql_readers_keep_nothing_when_notifications_do_not_arrive(
-        postgres_url: str, caplog: pytest.LogCaptureFixture) -> None:
+        postgres_url: str, postgres_admin_url: str, caplog: pytest.LogCaptureFixture) -> None:
     """Behind a pooler in transaction mode LISTEN hears nothing; the probe shows it, and nothing is kept."""
-    from tests.conftest import POSTGRES_ADMIN_URL
-
     writer = db.create_engine(postgres_url)
     readers = sessions.Readers(postgres_url, writer)
-    readers._listen_url = POSTGRES_ADMIN_URL  # listens on another database: its probes never come back
+    readers._listen_url = postgres_admin_url  # listens on another database: its probes never come back
     readers.PROBE_WAIT = 0.3
     try:
         await readers.start()

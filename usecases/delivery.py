@@ -208,7 +208,8 @@ class Delivery:
                  config: HmsConfig, *, limiter: RateLimiter | None = None, concurrency: int = 20,
                  max_attempts: int = 6, base_backoff: float = 2.0, max_backoff: float = 3600.0, batch: int = 50,
                  lease: dt.timedelta = dt.timedelta(seconds=120), send_timeout: float = 30.0,
-                 jitter: Callable[[], float] = random.random):
+                 jitter: Callable[[], float] = random.random,
+                 observe: Callable[[str, int | None], None] | None = None):
         if lease.total_seconds() < 2 * send_timeout:
             raise ValueError("the delivery lease must be at least twice the send timeout")
         if concurrency < 1:
@@ -226,6 +227,9 @@ class Delivery:
         self.lease = lease
         self.send_timeout = send_timeout
         self.jitter = jitter
+        # told each outcome ("sent", "retried", "dead", "waiting", "lost") with the connector's HTTP status (200
+        # for sent, 0 for no answer, None when nothing was sent): the edge counts them for /metrics
+        self.observe = observe or _ignore
 
     def claim_size(self) -> int:
         """How many messages one claim takes: what the process's senders can send within the lease even if each
@@ -488,9 +492,9 @@ class Delivery:
         self._lost(msg, f"outcome {values.get('status')!r} not recorded", report)
         return False
 
-    @staticmethod
-    def _lost(msg: m.OutboxMessage, what: str, report: DeliveryReport) -> None:
+    def _lost(self, msg: m.OutboxMessage, what: str, report: DeliveryReport) -> None:
         report.lost += 1
+        self.observe("lost", None)
         log.warning("outbox message %s: another sender took over its claim after the lease ran out; %s here",
                     msg.id, what)
 
@@ -499,6 +503,7 @@ class Delivery:
         if await self._record(s, msg, report, status="sent", activity_id=activity_id, sent_at=self.clock.now(),
                               attempts=msg.attempts + 1):
             report.sent += 1
+            self.observe("sent", 200)
         await s.commit()
 
     async def _failed(self, s: AsyncSession, msg: m.OutboxMessage, exc: DeliveryError, ref: m.ConversationRef,
@@ -512,6 +517,7 @@ class Delivery:
                 s.add(ref)  # a person's chat was read by the claim's session, not this one
                 ref.active, ref.updated_at = False, now
                 report.dead += 1
+                self.observe("dead", exc.status)
             await s.commit()
             if recorded:
                 log.warning("conversation gone (HTTP %s): marked inactive", exc.status)
@@ -523,12 +529,14 @@ class Delivery:
             if await self._record(s, msg, report, status="retry", attempts=attempts, last_error=error,
                                   not_before=now + dt.timedelta(seconds=delay)):
                 report.retried += 1
+                self.observe("retried", exc.status)
             await s.commit()
             return
         recorded = await self._record(s, msg, report, status="dead", attempts=attempts, last_error=error)
         await s.commit()
         if recorded:
             report.dead += 1
+            self.observe("dead", exc.status)
             log.warning("message dead after %d attempt(s): %s", attempts, error)
             await self._tell_adviser(s, email, msg)
 
@@ -552,6 +560,7 @@ class Delivery:
             else:
                 report.waiting += 1
                 waiting.append(msg)
+            self.observe("dead" if dead else "waiting", None)
             if attempts == 1:
                 notices.append(self._adviser_notice(msg.recipient_email, msg))
         await s.commit()
@@ -585,6 +594,10 @@ class Delivery:
                 "recipient_email": adviser,
                 "payload": json.dumps({"target": {"kind": "person", "email": adviser}, "activity": activity},
                                       ensure_ascii=False)}
+
+
+def _ignore(_outcome: str, _status: int | None) -> None:
+    pass
 
 
 @dataclass
