@@ -21,7 +21,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "status.upcoming": "kommer",
         "status.open": "åpen",
         "status.done": "utført",
-        "status.overdue": "forfalt",
+        "status.overdue": "forsinket",
         "due.header": "Frister {period}",
         "due.none": "Ingen oppgaver i perioden.",
         "due.window": "{start} – {end}",
@@ -68,7 +68,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "due.who": "{who} · {status}",
         "incident.title": "Meld uønsket hendelse",
         "incident.body": "Uønskede hendelser meldes i UiOs avvikssystem CIM. Det gjelder personskader, nestenulykker, vold og trusler, brann og branntilløp, skade på samlinger og andre hendelser som kunne gått galt.",
-        "incident.privacy": "Skriv ikke detaljer om hendelsen eller personer her i chatten: jeg lagrer ingenting om hendelsen, CIM er stedet.",
+        "incident.privacy": "Ikke skriv detaljer om hendelsen eller om personer her i chatten. Jeg lagrer ingenting om hendelser; selve hendelsen meldes i CIM.",
         "incident.building": "Feil og mangler på bygget (dører, lys, slokkeutstyr) meldes til EA i Si fra-portalen.",
         "incident.open_cim": "Åpne skjemaet i CIM",
         "incident.open_sifra": "Meld feil til EA (Si fra)",
@@ -80,7 +80,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "measures.title": "Åpne tiltak",
         "measures.empty": "Ingen åpne tiltak. Alle avvik er fulgt opp.",
         "measures.numbered": "Nr. {id}: {description}",
-        "measures.row": "{description} · ansvarlig {owner} · frist {deadline} · {age} dager gammel",
+        "measures.row": "{description} · ansvarlig {owner} · frist {deadline} · {age}",
+        "measures.age.zero": "opprettet i dag",
+        "measures.age.one": "opprettet i går",
+        "measures.age": "opprettet for {count} dager siden",
         "annual.title": "HMS-årsrapport {year}",
         "annual.body": "Seksjonsleder sender inn utfylt skjema innen {due}. Rapporten legges fram for LAMU.",
         "annual.contains": "Rapporten skal vise",
@@ -91,6 +94,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "role.declared_for": "{title} for {scope}",
         "sends.declared": "Oppgavene i årshjulet du er ansvarlig for eller deltar i",
         "round.done": "Runden er allerede levert av {who} {when}.",
+        "round.done.you": "Du leverte runden {when}.",
         "round.no_floor": "Hvilken etasje? Skriv for eksempel «start brannvernrunde 2. etasje».",
         "round.none": "Jeg finner ingen runde du kan starte nå.",
         "yes": "ja",
@@ -116,17 +120,18 @@ CATALOG: dict[str, dict[str, str]] = {
         "checklist.headline": "Levert av {who} {when} – {count} avvik",
         "checklist.headline_none": "Levert av {who} {when} – ingen avvik",
         "round.due_line": "Frist {due}",
-        "prompt.prompt": "Det er tid for {task} – {where}. Frist {due}.",
-        "prompt.reminder": "Påminnelse: {task} – {where} har frist {due}.",
-        "prompt.overdue": "{task} – {where} hadde frist {due} og er ikke levert.",
-        "prompt.deputy": "Du er vara: {task} – {where} er ikke påbegynt, frist {due}. Kan du ta den?",
-        "prompt.escalation": "{task} – {where} er forsinket: frist {due}, ansvarlig {who}.",
+        "prompt.prompt": "Det er tid for {task} {place}. Frist {due}.",
+        "prompt.reminder": "Påminnelse: {task} {place} har frist {due}.",
+        "prompt.overdue": "{Task} {place} hadde frist {due} og er ikke levert ennå.",
+        "prompt.deputy": "Du er vara: {task} {place} er ikke påbegynt, og fristen er {due}. Kan du ta den?",
+        "prompt.escalation": "{Task} {place} er forsinket: fristen var {due}, og {who} er ansvarlig.",
         "prompt.measure_reminder": "Påminnelse: tiltaket har frist {due}.",
         "prompt.measure_overdue": "Tiltaket hadde frist {due} og er ikke lukket.",
         "prompt.measure_escalation": "Tiltaket «{item}» er ikke lukket: frist {due}, ansvarlig {who}.",
         "card.tampered": "Dette kortet kan ikke leses, så ingenting er lagret. Be om et nytt, for eksempel med «start brannvernrunde».",
         "card.already_submitted": "Dette kortet er allerede levert; svarene er lagret én gang.",
         "card.completed_by": "Runden er allerede levert av {who} {when}. Ingenting ble endret.",
+        "card.completed_by.you": "Du leverte runden {when}. Ingenting ble endret.",
         "card.not_allowed": "Denne oppgaven er tildelt {who}. Bare ansvarlig, vara, seksjonsleder eller HMSB-rådgiver kan levere den. Ingenting ble lagret.",
         "card.template_changed": "Sjekklisten er oppdatert siden kortet ble sendt. Her er den nye versjonen; svar er tatt med der punktene er de samme.",
         "card.unknown": "Jeg finner ikke denne oppgaven lenger. Ingenting ble lagret.",
@@ -225,11 +230,16 @@ CATALOG: dict[str, dict[str, str]] = {
         "evidence.wrong_type": "Jeg tar imot bilder (JPEG, PNG, HEIC, GIF, WebP) og PDF som dokumentasjon, ikke {type}. Ingenting ble lagret.",
         "evidence.failed": "Jeg fikk ikke hentet filen fra Teams. Send den gjerne igjen. Ingenting ble lagret.",
         "evidence.saved": "{name} er lagret som dokumentasjon på tiltak nr. {id}.",
-        "round.measure_line": "Tiltak opprettet – ansvarlig {owner}, frist {deadline}",
-        "round.measure_closed_line": "Tiltak lukket – ansvarlig {owner}",
+        "round.measure_line": "Tiltak nr. {id} opprettet – ansvarlig {owner}, frist {deadline}",
+        "round.measure_closed_line": "Tiltak nr. {id} lukket – ansvarlig {owner}",
         "summary.title": "{task} {cycle} – {where}",
+        "summary.body.zero": "Levert av {who} {when}: ingen avvik.",
         "summary.body": "Levert av {who} {when}: {count} avvik.",
+        "summary.deviation": "- **{item}** ({where}): tiltak nr. {id}, ansvarlig {owner}, frist {deadline}",
         "summary.responsible": "Ansvarlig for oppfølging: {who}",
+        "summary.record": "Runden ligger i arkivet: «hms-bot export --from {due} --to {due} --out runde.json» (runder med frist {day}).",
+        "summary.measures.one": "Tiltaket: nr. {ids}. Se det med «hms-bot measure show {first}», eller skriv «åpne tiltak» her i chatten.",
+        "summary.measures": "Tiltakene: nr. {ids}. Se dem med «hms-bot measure show {first}» osv., eller skriv «åpne tiltak» her i chatten.",
         "summary.thread": "{task} {cycle}",
         "summary.doc": "Dokumentasjon: {task} – {where}",
         "undeliverable": "Jeg når ikke {who} i Teams (appen er fjernet eller chatten finnes ikke). Meldingen «{summary}» ble ikke levert.",
@@ -240,19 +250,27 @@ CATALOG: dict[str, dict[str, str]] = {
         "confirm.not_participant": "Bare deltakerne på runden kan bekrefte den. Ingenting ble lagret.",
         "confirm.not_submitted": "Runden er ikke levert ennå, så det er ingenting å bekrefte.",
         "digest.title": "HMS-status uke {week}",
+        "digest.undelivered.one": "1 melding er ikke levert (se «hms-bot outbox»)",
         "digest.undelivered": "{count} meldinger er ikke levert (se «hms-bot outbox»)",
         "digest.due_soon": "Frister de neste 14 dagene",
         "status.before_start": "før oppstart",
+        "cycle.quarter": "{n}. kvartal {year}",
         "status.before_start_note": "{count} frister før oppstart ({day}) er ikke regnet med.",
         "digest.counts": "Frister {period}: {counts}",
         "digest.changes": "Siden forrige uke",
-        "digest.changes_line": "{rounds} runder utført · {deviations} nye avvik · {closed} tiltak lukket",
+        "digest.changes_line": "{rounds} · {deviations} · {closed}",
+        "digest.changes.rounds.one": "1 runde utført",
+        "digest.changes.rounds": "{count} runder utført",
+        "digest.changes.deviations.one": "1 nytt avvik",
+        "digest.changes.deviations": "{count} nye avvik",
+        "digest.changes.closed": "{count} tiltak lukket",
         "digest.overdue_count": "Forsinket ({count})",
         "digest.show_all_overdue": "Vis alle forsinkede",
         "digest.show_all_measures": "Vis alle åpne tiltak",
-        "digest.measures_head": "Åpne tiltak ({count}, {overdue} på overtid), eldste først",
+        "digest.measures_head.zero": "Åpne tiltak ({open}, ingen over fristen), eldste først",
+        "digest.measures_head": "Åpne tiltak ({open}, {count} over fristen), eldste først",
         "digest.measure": "{text} – {owner}, frist {deadline}",
-        "digest.measure_overdue": "{text} – {owner}, frist {deadline} (på overtid)",
+        "digest.measure_overdue": "{text} – {owner}, frist {deadline} (over fristen)",
         "digest.no_measures": "Ingen åpne tiltak.",
         "digest.none_soon": "Ingen frister de neste 14 dagene.",
         "digest.wheel": "Se årshjulet",
@@ -381,7 +399,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "meeting.accepted_title": "{task} – tidspunkt avtalt",
         "meeting.accepted_body": "{by} godtok {when} for {task} i {where}.",
         "meeting.reminder_title": "Påminnelse: {task} – {where}",
-        "meeting.reminder": "{task} i {where} er avtalt {when}, med {leader} og verneombud {rep}.",
+        "meeting.reminder": "{Task} i {where} er avtalt {when}, med {leader} og verneombud {rep}.",
         "meeting.not_leader": "Bare seksjonslederen ({who}) kan avtale tidspunkt for {task}. Ingenting ble lagret.",
         "meeting.not_yours": "Dette forslaget er til {who}, og bare {who} kan svare på det. Ingenting ble lagret.",
         "meeting.no_rep": "{where} har ikke noe verneombud i HMS-oversikten, så det er ingen å invitere. Kontakt HMSB-rådgiveren. Ingenting ble lagret.",
@@ -447,7 +465,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "due.who": "{who} · {status}",
         "incident.title": "Report an unwanted incident",
         "incident.body": "Unwanted incidents are reported in UiO's deviation system CIM: injuries, near misses, violence and threats, fire, damage to the collections and other events that could have gone wrong.",
-        "incident.privacy": "Please do not write details of the incident or of people here in the chat: I store nothing about incidents; CIM is the place.",
+        "incident.privacy": "Please do not write details of the incident or about people here in the chat. I store nothing about incidents; the incident itself is reported in CIM.",
         "incident.building": "Faults in the building (doors, lights, extinguishers) go to EA through the Si fra portal.",
         "incident.open_cim": "Open the form in CIM",
         "incident.open_sifra": "Report a fault to EA (Si fra)",
@@ -459,7 +477,10 @@ CATALOG: dict[str, dict[str, str]] = {
         "measures.title": "Open measures",
         "measures.empty": "No open measures. Every deviation has been followed up.",
         "measures.numbered": "No. {id}: {description}",
-        "measures.row": "{description} · owner {owner} · due {deadline} · {age} days old",
+        "measures.row": "{description} · owner {owner} · due {deadline} · {age}",
+        "measures.age.zero": "created today",
+        "measures.age.one": "created yesterday",
+        "measures.age": "created {count} days ago",
         "annual.title": "HMS annual report {year}",
         "annual.body": "The section leader submits the completed form by {due}. The report is presented to LAMU.",
         "annual.contains": "The report shows",
@@ -470,6 +491,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "role.declared_for": "{title} for {scope}",
         "sends.declared": "The tasks of the wheel you are responsible for or take part in",
         "round.done": "This round was already submitted by {who} {when}.",
+        "round.done.you": "You submitted this round {when}.",
         "round.no_floor": "Which floor? Write for example \"start fire round 2nd floor\".",
         "round.none": "I find no round you can start now.",
         "yes": "yes",
@@ -492,20 +514,22 @@ CATALOG: dict[str, dict[str, str]] = {
         "checklist.missing": "Answer missing.",
         "checklist.unknown_answer": "Unknown answer.",
         "checklist.fix_errors": "Some answers are missing or need a comment; see the marked items.",
-        "checklist.headline": "Submitted by {who} {when} – {count} deviation(s)",
+        "checklist.headline.one": "Submitted by {who} {when} – 1 deviation",
+        "checklist.headline": "Submitted by {who} {when} – {count} deviations",
         "checklist.headline_none": "Submitted by {who} {when} – no deviations",
         "round.due_line": "Due {due}",
         "prompt.prompt": "It is time for the {task} – {where}. Due {due}.",
         "prompt.reminder": "Reminder: the {task} – {where} is due {due}.",
-        "prompt.overdue": "The {task} – {where} was due {due} and has not been submitted.",
-        "prompt.deputy": "You are the deputy: the {task} – {where} has not been started, due {due}. Can you take it?",
-        "prompt.escalation": "The {task} – {where} is overdue: due {due}, responsible {who}.",
+        "prompt.overdue": "The {task} – {where} was due {due} and has not been submitted yet.",
+        "prompt.deputy": "You are the deputy: the {task} – {where} has not been started, and it is due {due}. Can you take it?",
+        "prompt.escalation": "The {task} – {where} is overdue: it was due {due}, and {who} is responsible.",
         "prompt.measure_reminder": "Reminder: the measure is due {due}.",
         "prompt.measure_overdue": "The measure was due {due} and is not closed.",
         "prompt.measure_escalation": "The measure \"{item}\" is not closed: due {due}, owner {who}.",
         "card.tampered": "This card cannot be read, so nothing was stored. Ask for a new one, e.g. \"start fire round\".",
         "card.already_submitted": "This card has already been submitted; the answers are stored once.",
         "card.completed_by": "This round was already submitted by {who} {when}. Nothing was changed.",
+        "card.completed_by.you": "You submitted this round {when}. Nothing was changed.",
         "card.not_allowed": "This task is assigned to {who}. Only the responsible person, the deputy, the section leader or the HMS adviser can submit it. Nothing was stored.",
         "card.template_changed": "The checklist has been updated since this card was sent. Here is the new version; answers are kept where the items are the same.",
         "card.unknown": "I cannot find this task any more. Nothing was stored.",
@@ -604,11 +628,17 @@ CATALOG: dict[str, dict[str, str]] = {
         "evidence.wrong_type": "I take photos (JPEG, PNG, HEIC, GIF, WebP) and PDF as evidence, not {type}. Nothing was stored.",
         "evidence.failed": "I could not fetch the file from Teams. Please send it again. Nothing was stored.",
         "evidence.saved": "{name} is stored as evidence for measure no. {id}.",
-        "round.measure_line": "Measure created – owner {owner}, due {deadline}",
-        "round.measure_closed_line": "Measure closed – owner {owner}",
+        "round.measure_line": "Measure no. {id} created – owner {owner}, due {deadline}",
+        "round.measure_closed_line": "Measure no. {id} closed – owner {owner}",
         "summary.title": "{task} {cycle} – {where}",
-        "summary.body": "Submitted by {who} {when}: {count} deviation(s).",
+        "summary.body.zero": "Submitted by {who} {when}: no deviations.",
+        "summary.body.one": "Submitted by {who} {when}: 1 deviation.",
+        "summary.body": "Submitted by {who} {when}: {count} deviations.",
+        "summary.deviation": "- **{item}** ({where}): measure no. {id}, owner {owner}, due {deadline}",
         "summary.responsible": "Responsible for follow-up: {who}",
+        "summary.record": "The round is on record: \"hms-bot export --from {due} --to {due} --out round.json\" (rounds due {day}).",
+        "summary.measures.one": "The measure: no. {ids}. See it with \"hms-bot measure show {first}\", or write \"open measures\" here in the chat.",
+        "summary.measures": "The measures: nos. {ids}. See them with \"hms-bot measure show {first}\" and so on, or write \"open measures\" here in the chat.",
         "summary.thread": "{task} {cycle}",
         "summary.doc": "Documentation: {task} – {where}",
         "undeliverable": "I cannot reach {who} in Teams (the app was removed or the chat is gone). The message \"{summary}\" was not delivered.",
@@ -619,17 +649,26 @@ CATALOG: dict[str, dict[str, str]] = {
         "confirm.not_participant": "Only the round's participants can confirm it. Nothing was stored.",
         "confirm.not_submitted": "The round has not been submitted yet, so there is nothing to confirm.",
         "digest.title": "HMS status week {week}",
+        "digest.undelivered.one": "1 message is not delivered (see \"hms-bot outbox\")",
         "digest.undelivered": "{count} messages are not delivered (see \"hms-bot outbox\")",
         "digest.due_soon": "Due in the next 14 days",
         "status.before_start": "before tracking started",
+        "cycle.quarter": "Q{n} {year}",
         "status.before_start_note": "{count} deadlines before tracking started ({day}) are not counted.",
         "digest.counts": "Deadlines {period}: {counts}",
         "digest.changes": "Since last week",
-        "digest.changes_line": "{rounds} rounds done · {deviations} new deviations · {closed} measures closed",
+        "digest.changes_line": "{rounds} · {deviations} · {closed}",
+        "digest.changes.rounds.one": "1 round done",
+        "digest.changes.rounds": "{count} rounds done",
+        "digest.changes.deviations.one": "1 new deviation",
+        "digest.changes.deviations": "{count} new deviations",
+        "digest.changes.closed.one": "1 measure closed",
+        "digest.changes.closed": "{count} measures closed",
         "digest.overdue_count": "Overdue ({count})",
         "digest.show_all_overdue": "Show all overdue",
         "digest.show_all_measures": "Show all open measures",
-        "digest.measures_head": "Open measures ({count}, {overdue} overdue), oldest first",
+        "digest.measures_head.zero": "Open measures ({open}, none overdue), oldest first",
+        "digest.measures_head": "Open measures ({open}, {count} overdue), oldest first",
         "digest.measure": "{text} – {owner}, due {deadline}",
         "digest.measure_overdue": "{text} – {owner}, due {deadline} (overdue)",
         "digest.no_measures": "No open measures.",
@@ -733,7 +772,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "round.late": "This round was due {due} and has not been submitted. Submit it first; you can start the next one afterwards.",
         "round.late.only": "This round was due {due} and has not been submitted. You can submit it now.",
         "meeting.title": "{task} – agree on a time",
-        "meeting.intro": "You are responsible for the {task} of {where}, and the safety representative {rep} takes part. Propose a day and a time (Oslo time) and I will send {rep} an invitation.",
+        "meeting.intro": "You are responsible for the {task} of the {where}, and the safety representative {rep} takes part. Propose a day and a time (Oslo time) and I will send {rep} an invitation.",
         "meeting.date": "Date",
         "meeting.time": "Time",
         "meeting.date_missing": "Choose a date.",
@@ -748,8 +787,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "meeting.already_sent": "The proposal {when} went to {to} already. Nothing new was sent.",
         "meeting.already_agreed": "{when} is agreed already. Nothing new was sent.",
         "meeting.invite_title": "Invitation: {task} – {where}",
-        "meeting.invite_body": "{by} invites you to the {task} of {where}: {when}.",
-        "meeting.counter_body": "{by} proposes another time for the {task} of {where}: {when}.",
+        "meeting.invite_body": "{by} invites you to the {task} of the {where}: {when}.",
+        "meeting.counter_body": "{by} proposes another time for the {task} of the {where}: {when}.",
         "meeting.invite_role": "You take part as the safety representative; the section leader is responsible for the round. The round is due {due}.",
         "meeting.counter_role": "The safety representative takes part; you are responsible for the round. The round is due {due}.",
         "meeting.accept": "Accept",
@@ -758,9 +797,9 @@ CATALOG: dict[str, dict[str, str]] = {
         "meeting.you_accepted": "You accepted {when}. The time is agreed, and {other} will be told.",
         "meeting.you_countered": "You proposed {when} instead. {other} will be told and can accept it or propose another.",
         "meeting.accepted_title": "{task} – time agreed",
-        "meeting.accepted_body": "{by} accepted {when} for the {task} of {where}.",
+        "meeting.accepted_body": "{by} accepted {when} for the {task} of the {where}.",
         "meeting.reminder_title": "Reminder: {task} – {where}",
-        "meeting.reminder": "The {task} of {where} is agreed for {when}, with {leader} and the safety representative {rep}.",
+        "meeting.reminder": "The {task} of the {where} is agreed for {when}, with {leader} and the safety representative {rep}.",
         "meeting.not_leader": "Only the section leader ({who}) can agree on a time for the {task}. Nothing was stored.",
         "meeting.not_yours": "This proposal is for {who}, and only {who} can answer it. Nothing was stored.",
         "meeting.no_rep": "{where} has no safety representative in the HMS overview, so there is nobody to invite. Contact the HMSB adviser. Nothing was stored.",
@@ -789,6 +828,36 @@ def t(locale: str | None, key: str, **values: object) -> str:
     return text.format(**values) if values else text
 
 
+def tn(locale: str | None, key: str, count: int, **values: object) -> str:
+    """The text for `key` with `count` things: `key.zero` for none and `key.one` for one where the language has
+    them ("ingen avvik", "1 deviation"), else `key` ("2 deviations"). `count` is also the text's {count}."""
+    catalog = CATALOG[lang(locale)]
+    form = {0: f"{key}.zero", 1: f"{key}.one"}.get(count)
+    chosen = form if form and form in catalog else key
+    return t(locale, chosen, count=count, **values)
+
+
+def format_cycle(cycle: str, locale: str | None) -> str:
+    """A cycle of the wheel as people say it: '2027-Q1' is '1. kvartal 2027' ('Q1 2027'); a year stays a year."""
+    year, _, part = cycle.partition("-")
+    if part.startswith("Q") and part[1:].isdigit() and year.isdigit():
+        return t(locale, "cycle.quarter", n=int(part[1:]), year=year)
+    return cycle
+
+
+def in_sentence(title: str) -> str:
+    """A title as it reads inside a sentence: 'Brannvernrunde' -> 'brannvernrunde', but 'HMS-årsrapport' and 'ARK'
+    keep their capitals (an abbreviation's second letter is a capital too)."""
+    if len(title) > 1 and title[0].isupper() and not title[1].isupper():
+        return title[0].lower() + title[1:]
+    return title
+
+
+def capitalised(text: str) -> str:
+    """`text` with a capital first letter, for the start of a sentence."""
+    return text[:1].upper() + text[1:]
+
+
 def format_date(day: dt.date, locale: str | None, *, year: bool = True, short: bool = False) -> str:
     """'1. juli 2027' in bokmål, '1 July 2027' in English; without the year when `year` is False; with the month
     abbreviated when `short` ('30. sep.', '30 Sep'), for a narrow column where a long month would break."""
@@ -799,9 +868,15 @@ def format_date(day: dt.date, locale: str | None, *, year: bool = True, short: b
     return f"{s} {day.year}" if year else s
 
 
+def format_time(moment: dt.datetime | dt.time, locale: str | None) -> str:
+    """A time of day as each language writes it: 'kl. 09.12' in bokmål (Språkrådet's full stop), '09:12' in English."""
+    return f"{moment:%H:%M}" if lang(locale) == "en" else f"kl. {moment:%H.%M}"
+
+
 def format_datetime(moment: dt.datetime, locale: str | None, *, year: bool = False) -> str:
-    """'3. mars 09:12' (local wall-clock time of an aware datetime, as given)."""
-    return f"{format_date(moment.date(), locale, year=year)} {moment:%H:%M}"
+    """'3. mars kl. 09.12', '3 March at 09:12' (local wall-clock time of an aware datetime, as given)."""
+    joiner = " at " if lang(locale) == "en" else " "
+    return f"{format_date(moment.date(), locale, year=year)}{joiner}{format_time(moment, locale)}"
 
 
 def weekday(day: dt.date, locale: str | None) -> str:
@@ -810,10 +885,9 @@ def weekday(day: dt.date, locale: str | None) -> str:
 
 
 def format_moment(moment: dt.datetime, locale: str | None) -> str:
-    """A meeting's start as people write it: 'tirsdag 3. juni 2027 kl. 10:00', 'Thursday 3 June 2027 at 10:00'
+    """A meeting's start as people write it: 'tirsdag 3. juni 2027 kl. 10.00', 'Thursday 3 June 2027 at 10:00'
     (the wall-clock time of an aware datetime, as given)."""
-    day = f"{weekday(moment.date(), locale)} {format_date(moment.date(), locale)}"
-    return f"{day} at {moment:%H:%M}" if lang(locale) == "en" else f"{day} kl. {moment:%H:%M}"
+    return f"{weekday(moment.date(), locale)} {format_datetime(moment, locale, year=True)}"
 
 
 def format_period(start: dt.date, end: dt.date, locale: str | None) -> str:

@@ -490,8 +490,7 @@ class Answerer:
         occ = item.occurrence
         row = await repo.occurrence_row(s, occ.key)
         if row is not None and row.completed_at is not None:
-            done = t(locale, "round.done", who=self._name(row.completed_by or ""),
-                     when=self.rounds.names.done_when(row, locale))
+            done = self.rounds.names.done_by(row, email, locale, "round.done")
             card = await self.rounds.result_card(s, occ, row, locale, notice_text=done, viewer=email)
             return message(card, done), {"occurrence": occ.key, "completed": True}
         values: dict[str, str] = {}
