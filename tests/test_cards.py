@@ -24,8 +24,8 @@ from cards.digest import DigestView, MeasureLine, OverdueGroup, SectionBar, dige
 from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
-from cards.measures import MeasureRow, open_measures_card
 from cards.measure import MeasureActions, MeasureView, NewMeasureView, measure_card, new_measure_card
+from cards.measures import MeasureRow, open_measures_card
 from cards.meeting import ProposalView, ScheduleView, TimeInputs, proposal_card, schedule_card
 from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
@@ -71,8 +71,9 @@ CASES: dict[str, Any] = {
     "submitted_nb": lambda: submitted_card(SubmittedView("Brannvernrunde", "1. etasje", "Levert av Fatima Ali "
                                                          "3. mars kl. 09.12 – 1 avvik",
                                                          (("Punkt 1", "OK", "", False),
-                                                          ("Punkt 2", "Avvik", "Dør på kile\n\nTiltak nr. 7 opprettet – "
-                                                           "ansvarlig Jonas Eide, frist 2. april 2027", True)),
+                                                          ("Punkt 2", "Avvik", "Dør på kile\n\nTiltak nr. 7 "
+                                                           "opprettet – ansvarlig Jonas Eide, frist 2. april 2027",
+                                                           True)),
                                                          "Du leverte runden 3. mars kl. 09.12."), "nb"),
     "submitted_building_nb": lambda: submitted_card(SubmittedView(
         "Brannvernrunde", "1. etasje", "Levert av Fatima Ali 3. mars kl. 09.12 – 3 avvik",

@@ -309,7 +309,7 @@ async def test_the_floor_contact_sees_the_measure_and_is_told_when_it_is_closed(
     page2 = await press(bot, FATIMA, start, "round.page", {k: v for k, v in answers.items() if k[2:] in items[:9]})
     done = await press(bot, FATIMA, page2, "round.submit", {k: v for k, v in answers.items() if k[2:] in items[9:]})
     assert "Branndør står på kile" in texts(done)
-    assert "Tiltak opprettet – ansvarlig Jonas Eide, frist 31. desember 2026" in texts(done)
+    assert "Tiltak nr. 1 opprettet – ansvarlig Jonas Eide, frist 31. desember 2026" in texts(done)
     [measure] = rows(started, m.Measure)
     assert (measure.source, measure.section_key, measure.created_by) == ("round", "publikum", FATIMA)
     # Jonas moves the deadline; her card shows the new one
@@ -317,14 +317,14 @@ async def test_the_floor_contact_sees_the_measure_and_is_told_when_it_is_closed(
     card = card["activity"]
     await press(bot, JONAS, card, "measure.deadline", {"deadline": "2027-01-20", "reason": "EA kommer i januar"})
     again = await ask(bot, FATIMA, "start brannvernrunde")
-    assert "Tiltak opprettet – ansvarlig Jonas Eide, frist 20. januar 2027" in texts(again)
+    assert "Tiltak nr. 1 opprettet – ansvarlig Jonas Eide, frist 20. januar 2027" in texts(again)
     # he closes it: she is told
     await press(bot, JONAS, card, "measure.close", {"note": "Kilen fjernet, dørpumpe justert"})
     [told] = rows(started, m.OutboxMessage, m.table(m.OutboxMessage).c.recipient_email == FATIMA)
     assert told.kind == "measure_closed" and told.dedupe_key == f"measure:{measure.id}|closed|{FATIMA}"
     assert "Avviket du meldte er fulgt opp: tiltaket er lukket av Jonas Eide" in told.payload
     assert "Kilen fjernet, dørpumpe justert" in told.payload
-    assert "Tiltak lukket – ansvarlig Jonas Eide" in texts(await ask(bot, FATIMA, "start brannvernrunde"))
+    assert "Tiltak nr. 1 lukket – ansvarlig Jonas Eide" in texts(await ask(bot, FATIMA, "start brannvernrunde"))
 
 
 # -- reminders and escalation until it is closed -----------------------------------------------------------------
