@@ -254,7 +254,8 @@ class Answerer:
         rows = tuple(self._check_row(i, locale) for i in chosen)
         name = self._task_title(tasks, locale)
         note = None if placed else t(locale, "due.scope_note", scope=vis.describe(self.config, locale))
-        view = CheckView(t(locale, "check.title", task=name), rows, t(locale, "check.none", task=name), note)
+        view = CheckView(t(locale, "check.title", task=name), rows,
+                         t(locale, "check.none", task=i18n.in_sentence(name)), note)
         return task_check_card(view, locale), {"items": [
             {"occurrence": i.occurrence.key, "status": i.status, "completed_by": i.completion.by if i.completion
              else None, "completed_at": i.completion.at.isoformat() if i.completion else None} for i in chosen]}

@@ -560,8 +560,7 @@ class Rounds:
 
     def _confirm_activity(self, occ: wheel.Occurrence, row: m.Occurrence, doc: dict[str, Any],
                           locale: str) -> dict[str, Any]:
-        ask = t(locale, "confirm.ask", who=self.names.person(row.completed_by), task=self.names.task(occ, locale),
-                where=self.names.scope(occ, locale))
+        ask = t(locale, "confirm.ask", who=self.names.person(row.completed_by), **self._sentence_values(occ, locale))
         data = CardAction("round.confirm", occ.key, nonce_for(occ.key, "confirm")).pack(self.secret)
         card = {**doc, "body": [*doc["body"], text(ask, color="Accent")],
                 "actions": [{"type": "Action.Execute", "title": t(locale, "confirm.button"), "verb": "round.confirm",
