@@ -407,7 +407,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     assert code == 0 and "2027-01-31  jonas.eide@khm.uio.no" in out
     code, _, err = run("reassign", "1", "--to", FATIMA, "--reason", "Hun vet", "--by", FATIMA,
                        "--now", "2026-12-02T10:00")
-    assert code == 2 and "Only the owner (Jonas Eide), the section leader and the HMSB adviser" in err
+    assert code == 2 and "Only the owner (Jonas Eide), the section leader and the HMS adviser" in err
     code, out, err = run("reassign", "1", "--to", "eirik.haugen@khm.uio.no", "--reason", "Eirik har trappen",
                          "--by", JONAS, "--now", "2026-12-02T10:00")
     assert code == 0, err
