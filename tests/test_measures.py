@@ -419,7 +419,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     text = tmp_path / "notat.txt"
     text.write_text("ikke et bilde")
     code, _, err = run("evidence", "1", "--file", str(text), "--now", "2026-12-03T10:00")
-    assert code == 2 and "I take photos" in err
+    assert code == 2 and "I accept photos" in err
     code, out, err = run("close", "1", "--note", "Sklilister montert", "--by", "eirik.haugen@khm.uio.no",
                          "--now", "2026-12-04T10:00", "--json")
     assert code == 0, err
@@ -436,7 +436,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     code, out, _ = run("list", "--all", "--json")
     assert [r["status"] for r in json.loads(out)] == ["closed"]
     code, _, err = run("show", "99")
-    assert code == 2 and "no measure no. 99" in err
+    assert code == 2 and "cannot find measure no. 99" in err
     # the export for an inspector holds it, with its history and evidence (not the photo's bytes)
     code, out, err = hms_bot(started, monkeypatch, capsys, "export", "--from", "2027-01-01", "--to", "2027-12-31",
                              "--out", str(tmp_path / "export.json"))

@@ -136,7 +136,7 @@ async def test_the_leader_proposes_and_the_representative_accepts(bot: HmsBot, k
     [invitation] = await outbox(bot, "invitation")
     assert invitation.recipient_email == AHMED and invitation.dedupe_key.endswith(f"|proposal|{AHMED}")
     invite = card_of(invitation)
-    assert "Jonas Eide inviterer deg til vernerunde i Seksjon for publikum og formidling: torsdag 3. juni 2027 " \
+    assert "Jonas Eide inviterer deg til vernerunden i Seksjon for publikum og formidling: torsdag 3. juni 2027 " \
            "kl. 10.00." in texts(invite)
     assert "Du deltar som verneombud" in texts(invite) and input_ids(invite) == ["date", "time"]
 
@@ -147,7 +147,7 @@ async def test_the_leader_proposes_and_the_representative_accepts(bot: HmsBot, k
     [told] = await outbox(bot, "meeting")
     assert told.recipient_email == JONAS
     answer = card_of(told)
-    assert "Ahmed Rahimi godtok torsdag 3. juni 2027 kl. 10.00 for vernerunde i Seksjon for publikum og " \
+    assert "Ahmed Rahimi godtok torsdag 3. juni 2027 kl. 10.00 for vernerunden i Seksjon for publikum og " \
            "formidling." in texts(answer)
     assert "Avtalt: torsdag 3. juni 2027 kl. 10.00, med Jonas Eide og verneombud Ahmed Rahimi." in texts(answer)
     assert await proposals(bot) == [(1, JONAS, AHMED, oslo(2027, 6, 3, 10), "accepted", AHMED)]
