@@ -71,11 +71,8 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
         body.append(text(tn(locale, "digest.undelivered", view.undelivered), color="Warning"))
     if view.sections:
         body.append(_chart(view.sections, locale))
-    rounds, deviations, closed = view.changes
     body += [subheading(t(locale, "digest.changes")),
-             text(t(locale, "digest.changes_line", rounds=tn(locale, "digest.changes.rounds", rounds),
-                    deviations=tn(locale, "digest.changes.deviations", deviations),
-                    closed=tn(locale, "digest.changes.closed", closed)))]
+             text(changes_line(view, locale))]
     actions: list[dict[str, Any]] = []
     body.append(subheading(t(locale, "digest.overdue_count", count=overdue)))
     if view.overdue:
@@ -86,7 +83,7 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
             actions.append(_show_all(t(locale, "digest.show_all_overdue"), _groups(view.overdue, totals)))
     else:
         body.append(text(t(locale, "due.empty.overdue")))
-    body.append(subheading(tn(locale, "digest.measures_head", view.overdue_measures, open=len(view.measures))))
+    body.append(subheading(measures_head(view, locale)))
     if view.measures:
         body.append(bullets([_measure(m, locale) for m in view.measures[:SHOWN]]))
         if len(view.measures) > SHOWN:
@@ -100,6 +97,19 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
     if view.wheel_url:
         actions.append({"type": "Action.OpenUrl", "title": t(locale, "digest.wheel"), "url": view.wheel_url})
     return message(card(body, actions or None, fallback=counts), title)
+
+
+def changes_line(view: DigestView, locale: str) -> str:
+    """"1 runde utført · 2 nye avvik · 0 tiltak lukket": what changed since last week, each count as a count reads."""
+    rounds, deviations, closed = view.changes
+    return t(locale, "digest.changes_line", rounds=tn(locale, "digest.changes.rounds", rounds),
+             deviations=tn(locale, "digest.changes.deviations", deviations),
+             closed=tn(locale, "digest.changes.closed", closed))
+
+
+def measures_head(view: DigestView, locale: str) -> str:
+    """"Åpne tiltak (10, 2 over fristen), eldste først" ("ingen over fristen" when none is)."""
+    return tn(locale, "digest.measures_head", view.overdue_measures, open=len(view.measures))
 
 
 def _chart(sections: tuple[SectionBar, ...], locale: str) -> dict[str, Any]:

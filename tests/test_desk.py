@@ -195,7 +195,7 @@ def test_the_digest_counts_what_the_records_and_the_wheel_say(seeded: str, confi
                             "--now", DIGEST_NOW.isoformat())
     assert code == 0
     assert f"{digest['counts']['overdue']} forsinket" in text and f"Forsinket ({len(digest['overdue'])})" in text
-    assert "1 runder utført · 1 nye avvik · 1 tiltak lukket" in text
+    assert "1 runde utført · 1 nytt avvik · 1 tiltak lukket" in text
     assert "Nr. 2: Esker i korridoren – Jonas Eide, frist 5. mai 2026 (over fristen)" in text
 
 
