@@ -127,7 +127,7 @@ async def test_all_else_ok_answers_every_open_item_and_submits(s: AsyncSession, 
               "a:exit_signs": "ikke_relevant"}
     result = await verbs(rounds).handle(s, FATIMA, press(card, "round.allok", page1), NOW, "nb-NO")
     assert result.outcome == "submitted", texts(result.card)
-    assert "Levert av Fatima Ali 26. november 10:00 – 1 avvik" in texts(result.card)
+    assert "Levert av Fatima Ali 26. november kl. 10.00 – 1 avvik" in texts(result.card)
     finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
     assert finals == {k: "ok" for k in keys} | {"fire_doors": "avvik", "exit_signs": "ikke_relevant"}
     assert [x.description for x in (await s.exec(select(m.Measure))).all()] == ["Branndør til trapp B står på kile"]
