@@ -169,6 +169,7 @@ async def test_the_prompt_is_one_plain_sentence(bot: HmsBot, khm: HmsConfig, fir
     sentence = "Det er tid for brannvernrunden i 1. etasje, Historisk museum. Frist 31. mars 2027."
     assert json.loads(row.payload)["activity"]["summary"] == sentence
     assert sentence in texts(outbox_card(row))
+    assert text_colors(outbox_card(row))[sentence] is None  # plain text: yellow reads as a warning
 
 
 def test_times_plurals_and_quarters_as_each_language_writes_them() -> None:
