@@ -151,14 +151,17 @@ class SubmittedView:
     notice: str | None = None
     faults: tuple[BuildingFault, ...] = ()
     si_fra_url: str | None = None  # EA's fault report, offered to a reader who can record the ticket number
+    notice_color: str | None = None  # "Attention" for a notice that asks the reader to act; else the default
 
 
 def submitted_card(view: SubmittedView, locale: str) -> dict[str, Any]:
-    """Read-only: who submitted when, how many deviations, and each answer (deviations first)."""
+    """Read-only: who submitted when, how many deviations, and each answer (deviations first). Plain text in the
+    default colour (green and yellow are hard to read on a phone); red only for the deviations and a notice that
+    asks the reader to act."""
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None"),
-                                  text(view.headline, size="Medium", color="Good")]
+                                  text(view.headline, size="Medium")]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
+        body.append(text(view.notice, color=view.notice_color))
     deviations = [r for r in view.rows if r[3]]
     if deviations:
         body.append(subheading(t(locale, "checklist.deviations")))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cards.common import bullets, card, heading, message, subheading, text
-from hms.i18n import t
+from hms.i18n import t, tn
 
 SHOWN = 8  # overdue items and open measures shown before "Vis alle"
 
@@ -68,12 +68,11 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
     if view.before_start:
         body.append(text(t(locale, "digest.before_start", count=view.before_start, day=view.starts), subtle=True))
     if view.undelivered:
-        body.append(text(t(locale, "digest.undelivered", count=view.undelivered), color="Warning"))
+        body.append(text(tn(locale, "digest.undelivered", view.undelivered), color="Warning"))
     if view.sections:
         body.append(_chart(view.sections, locale))
-    rounds, deviations, closed = view.changes
     body += [subheading(t(locale, "digest.changes")),
-             text(t(locale, "digest.changes_line", rounds=rounds, deviations=deviations, closed=closed))]
+             text(changes_line(view, locale))]
     actions: list[dict[str, Any]] = []
     body.append(subheading(t(locale, "digest.overdue_count", count=overdue)))
     if view.overdue:
@@ -84,8 +83,7 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
             actions.append(_show_all(t(locale, "digest.show_all_overdue"), _groups(view.overdue, totals)))
     else:
         body.append(text(t(locale, "due.empty.overdue")))
-    body.append(subheading(t(locale, "digest.measures_head", count=len(view.measures),
-                             overdue=view.overdue_measures)))
+    body.append(subheading(measures_head(view, locale)))
     if view.measures:
         body.append(bullets([_measure(m, locale) for m in view.measures[:SHOWN]]))
         if len(view.measures) > SHOWN:
@@ -99,6 +97,19 @@ def digest_card(view: DigestView, locale: str) -> dict[str, Any]:
     if view.wheel_url:
         actions.append({"type": "Action.OpenUrl", "title": t(locale, "digest.wheel"), "url": view.wheel_url})
     return message(card(body, actions or None, fallback=counts), title)
+
+
+def changes_line(view: DigestView, locale: str) -> str:
+    """"1 runde utført · 2 nye avvik · 0 tiltak lukket": what changed since last week, each count as a count reads."""
+    rounds, deviations, closed = view.changes
+    return t(locale, "digest.changes_line", rounds=tn(locale, "digest.changes.rounds", rounds),
+             deviations=tn(locale, "digest.changes.deviations", deviations),
+             closed=tn(locale, "digest.changes.closed", closed))
+
+
+def measures_head(view: DigestView, locale: str) -> str:
+    """"Åpne tiltak (10, 2 over fristen), eldste først" ("ingen over fristen" when none is)."""
+    return tn(locale, "digest.measures_head", view.overdue_measures, open=len(view.measures))
 
 
 def _chart(sections: tuple[SectionBar, ...], locale: str) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from hms.i18n import t
 
 def incident_card(cim_url: str, si_fra_url: str | None, locale: str) -> dict[str, Any]:
     body = [heading(t(locale, "incident.title")), text(t(locale, "incident.body")),
-            text(t(locale, "incident.privacy"), color="Warning")]
+            text(t(locale, "incident.privacy"))]
     actions = [open_url(t(locale, "incident.open_cim"), cim_url)]
     if si_fra_url:
         body.append(text(t(locale, "incident.building"), subtle=True))

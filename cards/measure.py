@@ -44,11 +44,11 @@ def measure_card(view: MeasureView, locale: str, actions: MeasureActions | None 
                                   text(view.owner_line, subtle=True)]
     body += [text(line, subtle=True, spacing="None") for line in view.lines]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
+        body.append(text(view.notice))
     if view.ticket:
         body.append(text(f"{t(locale, 'measure.ticket')}: {view.ticket}", subtle=True))
     if view.closed_line:
-        body.append(text(view.closed_line, color="Good"))
+        body.append(text(view.closed_line))
         return card(body)
     if view.error:
         body.append(text(view.error, color="Attention"))
@@ -116,7 +116,7 @@ def new_measure_card(view: NewMeasureView, locale: str, data: dict[str, Any]) ->
         _choice("section", t(locale, "new_measure.section"), view.sections, v.get("section"), locale),
     ]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
+        body.append(text(view.notice))
     if view.error:
         body.append(text(view.error, color="Attention"))
     title = t(locale, "new_measure.button")

@@ -52,8 +52,8 @@ def schedule_card(view: ScheduleView, locale: str, propose_data: dict[str, Any],
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None"),
                                   text(view.due_line, subtle=True, spacing="None")]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
-    body += [text(view.status, color="Good" if view.agreed else "Accent"), text(view.intro),
+        body.append(text(view.notice))
+    body += [text(view.status, color=None if view.agreed else "Accent"), text(view.intro),
              *_time_inputs(view.inputs, locale)]
     if view.error:
         body.append(text(view.error, color="Attention"))
@@ -69,14 +69,14 @@ def proposal_card(view: ProposalView, locale: str, accept_data: dict[str, Any] |
     `view.answered_line` (and the checklist button, `open_data`, for the section leader)."""
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None")]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
+        body.append(text(view.notice))
     body += [text(line, subtle=i > 0) for i, line in enumerate(view.lines)]
     if view.error:
         body.append(text(view.error, color="Attention"))
     actions: list[dict[str, Any]] = []
     if view.answered_line or accept_data is None or counter_data is None:
         if view.answered_line:
-            body.append(text(view.answered_line, color="Good"))
+            body.append(text(view.answered_line))
     else:
         actions += [
             execute(t(locale, "meeting.accept"), "meeting.accept", accept_data, validate=False, style="positive"),

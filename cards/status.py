@@ -38,7 +38,7 @@ def _counts(line: StatusLine, locale: str) -> str:
 
 def status_card(view: StatusView, locale: str) -> dict[str, Any]:
     body = [heading(view.title), text(_counts(view.total, locale), size="Medium",
-                                      color="Attention" if view.total.overdue else "Good"),
+                                      color="Attention" if view.total.overdue else None),
             *([text(t(locale, "status.rounds", rounds=view.rounds, done=view.fire_done, total=view.fire_total))]
               if view.rounds else []),
             text(t(locale, "status.measures", count=view.open_measures))]

@@ -30,7 +30,7 @@ def task_check_card(view: CheckView, locale: str) -> dict[str, Any]:
     if view.scope_note:
         body.append(text(view.scope_note, subtle=True, spacing="None"))
     for row in view.rows:
-        color = "Good" if row.done else "Attention" if row.late else None
+        color = "Attention" if row.late and not row.done else None
         body.append(text(f"**{row.where}**", spacing="Medium"))
         body.append(text(("✓ " if row.done else "") + row.line, color=color, spacing="None"))
     if not view.rows:

@@ -24,9 +24,9 @@ def task_card(view: TaskView, locale: str, data: dict[str, Any] | None) -> dict[
     body: list[dict[str, Any]] = [heading(view.title), text(view.where, spacing="None"),
                                   text(view.due_line, subtle=True, spacing="None")]
     if view.notice:
-        body.append(text(view.notice, color="Warning"))
+        body.append(text(view.notice))
     if view.done_line:
-        body.append(text(view.done_line, color="Good"))
+        body.append(text(view.done_line))
         return card(body)
     body += [
         {"type": "Input.Text", "id": "note", "label": t(locale, "task.note"), "isMultiline": True, "maxLength": 1000},

@@ -380,6 +380,9 @@ class MeasureDefaults(_Strict):
 class Task(_Strict):
     key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     title: Text
+    sentence_name: Text | None = None
+    """How the task reads inside a sentence ("Det er tid for brannvernrunden ...": {nb: brannvernrunden, en: fire
+    safety round}); left out: the title, with a small first letter unless it is an abbreviation."""
     description: Text | None = None
     scope: Literal["unit", "building", "section", "floor"]
     kind: Literal["checklist_round", "safety_round", "report", "mark_done"] | None = None

@@ -140,7 +140,7 @@ async def test_the_floor_contact_reports_a_building_fault_and_records_eas_ticket
     done = await submit_fire_round(bot, khm, {"fire_doors": "Branndør til trapp B lukker ikke",
                                               "storage": "Esker lagret i korridoren ved heisen"})
     shown = texts(done)
-    assert "Levert av Fatima Ali 30. november 09:00 – 2 avvik" in shown
+    assert "Levert av Fatima Ali 30. november kl. 09.00 – 2 avvik" in shown
     # at once, on the card she gets back: the building fault, the Si fra link, and a field for EA's ticket number
     building = shown.split("Feil på bygget – meldes til EA\n")[1].split("Alle svar")[0]
     assert building.splitlines() == [
@@ -179,7 +179,7 @@ async def test_the_floor_contact_reports_a_building_fault_and_records_eas_ticket
 
     # asking for the round again gives the same card, with the ticket number and the field to change it
     later = await say(bot, khm, FATIMA, "start brannvernrunde")
-    assert "Runden er allerede levert av Fatima Ali" in texts(later) and ": EA-sak EA-4711" in texts(later)
+    assert "Du leverte runden 30. november kl. 09.00." in texts(later) and ": EA-sak EA-4711" in texts(later)
     assert execute_actions(later, "round.ticket")
 
     # the section leader's measure card shows the same number (one record, two ways in)
@@ -228,12 +228,12 @@ async def test_the_adviser_is_told_when_a_section_marks_its_annual_report_done(
                       m.table(m.OutboxMessage).c.dedupe_key == f"annual_report:2026:samling|reminder-1|{TOR}")
     [mark] = execute_actions(outbox_card(reminder), "report.submit")
     done = await press(bot, khm, TOR, mark, {"part:comments": "Skjema sendt"})
-    assert "Sendt inn av Tor Arne Nilsen 30. november 09:00." in texts(done) and "Skjema sendt" in texts(done)
+    assert "Sendt inn av Tor Arne Nilsen 30. november kl. 09.00." in texts(done) and "Skjema sendt" in texts(done)
 
     [told] = rows(first_day, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "done_notice")
     assert (told.recipient_email, told.dedupe_key) == (HANNE, f"annual_report:2026:samling|done|{HANNE}")
     shown = texts(outbox_card(told))
-    assert ("Seksjon for samlingsforvaltning – HMS-årsrapport: merket utført av Tor Arne Nilsen 30. november 09:00."
+    assert ("Seksjon for samlingsforvaltning – HMS-årsrapport: merket utført av Tor Arne Nilsen 30. november kl. 09.00."
             in shown)
     assert "Skjema sendt" in shown
     assert json.loads(told.payload)["target"] == {"kind": "person", "email": HANNE}
@@ -267,7 +267,7 @@ async def test_the_adviser_is_told_of_the_action_plan_input_but_not_of_what_she_
         await press(september, khm, TOR, mark, {})
         [told] = rows(first_day, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "done_notice")
         assert "Seksjon for samlingsforvaltning – Innspill til HMS-handlingsplan: merket utført av Tor Arne Nilsen " \
-               "10. september 14:05." in texts(outbox_card(told))
+               "10. september kl. 14.05." in texts(outbox_card(told))
 
         # the adviser marking a section's report done herself is not told of it; a task that names no one tells no one
         [mark] = execute_actions(card_for("annual_report:2027:adm"), "task.done")

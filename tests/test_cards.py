@@ -25,6 +25,7 @@ from cards.due_list import DueGroup, DueRow, DueView, LaterRow, due_card
 from cards.help import help_card
 from cards.incident import incident_card
 from cards.measure import MeasureActions, MeasureView, NewMeasureView, measure_card, new_measure_card
+from cards.measures import MeasureRow, open_measures_card
 from cards.meeting import ProposalView, ScheduleView, TimeInputs, proposal_card, schedule_card
 from cards.register import RegisterView, register_card
 from cards.status import StatusLine, StatusView, status_card
@@ -68,18 +69,21 @@ CASES: dict[str, Any] = {
         (("ok", "OK"), ("avvik", "Deviation"), ("ikke_relevant", "Not applicable")), frozenset({"avvik"}),
         values={"i1": "ok", "i2": "avvik"}), "en", data),
     "submitted_nb": lambda: submitted_card(SubmittedView("Brannvernrunde", "1. etasje", "Levert av Fatima Ali "
-                                                         "3. mars 09:12 – 1 avvik",
+                                                         "3. mars kl. 09.12 – 1 avvik",
                                                          (("Punkt 1", "OK", "", False),
-                                                          ("Punkt 2", "Avvik", "Dør på kile", True))), "nb"),
+                                                          ("Punkt 2", "Avvik", "Dør på kile\n\nTiltak nr. 7 "
+                                                           "opprettet – ansvarlig Jonas Eide, frist 2. april 2027",
+                                                           True)),
+                                                         "Du leverte runden 3. mars kl. 09.12."), "nb"),
     "submitted_building_nb": lambda: submitted_card(SubmittedView(
-        "Brannvernrunde", "1. etasje", "Levert av Fatima Ali 3. mars 09:12 – 3 avvik",
+        "Brannvernrunde", "1. etasje", "Levert av Fatima Ali 3. mars kl. 09.12 – 3 avvik",
         (("Branndører", "Avvik", "Dør lukker ikke", True), ("Utgangsskilt", "Avvik", "Lyser ikke", True),
          ("Lagring", "Avvik", "Esker i korridoren", True)), "Saksnummer EA-4711 er lagret.",
         (BuildingFault("Branndører", "EA-4711", "ticket:7", CardAction("round.ticket", "7", "n").pack(KEY)),
          BuildingFault("Utgangsskilt", None, "ticket:8", CardAction("round.ticket", "8", "n").pack(KEY))),
         "https://si-fra.example/"), "nb"),
     "submitted_building_record_en": lambda: submitted_card(SubmittedView(
-        "Fire safety round", "1st floor", "Submitted by Fatima Ali 3 March 09:12 – 1 deviation(s)",
+        "Fire safety round", "1st floor", "Submitted by Fatima Ali 3 March at 09:12 – 1 deviation",
         (("Fire doors", "Deviation", "Does not close", True),), None,
         (BuildingFault("Fire doors", "EA-4711", "ticket:7"),)), "en"),
     "task_nb": lambda: task_card(TaskView("HMS-årsrapport", "Adm", "Frist 1. desember"), "nb",
@@ -124,7 +128,7 @@ CASES: dict[str, Any] = {
             LaterRow("Vernerunde", "4 seksjoner", "1. juli 2027"),
             LaterRow("Helhetlig ROS-analyse", "Kulturhistorisk museum", "15. juni 2027"))), "nb"),
     "task_check_nb": lambda: task_check_card(CheckView("Brannvernrunde – er den gjort?", (
-        CheckRow("Historisk museum, 3. etasje (2027-Q1)", "Utført av Maria Johansen 3. mars 09:12.", True),
+        CheckRow("Historisk museum, 3. etasje (2027-Q1)", "Utført av Maria Johansen 3. mars kl. 09.12.", True),
         CheckRow("Historisk museum, 2. etasje (2027-Q1)", "Ikke utført · fristen var 31. mars 2027", False, True)),
         "Ingen", "Viser hele enheten."), "nb"),
     "who_en": lambda: who_card(WhoView("Floor contact", (
@@ -144,24 +148,35 @@ CASES: dict[str, Any] = {
         "Velg en seksjon fra listen."), "nb", CardAction("measure.create", "new", "n").pack(KEY)),
     "meeting_schedule_nb": lambda: schedule_card(ScheduleView(
         "Vernerunde – avtal tidspunkt", "Seksjon for publikum og formidling", "Frist 1. juli 2027",
-        "Du har ansvaret for vernerunde i Seksjon for publikum og formidling, og verneombud Ahmed Rahimi skal delta.",
-        "Foreslått av Jonas Eide: torsdag 3. juni 2027 kl. 10:00 – venter på svar fra Ahmed Rahimi.", False,
-        TimeInputs("2027-05-20", "2027-07-01", "2027-06-03", "10:00"), "Det er tid for Vernerunde.",
+        "Du har ansvaret for vernerunden i Seksjon for publikum og formidling, og verneombud Ahmed Rahimi skal delta.",
+        "Foreslått av Jonas Eide: torsdag 3. juni 2027 kl. 10.00 – venter på svar fra Ahmed Rahimi.", False,
+        TimeInputs("2027-05-20", "2027-07-01", "2027-06-03", "10:00"), "Det er tid for vernerunden.",
         "22. mai 2027 er ikke en arbeidsdag (lørdag)."), "nb",
         CardAction("meeting.propose", "vernerunde:2027:publikum", "n").pack(KEY),
         CardAction("round.open", "vernerunde:2027:publikum", "n", "vernerunde", 1).pack(KEY)),
     "meeting_invitation_en": lambda: proposal_card(ProposalView(
         "Invitation: Safety inspection round – Public programmes section", "Public programmes section",
-        ("Jonas Eide invites you to the safety inspection round of Public programmes section: Thursday 3 June 2027 "
-         "at 10:00.", "You take part as the safety representative; the round is due 1 July 2027."),
+        ("Jonas Eide invites you to the safety inspection round of the Public programmes section: Thursday 3 June "
+         "2027 at 10:00.", "You take part as the safety representative; the round is due 1 July 2027."),
         TimeInputs("2027-05-20", "2027-07-01")), "en",
         CardAction("meeting.accept", "1", "n").pack(KEY), CardAction("meeting.counter", "1", "n").pack(KEY)),
     "meeting_accepted_nb": lambda: proposal_card(ProposalView(
         "Vernerunde – tidspunkt avtalt", "Seksjon for publikum og formidling",
-        ("Ahmed Rahimi godtok torsdag 3. juni 2027 kl. 10:00 for vernerunde i Seksjon for publikum og formidling.",),
+        ("Ahmed Rahimi godtok torsdag 3. juni 2027 kl. 10.00 for vernerunden i Seksjon for publikum og formidling.",),
         TimeInputs("2027-06-03", "2027-07-01"),
-        answered_line="Avtalt: torsdag 3. juni 2027 kl. 10:00, med Jonas Eide og verneombud Ahmed Rahimi."), "nb",
+        answered_line="Avtalt: torsdag 3. juni 2027 kl. 10.00, med Jonas Eide og verneombud Ahmed Rahimi."), "nb",
         None, None, CardAction("round.open", "vernerunde:2027:publikum", "n", "vernerunde", 1).pack(KEY)),
+    "incident_nb": lambda: incident_card("https://uio-cim.no/x", "https://si-fra.example/", "nb"),
+    "open_measures_nb": lambda: open_measures_card([
+        MeasureRow("Nr. 3: Branndør til trapp B står på kile", "Jonas Eide", "9. april 2027", 0, False),
+        MeasureRow("Nr. 2: Skilt over dør 104 lyser ikke", "Jonas Eide", "2. april 2027", 1, False),
+        MeasureRow("Nr. 1: Esker i korridoren", "Tor Arne Nilsen", "1. mars 2027", 40, True)], "nb"),
+    "open_measures_en": lambda: open_measures_card([
+        MeasureRow("No. 3: Fire door wedged open", "Jonas Eide", "9 April 2027", 0, False),
+        MeasureRow("No. 1: Boxes in the corridor", "Tor Arne Nilsen", "1 March 2027", 1, True)], "en"),
+    "digest_undelivered_en": lambda: digest_card(DigestView(
+        "14", (3, 18, 0, 24), (), (), (MeasureLine("Measure no. 1: Fire door", "Jonas Eide", "1 April 2027", False),),
+        0, (1, 1, 0), (), 1), "en"),
 }
 
 

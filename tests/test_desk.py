@@ -195,8 +195,8 @@ def test_the_digest_counts_what_the_records_and_the_wheel_say(seeded: str, confi
                             "--now", DIGEST_NOW.isoformat())
     assert code == 0
     assert f"{digest['counts']['overdue']} forsinket" in text and f"Forsinket ({len(digest['overdue'])})" in text
-    assert "1 runder utført · 1 nye avvik · 1 tiltak lukket" in text
-    assert "Nr. 2: Esker i korridoren – Jonas Eide, frist 5. mai 2026 (på overtid)" in text
+    assert "1 runde utført · 1 nytt avvik · 1 tiltak lukket" in text
+    assert "Nr. 2: Esker i korridoren – Jonas Eide, frist 5. mai 2026 (over fristen)" in text
 
 
 async def test_the_digest_card_shows_eight_and_opens_the_rest(seeded: str, config: HmsConfig) -> None:
@@ -335,7 +335,7 @@ def test_the_digest_preview_in_english_and_without_preview(seeded: str, config_f
                            str(config_file), "--now", DIGEST_NOW.isoformat())
     assert code == 0
     assert out.startswith("HMS status week 47\nDeadlines 16 November 2025 – 31 December 2026: ")
-    assert "1 rounds done · 1 new deviations · 1 measures closed" in out and "Public programmes section" in out
+    assert "1 round done · 1 new deviation · 1 measure closed" in out and "Public programmes section" in out
     code, out, err = hms_bot(seeded, monkeypatch, capsys, "digest", "--config", str(config_file))
     assert code != 0 and "--preview" in err and "Traceback" not in err
 

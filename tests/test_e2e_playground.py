@@ -190,7 +190,7 @@ async def test_fire_round_end_to_end(env: E2E, khm: HmsConfig) -> None:
     # the outbox: the LAMU summary (a new thread in the LAMU channel), the adviser's copy, the owner's card
     env.chat.frames.clear()
     await env.drain()
-    root = await env.wait_for(created_in(local.LAMU_CHANNEL_ID, "Brannvernrunde 2027-Q1"))
+    root = await env.wait_for(created_in(local.LAMU_CHANNEL_ID, "Brannvernrunde 1. kvartal 2027"))
     thread = root["message"].get("postConversationId") or f"{local.LAMU_CHANNEL_ID};messageid=" \
                                                            f"{root['message']['messageId']}"
     summary = await env.wait_for(created_in(thread, "Historisk museum, 1. etasje", "Fatima Ali", "1 avvik"))
@@ -273,7 +273,7 @@ async def test_safety_round_invitation_end_to_end(tmp_path: Path, khm: HmsConfig
 
         # the invitation reaches her chat through the outbox
         await env.drain()
-        sent = await env.wait_for(bot_sent_to(dm[AHMED], "Jonas Eide", "3. juni 2027 kl. 10:00"), stream="log")
+        sent = await env.wait_for(bot_sent_to(dm[AHMED], "Jonas Eide", "3. juni 2027 kl. 10.00"), stream="log")
         invitation = (sent["log"]["request"]["body"])["attachments"][0]["content"]
         [row] = await env.rows(m.OutboxMessage, m.OutboxMessage.kind == "invitation")
         assert (row.recipient_email, row.status) == (AHMED, "sent") and row.activity_id

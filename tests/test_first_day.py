@@ -119,7 +119,7 @@ async def test_the_first_day_shows_no_past_nobody_recorded(bot: HmsBot, first_da
     overdue = texts(await say(bot, "hva er forsinket"))
     assert "Ingenting er forsinket. Bra!" in overdue and "2025" not in overdue  # was 48 items back to Nov 2025
     mine = texts(await say(bot, "mine oppgaver", aad=FATIMA_AAD))
-    assert "Brannvernrunde" in mine and "før oppstart" not in mine and "forfalt" not in mine
+    assert "Brannvernrunde" in mine and "før oppstart" not in mine and "forsinket" not in mine
     # asked about a period before the start, the answer shows what was due then, as "før oppstart"
     october = texts(await say(bot, "frister i oktober i år"))
     assert re.search(r"HMS-handlingsplan.*\n.*før oppstart", october), october
@@ -311,7 +311,7 @@ async def test_done_from_the_chat_by_the_adviser_only(bot: HmsBot, first_day: st
     assert "Bare HMSB-rådgiveren" in forwarded and events(first_day) == []
 
     done = texts(await press(bot, card, "task.register", {"by": FATIMA, "note": "Papirskjema i arkivet"}))
-    assert ("Utført av Fatima Ali 12. november 2026 · registrert i etterkant av Hanne Solberg 30. november 09:00. "
+    assert ("Utført av Fatima Ali 12. november 2026 · registrert i etterkant av Hanne Solberg 30. november kl. 09.00. "
             "Papirskjema i arkivet") in done
     [event] = events(first_day)
     assert (event.kind, event.actor_email, event.registered_by, event.registered_at) == (

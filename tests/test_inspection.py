@@ -189,7 +189,7 @@ def test_csv_for_norwegian_excel_and_json(year: str, tmp_path: Path, monkeypatch
     assert (row["Oppgave"], row["Status"], row["Registrert i etterkant"]) == ("Brannvernrunde", "utført for sent", "ja")
     with (tmp_path / "tilsyn-measures.csv").open(encoding="utf-8-sig", newline="") as f:
         measures = list(csv.DictReader(f, delimiter=";"))
-    assert [m["Kilde"] for m in measures] == ["avvik fra runde", "uønsket hendelse (CIM)",
+    assert [m["Kilde"] for m in measures] == ["avvik fra en runde", "uønsket hendelse (CIM)",
                                              "ARK (arbeidsmiljøundersøkelse)"]
     assert {p.name for p in tmp_path.glob("tilsyn*.csv")} == {
         "tilsyn.csv", "tilsyn-rounds.csv", "tilsyn-measures.csv", "tilsyn-history.csv",

@@ -309,7 +309,7 @@ async def test_the_floor_contact_sees_the_measure_and_is_told_when_it_is_closed(
     page2 = await press(bot, FATIMA, start, "round.page", {k: v for k, v in answers.items() if k[2:] in items[:9]})
     done = await press(bot, FATIMA, page2, "round.submit", {k: v for k, v in answers.items() if k[2:] in items[9:]})
     assert "Branndør står på kile" in texts(done)
-    assert "Tiltak opprettet – ansvarlig Jonas Eide, frist 31. desember 2026" in texts(done)
+    assert "Tiltak nr. 1 opprettet – ansvarlig Jonas Eide, frist 31. desember 2026" in texts(done)
     [measure] = rows(started, m.Measure)
     assert (measure.source, measure.section_key, measure.created_by) == ("round", "publikum", FATIMA)
     # Jonas moves the deadline; her card shows the new one
@@ -317,14 +317,14 @@ async def test_the_floor_contact_sees_the_measure_and_is_told_when_it_is_closed(
     card = card["activity"]
     await press(bot, JONAS, card, "measure.deadline", {"deadline": "2027-01-20", "reason": "EA kommer i januar"})
     again = await ask(bot, FATIMA, "start brannvernrunde")
-    assert "Tiltak opprettet – ansvarlig Jonas Eide, frist 20. januar 2027" in texts(again)
+    assert "Tiltak nr. 1 opprettet – ansvarlig Jonas Eide, frist 20. januar 2027" in texts(again)
     # he closes it: she is told
     await press(bot, JONAS, card, "measure.close", {"note": "Kilen fjernet, dørpumpe justert"})
     [told] = rows(started, m.OutboxMessage, m.table(m.OutboxMessage).c.recipient_email == FATIMA)
     assert told.kind == "measure_closed" and told.dedupe_key == f"measure:{measure.id}|closed|{FATIMA}"
     assert "Avviket du meldte er fulgt opp: tiltaket er lukket av Jonas Eide" in told.payload
     assert "Kilen fjernet, dørpumpe justert" in told.payload
-    assert "Tiltak lukket – ansvarlig Jonas Eide" in texts(await ask(bot, FATIMA, "start brannvernrunde"))
+    assert "Tiltak nr. 1 lukket – ansvarlig Jonas Eide" in texts(await ask(bot, FATIMA, "start brannvernrunde"))
 
 
 # -- reminders and escalation until it is closed -----------------------------------------------------------------
@@ -407,7 +407,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     assert code == 0 and "2027-01-31  jonas.eide@khm.uio.no" in out
     code, _, err = run("reassign", "1", "--to", FATIMA, "--reason", "Hun vet", "--by", FATIMA,
                        "--now", "2026-12-02T10:00")
-    assert code == 2 and "Only the owner (Jonas Eide), the section leader and the HMSB adviser" in err
+    assert code == 2 and "Only the owner (Jonas Eide), the section leader and the HMS adviser" in err
     code, out, err = run("reassign", "1", "--to", "eirik.haugen@khm.uio.no", "--reason", "Eirik har trappen",
                          "--by", JONAS, "--now", "2026-12-02T10:00")
     assert code == 0, err
@@ -419,7 +419,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     text = tmp_path / "notat.txt"
     text.write_text("ikke et bilde")
     code, _, err = run("evidence", "1", "--file", str(text), "--now", "2026-12-03T10:00")
-    assert code == 2 and "I take photos" in err
+    assert code == 2 and "I accept photos" in err
     code, out, err = run("close", "1", "--note", "Sklilister montert", "--by", "eirik.haugen@khm.uio.no",
                          "--now", "2026-12-04T10:00", "--json")
     assert code == 0, err
@@ -436,7 +436,7 @@ def test_the_command_line_follows_a_measure(started: str, monkeypatch: pytest.Mo
     code, out, _ = run("list", "--all", "--json")
     assert [r["status"] for r in json.loads(out)] == ["closed"]
     code, _, err = run("show", "99")
-    assert code == 2 and "no measure no. 99" in err
+    assert code == 2 and "cannot find measure no. 99" in err
     # the export for an inspector holds it, with its history and evidence (not the photo's bytes)
     code, out, err = hms_bot(started, monkeypatch, capsys, "export", "--from", "2027-01-01", "--to", "2027-12-31",
                              "--out", str(tmp_path / "export.json"))

@@ -262,7 +262,7 @@ async def test_the_lab_manager_does_the_lab_round_in_the_chat(fac_bot: HmsBot, f
     await fac_bot.on_turn(done)
     status, body = done.invoke  # type: ignore[misc]
     assert status == 200
-    assert "Levert av Stian Hove 1. februar 10:00 – 1 avvik" in texts({"attachments": [{"content": body["value"]}]})
+    assert "Levert av Stian Hove 1. februar kl. 10.00 – 1 avvik" in texts({"attachments": [{"content": body["value"]}]})
     # the deviation is the head of department's measure (the section's leader), not the lab manager's
     assert scalar(fac_db, sa.select(m.table(m.Measure).c.owner_email)) == INGRID
 

@@ -127,7 +127,7 @@ async def test_all_else_ok_answers_every_open_item_and_submits(s: AsyncSession, 
               "a:exit_signs": "ikke_relevant"}
     result = await verbs(rounds).handle(s, FATIMA, press(card, "round.allok", page1), NOW, "nb-NO")
     assert result.outcome == "submitted", texts(result.card)
-    assert "Levert av Fatima Ali 26. november 10:00 – 1 avvik" in texts(result.card)
+    assert "Levert av Fatima Ali 26. november kl. 10.00 – 1 avvik" in texts(result.card)
     finals = {a.item_key: a.answer for a in (await s.exec(select(m.ChecklistAnswer))).all()}
     assert finals == {k: "ok" for k in keys} | {"fire_doors": "avvik", "exit_signs": "ikke_relevant"}
     assert [x.description for x in (await s.exec(select(m.Measure))).all()] == ["Branndør til trapp B står på kile"]
@@ -202,7 +202,7 @@ async def test_submit_with_deviations_makes_findings_measures_and_outbox(s: Asyn
     _, done = await submit_full(s, khm, rounds, {"fire_doors": "Branndør til trapp B står på kile",
                                                  "extinguishers": "Apparat ved heis mangler plombe"})
     body = texts(done)
-    assert "Levert av Fatima Ali 26. november 10:00 – 2 avvik" in body
+    assert "Levert av Fatima Ali 26. november kl. 10.00 – 2 avvik" in body
     assert "Branndør til trapp B står på kile" in body and "actions" not in done
     finals = (await s.exec(select(m.ChecklistAnswer))).all()
     assert len(finals) == 18 and {a.submitted_by for a in finals} == {FATIMA}
@@ -220,7 +220,7 @@ async def test_submit_with_deviations_makes_findings_measures_and_outbox(s: Asyn
     assert outbox["documentation"].recipient_email == "hanne.solberg@khm.uio.no"
     lamu = json.loads(outbox["lamu_summary"].payload)
     assert lamu["target"] == {"kind": "lamu", "thread": "fire_round:2026-Q4",
-                              "thread_title": "Brannvernrunde 2026-Q4"}
+                              "thread_title": "Brannvernrunde 4. kvartal 2026"}
     assert lamu["activity"]["mention"]["email"] == "jonas.eide@khm.uio.no"
 
 
@@ -299,7 +299,7 @@ async def test_round_completed_by_someone_else(s: AsyncSession, khm: HmsConfig, 
     late = await verbs(rounds).handle(s, "lars.bakke@khm.uio.no",
                                press(deputy_card, "round.page", page_inputs(answers_all(khm), keys[:9])), NOW, "nb-NO")
     assert late.outcome == "completed_by_other"
-    assert "allerede levert av Fatima Ali 26. november 10:00" in texts(late.card)
+    assert "allerede levert av Fatima Ali 26. november kl. 10.00" in texts(late.card)
     assert (await repo.occurrence_row(s, OCC)).completed_by == FATIMA
 
 
@@ -377,7 +377,7 @@ async def test_measure_ticket_and_close(s: AsyncSession, khm: HmsConfig, rounds:
     closed = await verbs(rounds).handle(s, "jonas.eide@khm.uio.no",
                                         value(close_action, note="Kile fjernet, dør justert"),
                                         later, "nb-NO")
-    assert closed.outcome == "closed" and "Lukket av Jonas Eide 3. desember 14:30" in texts(closed.card)
+    assert closed.outcome == "closed" and "Lukket av Jonas Eide 3. desember kl. 14.30" in texts(closed.card)
     again = await verbs(rounds).handle(s, "hanne.solberg@khm.uio.no", value(close_action, note="x"), later, "nb-NO")
     assert again.outcome == "already_closed" and "Kile fjernet" in texts(again.card)
     history = [(e.status, e.actor_email) for e in await repo.measure_events(s, measure.id)]
@@ -395,7 +395,7 @@ async def test_task_without_checklist_marked_done(s: AsyncSession, khm: HmsConfi
     assert bad.outcome == "invalid" and (await repo.occurrence_row(s, occ.key)).completed_at is None
     done = await verbs(rounds).handle(s, "tor.arne.nilsen@khm.uio.no", {"action": {"verb": "task.done", "data": {
         **action["data"], "note": "Sendt til HMSB", "link": "https://uio.no/rapport.pdf"}}}, NOW, "nb-NO")
-    assert done.outcome == "done" and "Utført av Tor Arne Nilsen 26. november 10:00" in texts(done.card)
+    assert done.outcome == "done" and "Utført av Tor Arne Nilsen 26. november kl. 10.00" in texts(done.card)
     [event] = await repo.occurrence_events(s, [occ.key])
     assert (event.note, event.link) == ("Sendt til HMSB", "https://uio.no/rapport.pdf")
 
@@ -421,7 +421,7 @@ async def test_safety_round_participant_confirms(s: AsyncSession, khm: HmsConfig
     assert other.outcome == "not_allowed"
     later = oslo(2027, 6, 11, 8, 30)
     ok = await verbs(rounds).handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later, "nb-NO")
-    assert ok.outcome == "confirmed" and "Deltakelse bekreftet av Erik Dahl 11. juni 08:30" in texts(ok.card)
+    assert ok.outcome == "confirmed" and "Deltakelse bekreftet av Erik Dahl 11. juni kl. 08.30" in texts(ok.card)
     again = await verbs(rounds).handle(s, "erik.dahl@khm.uio.no", press(confirm_card, "round.confirm", {}), later,
                                        "nb-NO")
     assert again.outcome == "already_confirmed"

@@ -381,7 +381,7 @@ async def test_round_started_in_chat_and_submitted_with_action_execute(bot: HmsB
                                                "data": {**submit["data"], **answers}}}))
     await bot.on_turn(done)
     card = done.invoke[1]["value"]
-    assert "Levert av Fatima Ali 26. november 10:00 – ingen avvik" in texts({"attachments": [{"content": card}]})
+    assert "Levert av Fatima Ali 26. november kl. 10.00 – ingen avvik" in texts({"attachments": [{"content": card}]})
     assert "actions" not in card  # read-only
 
 
@@ -471,7 +471,7 @@ async def test_a_card_submit_whose_receipt_failed_is_stored_once_and_its_retry_g
     assert len(finals) == len(answers)
     receipt = FakeTurn(done)
     await bot.on_turn(receipt)
-    assert "Levert av Fatima Ali 26. november 10:00 – ingen avvik" in texts(receipt.updated[0][1])
+    assert "Levert av Fatima Ali 26. november kl. 10.00 – ingen avvik" in texts(receipt.updated[0][1])
     assert [a for a in await stored_answers(bot) if not a[2]] == finals  # the round is stored once
     async with bot.sessions() as s:
         events = (await s.exec(select(m.OccurrenceEvent).where(m.OccurrenceEvent.kind == "completed"))).all()

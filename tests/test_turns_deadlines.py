@@ -126,7 +126,7 @@ async def test_was_it_done_answers_who_and_when_and_never_opens_a_checklist(bots
     answer = await say(bot, "har vi gjort brannrunden i 3. etg?")
     card = answer["attachments"][0]["content"]
     assert texts(card).splitlines() == ["Brannvernrunde – er den gjort?", "**Historisk museum, 3. etasje (2026-Q4)**",
-                                        "✓ Utført av Maria Johansen 12. november 09:14."]
+                                        "✓ Utført av Maria Johansen 12. november kl. 09.14."]
     assert "actions" not in card and input_ids(card) == []
     not_yet = await say(bot, "har vi gjort brannrunden i 2. etasje?")
     assert "Ikke utført ennå · frist 31. desember 2026" in texts(not_yet)
@@ -135,7 +135,7 @@ async def test_was_it_done_answers_who_and_when_and_never_opens_a_checklist(bots
         assert await repo.occurrence_row(s, "fire_round:2026-Q4:hm-2") is None
     english = texts(await say(bot, "is the fire round on the 3rd floor done?", locale="en-US"))
     assert english.splitlines()[0] == "Fire safety round – is it done?"
-    assert "✓ Done by Maria Johansen 12 November 09:14." in english
+    assert "✓ Done by Maria Johansen 12 November at 09:14." in english
     # the whole unit, for the adviser: five floors, one done
     unit = await say(bot, "er brannvernrunden gjort?")
     assert texts(unit).count("✓") == 1 and texts(unit).count("(2026-Q4)") == 5

@@ -254,7 +254,8 @@ class Answerer:
         rows = tuple(self._check_row(i, locale) for i in chosen)
         name = self._task_title(tasks, locale)
         note = None if placed else t(locale, "due.scope_note", scope=vis.describe(self.config, locale))
-        view = CheckView(t(locale, "check.title", task=name), rows, t(locale, "check.none", task=name), note)
+        view = CheckView(t(locale, "check.title", task=name), rows,
+                         t(locale, "check.none", task=i18n.in_sentence(name)), note)
         return task_check_card(view, locale), {"items": [
             {"occurrence": i.occurrence.key, "status": i.status, "completed_by": i.completion.by if i.completion
              else None, "completed_at": i.completion.at.isoformat() if i.completion else None} for i in chosen]}
@@ -490,8 +491,7 @@ class Answerer:
         occ = item.occurrence
         row = await repo.occurrence_row(s, occ.key)
         if row is not None and row.completed_at is not None:
-            done = t(locale, "round.done", who=self._name(row.completed_by or ""),
-                     when=self.rounds.names.done_when(row, locale))
+            done = self.rounds.names.done_by(row, email, locale, "round.done")
             card = await self.rounds.result_card(s, occ, row, locale, notice_text=done, viewer=email)
             return message(card, done), {"occurrence": occ.key, "completed": True}
         values: dict[str, str] = {}

@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from cards.digest import DigestView, MeasureLine, OverdueGroup, SectionBar, digest_card
+from cards.digest import DigestView, MeasureLine, OverdueGroup, SectionBar, changes_line, digest_card, measures_head
 from hms import i18n, periods, wheel
 from hms.config import HmsConfig
-from hms.i18n import format_date, format_period, t
+from hms.i18n import format_date, format_period, t, tn
 from hms.workdays import WorkCalendar
 from storage import repo
 from usecases.database import opened
@@ -185,19 +185,17 @@ def digest_text(config: HmsConfig, digest: Digest, locale: str) -> str:
     if view.before_start:
         out.append(t(locale, "digest.before_start", count=view.before_start, day=view.starts))
     if view.undelivered:
-        out.append(t(locale, "digest.undelivered", count=view.undelivered))
+        out.append(tn(locale, "digest.undelivered", view.undelivered))
     out += ["", t(locale, "digest.chart_title")]
     width = max((len(b.name) for b in view.sections), default=0)
     out += [f"  {b.name.ljust(width)}  " + t(locale, "status.counts", done=b.done, open=b.open, overdue=b.overdue,
                                              upcoming=b.upcoming) for b in view.sections]
-    rounds, deviations, closed = view.changes
-    out += ["", t(locale, "digest.changes"),
-            "  " + t(locale, "digest.changes_line", rounds=rounds, deviations=deviations, closed=closed)]
+    out += ["", t(locale, "digest.changes"), "  " + changes_line(view, locale)]
     out += ["", t(locale, "digest.overdue_count", count=overdue)]
     for group in view.overdue:
         out.append(f"  {group.name} ({len(group.lines)})")
         out += [f"    - {x}" for x in group.lines]
-    out += ["", t(locale, "digest.measures_head", count=len(view.measures), overdue=view.overdue_measures)]
+    out += ["", measures_head(view, locale)]
     out += ["  - " + t(locale, "digest.measure_overdue" if x.overdue else "digest.measure", text=x.text,
                        owner=x.owner, deadline=x.deadline) for x in view.measures]
     out += ["", t(locale, "digest.due_soon")] + [f"  - {x}" for x in view.due_soon]

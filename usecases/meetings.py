@@ -24,7 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from cards.actions import CardAction, nonce_for
 from cards.common import message
 from cards.meeting import ProposalView, ScheduleView, TimeInputs, proposal_card, schedule_card
-from hms import wheel
+from hms import i18n, wheel
 from hms.config import HmsConfig
 from hms.i18n import format_date, format_moment, t, weekday
 from hms.workdays import WorkCalendar
@@ -168,7 +168,8 @@ class Meetings:
         view = ScheduleView(
             title=t(locale, "meeting.title", task=task), where=where,
             due_line=t(locale, "round.due_line", due=format_date(occ.due, locale)),
-            intro=t(locale, "meeting.intro", task=task.lower(), where=where, rep=self.names.person(rep)),
+            intro=t(locale, "meeting.intro", task=self.names.task_in_sentence(occ, locale), where=where,
+                    rep=self.names.person(rep)),
             status=self.status_line(occ, state.latest, locale), agreed=state.agreed,
             inputs=self._inputs(occ, state.today, values), notice=notice, error=error)
         return schedule_card(view, locale, CardAction("meeting.propose", occ.key, nonce).pack(self.secret),
@@ -201,7 +202,7 @@ class Meetings:
     def _proposal_line(self, occ: wheel.Occurrence, p: m.MeetingProposal, locale: str) -> str:
         """"NN invites you to the safety round of S: T" (to the representative), or "NN proposes another time"."""
         key = "meeting.invite_body" if p.proposed_to == self._pair(occ, p)[1] else "meeting.counter_body"
-        return t(locale, key, by=self.names.person(p.proposed_by), task=self.names.task(occ, locale).lower(),
+        return t(locale, key, by=self.names.person(p.proposed_by), task=self.names.task_in_sentence(occ, locale),
                  where=self.names.scope(occ, locale), when=self._when(p, locale))
 
     def _accepted_activity(self, occ: wheel.Occurrence, p: m.MeetingProposal, to: str, locale: str
@@ -210,7 +211,7 @@ class Meetings:
         task = self.names.task(occ, locale)
         where = self.names.scope(occ, locale)
         line = t(locale, "meeting.accepted_body", by=self.names.person(p.proposed_to), when=self._when(p, locale),
-                 task=task.lower(), where=where)
+                 task=self.names.task_in_sentence(occ, locale), where=where)
         agreed = self.status_line(occ, p, locale)
         leader, _ = self._pair(occ, p)
         view = ProposalView(t(locale, "meeting.accepted_title", task=task), where, (line,),
@@ -223,7 +224,9 @@ class Meetings:
         leader, rep = self._pair(occ, p)
         task = self.names.task(occ, locale)
         where = self.names.scope(occ, locale)
-        line = t(locale, "meeting.reminder", task=task, where=where, when=self._when(p, locale),
+        named = self.names.task_in_sentence(occ, locale)
+        line = t(locale, "meeting.reminder", task=named, Task=i18n.capitalised(named), where=where,
+                 when=self._when(p, locale),
                  leader=self.names.person(leader), rep=self.names.person(rep))
         view = ProposalView(t(locale, "meeting.reminder_title", task=task, where=where), where, (line,),
                             self._inputs(occ, wheel.local_date(p.starts_at, self.config)))
@@ -262,8 +265,8 @@ class Meetings:
         if occ is None:
             return refusal(press.locale, "card.unknown", "unknown")
         if press.email not in occ.assignees:
-            return refusal(press.locale, "meeting.not_leader", "not_allowed", task=self.names.task(
-                occ, press.locale).lower(), who=", ".join(self.names.person(e) for e in occ.assignees))
+            return refusal(press.locale, "meeting.not_leader", "not_allowed", task=self.names.task_in_sentence(
+                occ, press.locale), who=", ".join(self.names.person(e) for e in occ.assignees))
         rep = self.representative(occ)
         if rep is None:
             return refusal(press.locale, "meeting.no_rep", "no_rep", where=self.names.scope(occ, press.locale))
@@ -274,8 +277,7 @@ class Meetings:
         return occ, rep, MeetingState(latest, wheel.local_date(press.now, self.config))
 
     async def _round_done(self, press: CardPress, occ: wheel.Occurrence, row: m.Occurrence) -> ActionResult:
-        done = t(press.locale, "card.completed_by", who=self.names.person(row.completed_by),
-                 when=self.names.done_when(row, press.locale))
+        done = self.names.done_by(row, press.email, press.locale, "card.completed_by")
         return ActionResult(await self.result_card(press.session, occ, row, press.locale, done), "completed")
 
     def _on_leader_round(self, step: LeaderStep) -> CardHandler:

@@ -33,12 +33,41 @@ class Names:
             return i18n.format_date(row.completed_at.astimezone(self.config.tz).date(), locale)
         return self.when(row.completed_at, locale)
 
+    def done_by(self, row: m.Occurrence, viewer: str | None, locale: str, key: str) -> str:
+        """`key` ("round.done", "card.completed_by") naming who did it and when, or `key.you` ("Du leverte runden
+        10. mars kl. 09.00") when the one who did it is the one reading."""
+        when = self.done_when(row, locale)
+        if viewer and row.completed_by and viewer.lower() == row.completed_by.lower() and not row.registered_by:
+            return i18n.t(locale, f"{key}.you", when=when)
+        return i18n.t(locale, key, who=self.person(row.completed_by), when=when)
+
     def task(self, occ: wheel.Occurrence, locale: str) -> str:
         task = self.config.task(occ.task)
         return task.title.get(i18n.lang(locale)) if task else occ.task
 
+    def task_in_sentence(self, occ: wheel.Occurrence, locale: str) -> str:
+        """The task as it reads inside a sentence: "brannvernrunden", "fire safety round" (see Task.sentence_name)."""
+        task = self.config.task(occ.task)
+        if task is None:
+            return occ.task
+        lang = i18n.lang(locale)
+        return task.sentence_name.get(lang) if task.sentence_name else i18n.in_sentence(task.title.get(lang))
+
     def scope(self, occ: wheel.Occurrence, locale: str) -> str:
         return scope_name(self.config, occ, locale)
+
+    def place(self, occ: wheel.Occurrence, locale: str) -> str:
+        """Where an occurrence is, after a task in a bokmål sentence: "i 1. etasje, Historisk museum" (a floor named
+        after its building reads floor first), "i Seksjon for publikum og formidling", "for Kulturhistorisk museum"."""
+        name = self.scope(occ, locale)
+        if not occ.floor and not occ.section and occ.scope != "building":
+            return f"for {name}"
+        building = self.config.building_of(occ.floor) if occ.floor else None
+        found = self.config.building(building) if building else None
+        prefix = f"{found.name.get(i18n.lang(locale))}, " if found else ""
+        if prefix and name.startswith(prefix) and len(name) > len(prefix):
+            name = f"{name[len(prefix):]}, {prefix[:-2]}"
+        return f"i {name}"
 
     def item(self, task_key: str, item_key: str, locale: str) -> str:
         task = self.config.task(task_key)

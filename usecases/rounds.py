@@ -161,18 +161,24 @@ class Rounds:
         """The line a prompt, reminder, overdue notice or deputy prompt opens with."""
         texts = {"prompt": "prompt.prompt", "reminder": "prompt.reminder", "overdue": "prompt.overdue",
                  "deputy": "prompt.deputy"}
-        return t(locale, texts[kind], task=self.names.task(occ, locale), where=self.names.scope(occ, locale),
-                 due=format_date(occ.due, locale))
+        return t(locale, texts[kind], **self._sentence_values(occ, locale), due=format_date(occ.due, locale))
 
     def escalation_activity(self, occ: wheel.Occurrence, locale: str) -> dict[str, Any]:
         """The notice a section leader or the adviser gets when a round is overdue."""
-        line = t(locale, "prompt.escalation", task=self.names.task(occ, locale),
-                 where=self.names.scope(occ, locale), due=format_date(occ.due, locale),
+        line = t(locale, "prompt.escalation", **self._sentence_values(occ, locale), due=format_date(occ.due, locale),
                  who=", ".join(self.names.person(e) for e in occ.assignees))
         return message(notice(NoticeView(self.names.task(occ, locale), (line,), "Attention")), line)
 
+    def _sentence_values(self, occ: wheel.Occurrence, locale: str) -> dict[str, str]:
+        """The task and place as a sentence names them: `task` "brannvernrunden" (`Task` to start a sentence),
+        `place` "i 1. etasje, Historisk museum" (bokmål), `where` "Historical Museum, 1st floor" (the card's header)."""
+        task = self.names.task_in_sentence(occ, locale)
+        return {"task": task, "Task": i18n.capitalised(task), "place": self.names.place(occ, locale),
+                "where": self.names.scope(occ, locale)}
+
     async def result_card(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence, locale: str,
-                          notice_text: str | None = None, *, viewer: str | None = None) -> dict[str, Any]:
+                          notice_text: str | None = None, *, viewer: str | None = None,
+                          notice_color: str | None = None) -> dict[str, Any]:
         """The read-only card of a done occurrence: who, when, deviations, every answer. With the `viewer` who
         gets it in the chat, its building faults offer the Si fra link and a field for EA's ticket number, where
         the viewer may record it."""
@@ -205,7 +211,7 @@ class Rounds:
                 comment = f"{comment}\n\n{self._measure_line(measures[item.key], locale)}".strip()
             rows.append((item.text.get(lang), label, comment, deviation))
         count = sum(r[3] for r in rows)
-        headline = (t(locale, "checklist.headline", who=who, when=when, count=count) if count else
+        headline = (i18n.tn(locale, "checklist.headline", count, who=who, when=when) if count else
                     t(locale, "checklist.headline_none", who=who, when=when))
         if self.meetings.representative(occ):
             latest = (await repo.latest_proposals(s, [occ.key])).get(occ.key)
@@ -219,7 +225,8 @@ class Rounds:
         si_fra = self.config.links.get("si_fra")
         return submitted_card(SubmittedView(self.names.task(occ, locale), self.names.scope(occ, locale),
                                             headline, tuple(rows), notice_text, faults,
-                                            si_fra.url if si_fra and any(f.data for f in faults) else None), locale)
+                                            si_fra.url if si_fra and any(f.data for f in faults) else None,
+                                            notice_color), locale)
 
     async def _building_faults(self, s: AsyncSession, occ: wheel.Occurrence, row: m.Occurrence,
                                checklist: Checklist, locale: str, viewer: str | None) -> tuple[BuildingFault, ...]:
@@ -245,10 +252,11 @@ class Rounds:
         return email in (finding.created_by, measure.owner_email) or self.may_act(occ, email)
 
     def _measure_line(self, measure: m.Measure, locale: str) -> str:
-        """"Tiltak opprettet – ansvarlig NN, frist D" ("Tiltak lukket" once it is)."""
+        """"Tiltak nr. 12 opprettet – ansvarlig NN, frist D" ("Tiltak nr. 12 lukket" once it is): the number is what
+        the reader acts on ("bevis tiltak 12", "hms-bot measure show 12")."""
         if measure.status == "closed":
-            return t(locale, "round.measure_closed_line", owner=self.names.person(measure.owner_email))
-        return t(locale, "round.measure_line", owner=self.names.person(measure.owner_email),
+            return t(locale, "round.measure_closed_line", id=measure.id, owner=self.names.person(measure.owner_email))
+        return t(locale, "round.measure_line", id=measure.id, owner=self.names.person(measure.owner_email),
                  deadline=format_date(measure.deadline, locale))
 
     def _registered_line(self, row: m.Occurrence, completed: m.OccurrenceEvent, locale: str) -> str:
@@ -312,8 +320,7 @@ class Rounds:
         assert row.id is not None and row.completed_at is not None
         mine = await repo.final_answers(s, row.id, submission_id=action.nonce)
         text_ = (t(locale, "card.already_submitted") if mine else
-                 t(locale, "card.completed_by", who=self.names.person(row.completed_by),
-                   when=self.names.done_when(row, locale)))
+                 self.names.done_by(row, viewer, locale, "card.completed_by"))
         card = await self.result_card(s, occ, row, locale, notice_text=text_, viewer=viewer)
         return ActionResult(card, "duplicate" if mine else "completed_by_other")
 
@@ -427,7 +434,7 @@ class Rounds:
         if not await repo.complete_once(s, row, email, now):
             await s.rollback()
             row = await repo.occurrence_row(s, occ.key) or row
-            return await self._already_done(s, occ, row, CardAction("task.done", occ.key, ""), locale)
+            return await self._already_done(s, occ, row, CardAction("task.done", occ.key, ""), locale, email)
         s.add(m.OccurrenceEvent(occurrence_id=m.pk(row), kind="completed", actor_email=email, at=now, note=note,
                                 link=link))
         await s.commit()
@@ -454,7 +461,8 @@ class Rounds:
             await press.session.commit()
             notice_text, outcome = ((t(press.locale, "measure.ticket_saved", ticket=ticket), "ticket") if ticket
                                     else (t(press.locale, "building.ticket_missing"), "invalid"))
-        card = await self.result_card(press.session, occ, row, press.locale, notice_text, viewer=press.email)
+        card = await self.result_card(press.session, occ, row, press.locale, notice_text, viewer=press.email,
+                                      notice_color="Attention" if outcome == "invalid" else None)
         return ActionResult(card, outcome)
 
     # -- what a press stores and queues ------------------------------------------------------------------------
@@ -513,15 +521,17 @@ class Rounds:
         adviser = self.config.roles.hmsb_adviser
         doc = await self.result_card(s, occ, row, locale)
         title = t(locale, "summary.doc", task=self.names.task(occ, locale), where=self.names.scope(occ, locale))
+        record = {**doc, "body": [*doc["body"], *(text(line, subtle=True) for line in
+                                                     self._record_lines(occ, measures, locale))]}
         rows: list[dict[str, object]] = [outbox_row(f"{occ.key}|documentation|{adviser}", "documentation",
-                                                    person_target(adviser), message(doc, title))]
+                                                    person_target(adviser), message(record, title))]
         report: list[str] = []
         if self.meetings.representative(occ):
             events = await repo.occurrence_events(s, [occ.key])
             latest = (await repo.latest_proposals(s, [occ.key])).get(occ.key)
             report = self.meetings.report_lines(occ, events, latest, locale, confirmation=False)
         rows.append(outbox_row(f"{occ.key}|lamu-summary", "lamu_summary",
-                               self._lamu_target(occ), self._summary(occ, row, len(measures), locale, report)))
+                               self._lamu_target(occ), self._summary(occ, row, measures, locale, report)))
         for participant in occ.participants:
             rows.append(outbox_row(f"{occ.key}|confirm|{participant}", "confirm", person_target(participant),
                                    self._confirm_activity(occ, row, doc, locale)))
@@ -550,8 +560,7 @@ class Rounds:
 
     def _confirm_activity(self, occ: wheel.Occurrence, row: m.Occurrence, doc: dict[str, Any],
                           locale: str) -> dict[str, Any]:
-        ask = t(locale, "confirm.ask", who=self.names.person(row.completed_by), task=self.names.task(occ, locale),
-                where=self.names.scope(occ, locale))
+        ask = t(locale, "confirm.ask", who=self.names.person(row.completed_by), **self._sentence_values(occ, locale))
         data = CardAction("round.confirm", occ.key, nonce_for(occ.key, "confirm")).pack(self.secret)
         card = {**doc, "body": [*doc["body"], text(ask, color="Accent")],
                 "actions": [{"type": "Action.Execute", "title": t(locale, "confirm.button"), "verb": "round.confirm",
@@ -563,19 +572,38 @@ class Rounds:
         locale = self.config.unit.locale
         thread = f"{occ.task}:{occ.cycle}"
         return {"kind": "lamu", "thread": thread, "thread_title": t(
-            locale, "summary.thread", task=self.names.task(occ, locale), cycle=occ.cycle)}
+            locale, "summary.thread", task=self.names.task(occ, locale), cycle=i18n.format_cycle(occ.cycle, locale))}
 
-    def _summary(self, occ: wheel.Occurrence, row: m.Occurrence, deviations: int, locale: str,
-                 report: list[str]) -> dict[str, Any]:
+    def _record_lines(self, occ: wheel.Occurrence, measures: list[tuple[m.Measure, m.Finding]],
+                      locale: str) -> list[str]:
+        """Where the adviser finds the round's record and its measures: the bot has no web view, so the command
+        that exports the round (every round due that day) and the measures' numbers, which "hms-bot measure show N"
+        and the chat's "åpne tiltak" know."""
+        lines = [t(locale, "summary.record", due=occ.due.isoformat(), day=format_date(occ.due, locale))]
+        ids = [measure.id for measure, _ in measures]
+        if ids:
+            lines.append(i18n.tn(locale, "summary.measures", len(ids), ids=", ".join(str(i) for i in ids),
+                                 first=ids[0]))
+        return lines
+
+    def _summary(self, occ: wheel.Occurrence, row: m.Occurrence, measures: list[tuple[m.Measure, m.Finding]],
+                 locale: str, report: list[str]) -> dict[str, Any]:
+        """The LAMU channel's reply for a round: who and when, and each deviation briefly (the item and the place,
+        never the comment: the channel is wide), with its measure's number, owner and deadline."""
         who = self.names.person(row.completed_by)
         when = self.names.when(row.completed_at, locale) if row.completed_at else "–"
         responsible = occ.accountable[0] if occ.accountable else (occ.assignees[0] if occ.assignees else None)
-        lines = [t(locale, "summary.body", who=who, when=when, count=deviations), *report]
+        where = self.names.scope(occ, locale)
+        lines = [i18n.tn(locale, "summary.body", len(measures), who=who, when=when)]
+        lines += [t(locale, "summary.deviation", item=self.names.item(occ.task, finding.item_key, locale),
+                    where=where, id=measure.id, owner=self.names.person(measure.owner_email),
+                    deadline=format_date(measure.deadline, locale)) for measure, finding in measures]
+        lines += report
         if responsible:
             lines.append(t(locale, "summary.responsible", who=f"<at>{self.names.person(responsible)}</at>"))
-        title = t(locale, "summary.title", task=self.names.task(occ, locale), cycle=occ.cycle,
-                  where=self.names.scope(occ, locale))
-        activity = message(notice(NoticeView(title, tuple(lines), "Attention" if deviations else "Good")), title)
+        title = t(locale, "summary.title", task=self.names.task(occ, locale),
+                  cycle=i18n.format_cycle(occ.cycle, locale), where=where)
+        activity = message(notice(NoticeView(title, tuple(lines))), title)
         if responsible:
             activity["mention"] = {"email": responsible, "name": self.names.person(responsible)}
         return activity
