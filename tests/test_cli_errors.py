@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import socket
@@ -62,9 +63,9 @@ def env(**extra: str) -> dict[str, str]:
     return {**clean, "LOG_LEVEL": "INFO", **extra}
 
 
-def run(args: list[str], cwd: Path, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+def run(args: list[str], cwd: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(HMS_BOT), *args], cwd=cwd, env=env(**extra), capture_output=True, text=True,
-                          timeout=timeout, check=False)
+                          timeout=60, check=False)
 
 
 def one_line(err: str) -> str:
@@ -198,7 +199,13 @@ async def test_serve_starts_for_real_once_postgresql_answers(postgres_url: str, 
     app = create_app(settings, config=khm, runtime=Runtime(dev=True, scheduler=False, prepare_database=True,
                                                            retry_first=0.05, retry_most=0.2))
 
+    caplog.set_level(logging.INFO, logger="hms.http")
+    forwarding: set[asyncio.Task[object]] = set()
+
     async def forward(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        forwarding.add(task)
         up_reader, up_writer = await asyncio.open_connection(real.host, real.port or 5432)
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
@@ -219,10 +226,11 @@ async def test_serve_starts_for_real_once_postgresql_answers(postgres_url: str, 
                 break
             await asyncio.sleep(0.02)
         proxy = await asyncio.start_server(forward, "127.0.0.1", port)  # the database comes up
-        try:
-            assert (await until(site.bound_port, "/readyz", 200, seconds=15)) == {"status": "ready"}
-        finally:
-            proxy.close()
+        assert (await until(site.bound_port, "/readyz", 200, seconds=15)) == {"status": "ready"}
+    proxy.close()
+    for task in forwarding:  # a forwarder whose connection the bot still holds
+        task.cancel()
+    await asyncio.gather(*forwarding, return_exceptions=True)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT count(*) FROM person")).scalar() == len(khm.people)
     engine.dispose()
@@ -396,5 +404,5 @@ def test_the_readme_and_the_deployment_guide_name_every_environment_variable() -
     tests_only = {"HMS_OPENID_METADATA_URL", "HMS_TOKEN_ISSUER", "HMS_TOKEN_ENDPOINT"}  # named below the table
     assert [n for n in _environment_names() if n not in tests_only and f"`{n}`" not in table] == []
     assert all(f"`{n}`" in readme for n in tests_only)
-    assert "(docs/deploy.md)" in readme
+    assert "](docs/deploy.md)" in readme
     assert "`HMS_CARD_SECRET`" in guide and "hms-bot db upgrade" in guide
