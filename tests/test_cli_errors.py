@@ -271,6 +271,14 @@ def test_local_on_a_taken_port_says_so_before_the_playground_starts(tmp_path: Pa
                     str(tmp_path / "local")], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'hms.sqlite3'}")
     assert done.returncode == 2
     assert one_line(done.stderr).startswith(f"hms-bot: cannot listen on 127.0.0.1:{port}: the port is in use")
+    with taken_port() as port:  # the Playground's port
+        done = run(["local", "--port", str(closed_port()), "--playground-port", str(port), "--workdir",
+                    str(tmp_path / "local")], tmp_path, DATABASE_URL=f"sqlite:///{tmp_path / 'hms.sqlite3'}")
+    assert done.returncode == 2
+    said = [line for line in done.stderr.splitlines() if line.startswith("hms-bot:")]
+    assert said == [f"hms-bot: the Agents Playground: port {port} on 127.0.0.1 is already in use (choose another "
+                    "with --playground-port N)"], done.stderr
+    assert "Traceback" not in done.stderr
 
 
 async def test_a_second_serve_on_the_same_sqlite_file_refuses_without_saying_it_listens(tmp_path: Path) -> None:
