@@ -812,14 +812,14 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--preview", action="store_true", help="print the digest here; nothing is sent or written")
     dg.add_argument("--json", action="store_true", help="the numbers and lists as JSON")
     dg.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
-    dg.add_argument("--locale", choices=("nb", "en"), default="nb")
+    dg.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language (default nb)")
     dg.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     dg.set_defaults(func=cmd_digest)
 
     ar = sub.add_parser("annual-reports", help="the sections' HMS annual reports on a year, as submitted")
     ar.add_argument("--year", type=int, required=True, help="the year the reports are on")
     ar.add_argument("--json", action="store_true", help="print JSON (parts, who, when, the figures)")
-    ar.add_argument("--locale", choices=("nb", "en"), default="nb")
+    ar.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language (default nb)")
     ar.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ar.set_defaults(func=cmd_annual_reports)
 

@@ -82,6 +82,7 @@ COMMANDS = [
     ["outbox"], ["export", "--from", "2026-01-01", "--to", "2026-12-31", "--out", "records.json"],
     ["done", "ros", "--date", "2026-11-02"], ["db", "upgrade"], ["measure", "list"], ["prune"],
     ["org", "import", str(ROOT / "config" / "khm.yaml")], ["person", "away", "fatima.ali@khm.uio.no"],
+    ["digest", "--preview"], ["annual-reports", "--year", "2026"],
 ]
 
 
