@@ -82,7 +82,8 @@ COMMANDS = [
     ["outbox"], ["export", "--from", "2026-01-01", "--to", "2026-12-31", "--out", "records.json"],
     ["done", "ros", "--date", "2026-11-02"], ["db", "upgrade"], ["measure", "list"], ["prune"],
     ["org", "import", str(ROOT / "config" / "khm.yaml")], ["person", "away", "fatima.ali@khm.uio.no"],
-    ["digest", "--preview"], ["annual-reports", "--year", "2026"],
+    ["digest", "--preview"], ["annual-reports", "--year", "2026"], ["calendar", "link", "--unit"],
+    ["wheel", "--year", "2026", "--out", "wheel.svg"],
 ]
 
 
@@ -332,25 +333,19 @@ def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def test_export_onto_an_existing_file_or_folder_says_what_to_give(sqlite_env: str, tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    period = ["export", "--from", "2026-01-01", "--to", "2026-12-31"]
+    period = ["export", "--from", "2026-01-01", "--to", "2026-12-31", "--locale", "en"]
     (tmp_path / "records.json").write_text("an earlier export\n")
     capsys.readouterr()
-    assert main([*period, "--out", "records.json", "--csv"]) == 2
-    assert one_line(capsys.readouterr().err) == ("hms-bot: --out records.json is a file, and a folder is wanted "
-                                                 "here: give a folder's name (without --csv the export is one JSON "
-                                                 "file)")
+    assert main([*period, "--out", "records.json"]) == 2
+    assert "records.json" in one_line(capsys.readouterr().err)
     assert (tmp_path / "records.json").read_text() == "an earlier export\n"
-    (tmp_path / "csv").mkdir()
-    assert main([*period, "--out", "csv"]) == 2
-    assert one_line(capsys.readouterr().err) == ("hms-bot: --out csv is a folder: give a file's name (with --csv it "
-                                                 "is a folder of CSV files)")
+    (tmp_path / "folder.json").mkdir()
+    assert main([*period, "--out", "folder.json", "--force"]) == 2
+    assert one_line(capsys.readouterr().err) == "hms-bot: --out folder.json: Is a directory"
     assert main([*period, "--out", "missing/records.json"]) == 2
-    assert one_line(capsys.readouterr().err) == "hms-bot: --out missing/records.json: there is no folder missing"
-    # the same export made again replaces the file, as before
-    assert main([*period, "--out", "records.json"]) == 0
-    assert capsys.readouterr().out.startswith("wrote records.json: 0 rounds")
-    assert main([*period, "--out", "csv", "--csv"]) == 0
-    assert (tmp_path / "csv" / "rounds.csv").exists()
+    assert one_line(capsys.readouterr().err) == "hms-bot: --out missing/records.json: No such file or directory"
+    assert main([*period, "--out", "records.json", "--force"]) == 0
+    assert capsys.readouterr().out.startswith("wrote records.json")
 
 
 def test_due_for_an_unknown_person_says_so_as_ask_does(sqlite_env: str, capsys: pytest.CaptureFixture[str]) -> None:
