@@ -1,14 +1,18 @@
 """The composition root: `create_app(settings)` builds everything the server needs, once, from validated settings.
 
 HTTP routes: POST /api/messages (Bot Framework), GET /healthz (alive), GET /readyz (database reachable and
-migrated), GET /metrics (Prometheus, bot/metrics.py). Bad requests are answered here, before any handler runs:
-415 for another media type or content encoding, 413 for bodies over the limit, 408 for a body that does not
-arrive within HMS_BODY_TIMEOUT, 400 for a body that does not decode, is not JSON or cannot be an activity
-(bot/activity.py checks the shape of every field the bot reads), 401 for a bad token; never a stack trace.
-(Header deadline and connection cap: bot/serving.py.) The turn code only ever sees an activity whose fields have
-the types it expects. Activities from another tenant are dropped here with an empty 200, whatever their type. At
-most HMS_MAX_TURNS turns run at once; the next wait up to HMS_QUEUE_TIMEOUT for one to end, then get 503
-(bot/admission.py).
+migrated), GET /metrics (Prometheus, bot/metrics.py). Bad requests are answered here, before any handler runs: 415
+for another media type or content encoding, 413 for bodies over the limit, 408 for a body that does not arrive
+within HMS_BODY_TIMEOUT, 400 for a body that does not decode, is not JSON or cannot be an activity (bot/activity.py
+checks the shape of every field the bot reads), 401 for a bad token; never a stack trace. (Header deadline and
+connection cap: bot/serving.py.) The turn code only ever sees an activity whose fields have the types it expects.
+Activities from another tenant are dropped here with an empty 200, whatever their type. At most HMS_MAX_TURNS turns
+run at once; the next wait up to HMS_QUEUE_TIMEOUT for one to end, then get 503 (bot/admission.py).
+
+A PostgreSQL database that cannot be reached or is not migrated yet when the bot starts does not stop it: the
+server listens, /healthz answers, /readyz and /api/messages answer 503 with the reason, and the start is tried
+again with backoff (`Startup`), one log line per attempt, until the database is there; then the organisation is
+imported and the listeners and the scheduler start, as at any start.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import asyncio
 import datetime as dt
 import gc
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -38,6 +43,7 @@ from hms.i18n import t
 from scheduler.jobs import build_scheduler
 from storage import db, repo, sessions
 from usecases import feeds, picture, planning, retention
+from usecases.database import DatabaseNotReady, prepare_database
 from usecases.delivery import Delivery, tenant_limiter
 from usecases.desk import fetch_download
 
@@ -65,6 +71,39 @@ class Runtime:
     plan_every: float = 300.0
     deliver_every: float = 5.0
     prune_every: float = 86400.0
+    # `hms-bot serve` and `local`: make the database ready at start (migrate SQLite; check PostgreSQL's migrations
+    # and record the first day), after claiming a SQLite file. Tests that prepared their database leave it off.
+    prepare_database: bool = False
+    # seconds before the first retry of a start that could not reach the database, doubled up to the most
+    retry_first: float = 1.0
+    retry_most: float = 30.0
+
+
+class Startup:
+    """Whether the start that needs the database has run; while not, why, for /readyz and /api/messages."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.reason = "starting"
+        self.attempts = 0
+
+
+STARTUP = web.AppKey("startup", Startup)
+
+
+def startup_problem(exc: BaseException) -> str | None:
+    """Why a start failed when it is worth trying again (the database unreachable or not migrated), else None."""
+    if isinstance(exc, DatabaseNotReady):
+        return str(exc)
+    reason = db.unreachable(exc)
+    return f"database unreachable: {reason}" if reason else None
+
+
+def backoff(attempt: int, first: float, most: float) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1, 2, ...): doubling from `first` up to `most`,
+    with up to a tenth of jitter so replicas started together do not knock at the same moment."""
+    delay = min(most, first * 2 ** (attempt - 1))
+    return delay * (1 + random.random() / 10)
 
 
 def _error(status: int, code: str, message: str) -> web.Response:
@@ -113,6 +152,12 @@ async def messages(request: web.Request) -> web.StreamResponse:
     except Unauthorized as exc:
         log.warning("activity refused: unauthorized (%s)", str(exc)[:200])
         return _error(401, "unauthorized", "missing or invalid token")
+    startup = request.app[STARTUP]
+    if not startup.ready:
+        # Teams retries a 503: the turn is handled once the database is there
+        starting = _error(503, "starting", "the bot is starting; try again shortly")
+        starting.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return starting
     tenant = tenant_of(body)
     if bot.tenant_id and tenant != bot.tenant_id:
         # dropped here, before any turn: the same empty 200 for every activity type (a turn that drops an
@@ -164,6 +209,10 @@ def demo_warning(path: Path) -> str:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    startup = request.app[STARTUP]
+    if not startup.ready:
+        return web.json_response({"status": "starting", "reason": startup.reason, "attempts": startup.attempts},
+                                 status=503)
     try:
         current = await db.migrations_current(request.app[BOT].engine)
     except Exception as exc:  # noqa: BLE001 - any database failure means not ready
@@ -248,6 +297,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
         log.warning("%s", app[DEMO_WARNING])
     app[REFUSALS] = RateLimitedLog(log, "refused a turn with 503: %d in flight (HMS_MAX_TURNS), none ended "
                                    "within %g s (HMS_QUEUE_TIMEOUT)", ACCEPT_LOG_INTERVAL)
+    startup = app[STARTUP] = Startup()
     app.router.add_post("/api/messages", messages)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
@@ -287,25 +337,73 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
                  report.payloads_cleared)
         return report
 
-    async def lifecycle(_app: web.Application) -> Any:
-        claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
-        if engine.dialect.name == "postgresql":
-            log.info("this replica opens %s", budget.describe())
+    scheduler = None
+
+    async def start() -> None:
+        """What a start needs the database for; safe to run again after it failed part way."""
+        nonlocal scheduler
+        if runtime.prepare_database:
+            await asyncio.to_thread(prepare_database, settings.database_url, clock.now())
         await bot.start()
         await readers.start()
-        scheduler = None
         if runtime.scheduler and settings.scheduler:
             scheduler = build_scheduler(plan, delivery.drain, prune, plan_every=runtime.plan_every,
                                         deliver_every=runtime.deliver_every, prune_every=runtime.prune_every,
                                         observe=measured.job)
-        if scheduler:
             scheduler.start()
+        startup.ready, startup.reason = True, "ready"
         # What startup built (modules, the config, SQLAlchemy's and botbuilder's objects) lives as long as the
         # process: moved out of the garbage collector's sight, a full collection no longer walks it. Measured
         # at 50 concurrent users: these walks stalled every turn in flight for about 100 ms once a second.
         gc.collect()
         gc.freeze()
+
+    async def attempt() -> float | None:
+        """One try at the start: None when it ran, else the seconds until the next try (logged in one line)."""
+        startup.attempts += 1
+        try:
+            await start()
+        except Exception as exc:
+            problem = startup_problem(exc)
+            if problem is None or engine.dialect.name != "postgresql":
+                raise  # a SQLite file is on this machine: waiting would not bring it; the error says what is wrong
+            delay = backoff(startup.attempts, runtime.retry_first, runtime.retry_most)
+            startup.reason = problem
+            log.warning("not ready (attempt %d): %s at %s; trying again in %.0f s", startup.attempts, problem,
+                        db.safe_url(settings.database_url), delay)
+            return delay
+        if startup.attempts > 1:
+            log.info("database reachable after %d attempts: started", startup.attempts)
+        return None
+
+    async def keep_trying(delay: float) -> None:
+        wait: float | None = delay
+        try:
+            while wait is not None:
+                await asyncio.sleep(wait)
+                wait = await attempt()
+        except Exception:
+            # the database answered but the start failed otherwise: not ready, and the log says why
+            startup.reason = "the start failed: see the log"
+            log.exception("the start failed (attempt %d)", startup.attempts)
+
+    async def lifecycle(_app: web.Application) -> Any:
+        claim = db.hold_sqlite(settings.database_url)  # SQLite: this process only (see storage/ledger.py)
+        if engine.dialect.name == "postgresql":
+            log.info("this replica opens %s", budget.describe())
+        retrying = None
+        try:
+            delay = await attempt()
+        except BaseException:
+            if claim is not None:
+                claim.close()
+            raise
+        if delay is not None:  # serve anyway: /healthz answers, /readyz says why it is not ready
+            retrying = asyncio.get_running_loop().create_task(keep_trying(delay))
         yield
+        if retrying is not None:
+            retrying.cancel()
+            await asyncio.gather(retrying, return_exceptions=True)
         if scheduler:
             scheduler.shutdown(wait=False)
         await gateway.close()

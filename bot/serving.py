@@ -22,6 +22,7 @@ import errno
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -137,14 +138,15 @@ class LimitedSite(web.BaseSite):
     a burst of accepts outruns: their handlers register a loop iteration later). Should asyncio fail to build
     the transport after the factory ran, that slot stays taken; asyncio does not tell the protocol."""
 
-    __slots__ = ("_host", "_port", "bound_port", "max_connections", "open_connections", "refused")
+    __slots__ = ("_host", "_port", "_sock", "bound_port", "max_connections", "open_connections", "refused")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, *, max_connections: int,
-                 refusals: RateLimitedLog | None = None):
+                 refusals: RateLimitedLog | None = None, sock: socket.socket | None = None):
         super().__init__(runner)
         self._host = host
         self._port = port
-        self.bound_port = port
+        self._sock = sock
+        self.bound_port = sock.getsockname()[1] if sock is not None else port
         self.max_connections = max_connections
         self.open_connections = 0
         self.refused = refusals or RateLimitedLog(
@@ -166,10 +168,53 @@ class LimitedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, self._host, self._port, backlog=self._backlog,
-                                                reuse_address=True)
+        if self._sock is not None:
+            self._server = await loop.create_server(self._protocol, sock=self._sock, backlog=self._backlog)
+        else:
+            try:
+                self._server = await loop.create_server(self._protocol, self._host, self._port,
+                                                        backlog=self._backlog, reuse_address=True)
+            except OSError as exc:
+                raise cannot_listen(exc, self._host, self._port) from None
         if self._server.sockets:
             self.bound_port = self._server.sockets[0].getsockname()[1]
+
+
+class CannotListen(Exception):
+    """The socket could not be bound: the message says which address and what to do."""
+
+
+_BIND_HINTS = {
+    errno.EADDRINUSE: "the port is in use (another hms-bot, or another program); choose another with --port N or "
+                      "HMS_PORT=N",
+    errno.EACCES: "not allowed (ports below 1024 need privileges); choose another with --port N or HMS_PORT=N",
+    errno.EADDRNOTAVAIL: "this machine has no such address (HMS_HOST)",
+}
+
+
+def cannot_listen(exc: OSError, host: str, port: int) -> CannotListen:
+    """A bind error as one line a person can act on."""
+    hint = _BIND_HINTS.get(exc.errno or 0, exc.strerror or str(exc))
+    return CannotListen(f"cannot listen on {host}:{port}: {hint}")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening address claimed before the app starts: a port in use is refused before the start does any
+    work (migrations, the organisation, the scheduler's first jobs), and says so in one line."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                                             flags=socket.AI_PASSIVE)[0]
+        sock = socket.socket(family, kind, proto)
+    except OSError as exc:
+        raise cannot_listen(exc, host, port) from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise cannot_listen(exc, host, port) from None
+    sock.setblocking(False)
+    return sock
 
 
 def server_options(settings: Settings) -> dict[str, Any]:
@@ -185,19 +230,23 @@ async def serving(app: web.Application, settings: Settings, host: str, port: int
     loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     loop.set_exception_handler(accept_errors or AcceptErrors(previous))
+    sock = bind(host, port)
     runner = web.AppRunner(app, access_log=None, **server_options(settings))
     try:
         await runner.setup()
-        site = LimitedSite(runner, host, port, max_connections=settings.max_connections)
+        site = LimitedSite(runner, host, port, max_connections=settings.max_connections, sock=sock)
         await site.start()
         yield site
     finally:
         await runner.cleanup()
+        sock.close()
         loop.set_exception_handler(previous)
 
 
-def run(app: web.Application, settings: Settings, host: str, port: int) -> None:
-    """Serve until SIGINT or SIGTERM (what `web.run_app` does, with our site and limits)."""
+def run(app: web.Application, settings: Settings, host: str, port: int, *,
+        listening: Callable[[str], None] | None = None) -> None:
+    """Serve until SIGINT or SIGTERM (what `web.run_app` does, with our site and limits); `listening` is called
+    with the address once the socket is bound (never before: a start that is refused says only why)."""
 
     async def until_stopped() -> None:
         # a signal ends the block normally, so the app's cleanup runs while its tasks are still alive
@@ -206,7 +255,10 @@ def run(app: web.Application, settings: Settings, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with serving(app, settings, host, port):
+        async with serving(app, settings, host, port) as site:
+            log.info("listening on %s", site.name)
+            if listening is not None:
+                listening(site.name)
             await stop.wait()
 
     asyncio.run(until_stopped())

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     # Empty: SQLite in the data folder (one process; several replicas need postgresql://).
     database_url: str = Field("", validation_alias=_env("DATABASE_URL"))
     config_path: Path = Field(DEFAULT_CONFIG_PATH, validation_alias=_env("HMS_CONFIG"))
-    port: int = Field(3978, ge=1, le=65535, validation_alias=_env("PORT"))
+    port: int = Field(3978, ge=1, le=65535, validation_alias=_env("HMS_PORT", "PORT"))
     host: str = Field("0.0.0.0", validation_alias=_env("HMS_HOST"))
     # where people reach the bot's links (downloads, calendar feeds, the wheel's picture); default: this machine
     public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/\S*)?$", validation_alias=_env("HMS_PUBLIC_URL"))

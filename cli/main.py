@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,6 +22,7 @@ from hms import i18n
 from hms.clock import SystemClock, parse_instant
 from hms.config import DEFAULT_CONFIG_PATH, ConfigError, HmsConfig, load_config
 from hms.wheel import DueItem
+from storage import db
 from storage.db import DatabaseInUse
 
 if TYPE_CHECKING:
@@ -98,6 +100,8 @@ def cmd_due(args: argparse.Namespace) -> int:
     period = _due_period(args, now.astimezone(config.tz).date())
     if args.section and config.section(args.section) is None:
         raise CliError(f"unknown section {args.section!r}; known: {', '.join(s.key for s in config.sections)}")
+    if args.person and config.person(args.person) is None:
+        raise CliError(f"{args.person} is not a person in {args.config or settings.config_path}")
     try:
         items, later = asyncio.run(due_from_database(settings.database_url, config, period, now,
                                                      section=args.section, person=args.person))
@@ -172,7 +176,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     settings = _settings()
     now = _now(args, _config(None, settings)) if args.now else SystemClock().now()
     upgrade(settings.database_url, args.revision, now=now)
-    print(f"database at {args.revision}: {_safe_url(settings.database_url)}")
+    print(f"database at {args.revision}: {db.safe_url(settings.database_url)}")
     return 0
 
 
@@ -199,15 +203,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def _safe_url(url: str) -> str:
-    """The URL without a password."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        cred, _, host = rest.rpartition("@")
-        rest = f"{cred.split(':')[0]}:***@{host}" if ":" in cred else rest
-    return f"{scheme}{sep}{rest}"
-
-
 # -- the bot server and its tools ------------------------------------------------------------------------------
 
 
@@ -215,7 +210,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from bot import logs, serving
     from bot.app import Runtime, create_app
     from hms.clock import OffsetClock
-    from usecases.database import DatabaseNotReady, prepare_database
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
@@ -234,41 +228,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.config:  # the file named in the bot's warnings
         settings = settings.model_copy(update={"config_path": Path(args.config)})
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
-    try:
-        prepare_database(settings.database_url, (clock or SystemClock()).now())
-    except DatabaseNotReady as exc:
-        raise CliError(str(exc)) from None
     host = "127.0.0.1" if args.dev else settings.host
     port = args.port or settings.port
     if args.dev:
         settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
-        print(f"LOCAL MODE: authentication is off; listening on http://{host}:{port}/api/messages (loopback only)",
-              file=sys.stderr)
-        if args.now:
-            print(f"LOCAL MODE: the clock starts at {args.now}", file=sys.stderr)
+
+    def listening(address: str) -> None:  # said once the socket is bound, never before a refusal
+        if args.dev:
+            print(f"LOCAL MODE: authentication is off; listening on {address}/api/messages (loopback only)",
+                  file=sys.stderr)
+            if args.now:
+                print(f"LOCAL MODE: the clock starts at {args.now}", file=sys.stderr)
+
+    # the database is made ready by the app's start, after it claimed a SQLite file; PostgreSQL that cannot be
+    # reached yet is waited for with /readyz answering 503 (bot/app.py)
     app = create_app(settings, config=config, clock=clock,
-                     runtime=Runtime(dev=args.dev, dev_bot_id=args.bot_id or "", dev_tenant_id=args.tenant_id or ""))
-    serving.run(app, settings, host, port)
+                     runtime=Runtime(dev=args.dev, dev_bot_id=args.bot_id or "", dev_tenant_id=args.tenant_id or "",
+                                     prepare_database=True))
+    serving.run(app, settings, host, port, listening=listening)
     return 0
 
 
 def cmd_local(args: argparse.Namespace) -> int:
     from bot import logs
     from hms.clock import OffsetClock
+    from playground.launcher import PlaygroundError
     from playground.local import prepare, run_local
-    from usecases.database import prepare_database
 
     settings = _settings()
     logs.configure(settings.log_level, settings.log_format)
     config = _config(args.config, settings)
     clock = OffsetClock(parse_instant(args.now, config.tz)) if args.now else None
-    prepare_database(settings.database_url, (clock or SystemClock()).now())
     if not settings.database_url.startswith("sqlite"):
         print("note: local mode on a non-SQLite DATABASE_URL", file=sys.stderr)
     settings = settings.model_copy(update={"app_id": "", "app_tenant_id": ""})
-    print(f"LOCAL MODE: authentication is off; the bot listens on http://127.0.0.1:{args.port}/api/messages "
-          "(loopback only)", file=sys.stderr)
-    mock_path = prepare(config, Path(args.workdir) if args.workdir else settings.data_dir / "local", args.as_)
+    try:
+        mock_path = prepare(config, Path(args.workdir) if args.workdir else settings.data_dir / "local", args.as_)
+    except PlaygroundError as exc:
+        raise CliError(f"the Agents Playground: {exc}") from None
 
     def stop(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # so the Playground is stopped in run_local's cleanup, not left behind
@@ -279,6 +276,9 @@ def cmd_local(args: argparse.Namespace) -> int:
                               mock_path=mock_path, current=args.as_))
     except KeyboardInterrupt:
         pass
+    except PlaygroundError as exc:
+        hint = " (choose another with --playground-port N)" if "already in use" in str(exc) else ""
+        raise CliError(f"the Agents Playground: {exc}{hint}") from None
     return 0
 
 
@@ -583,7 +583,10 @@ def cmd_export(args: argparse.Namespace) -> int:
             print(f"\r{t(args.locale, 'pack.progress', done=done, total=total, what=what)[:78]:<78}", end="",
                   file=sys.stderr, flush=True)
 
-    written = write(pack, fmt, out, progress)
+    try:
+        written = write(pack, fmt, out, progress)
+    except OSError as exc:  # a folder where a file is wanted, a folder that is not there, no permission
+        raise CliError(f"--out {out}: {exc.strerror or exc}") from None
     if tty:
         print(file=sys.stderr)
     print(f"wrote {', '.join(str(p) for p in written)}: {len(pack.plan)} deadlines, {len(pack.rounds)} rounds, "
@@ -648,6 +651,20 @@ def cmd_wheel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _output(text: str, option: str, *, folder: bool = False, hint: str = "") -> Path:
+    """Where a command writes, checked before it writes: a file where a folder is wanted, or the other way round,
+    or a parent that is not there, is one line saying so (a file is replaced, as an export is made again)."""
+    path = Path(text)
+    if folder and path.exists() and not path.is_dir():
+        raise CliError(f"{option} {path} is a file, and a folder is wanted here: give a folder's name{hint}")
+    if not folder and path.is_dir():
+        raise CliError(f"{option} {path} is a folder: give a file's name{hint}")
+    parent = path.parent
+    if not folder and not parent.is_dir():
+        raise CliError(f"{option} {path}: there is no folder {parent}")
+    return path
+
+
 def cmd_person_away(args: argparse.Namespace) -> int:
     from usecases.database import DatabaseNotReady
     from usecases.organisation import set_away
@@ -677,8 +694,11 @@ def cmd_manifest(args: argparse.Namespace) -> int:
         package = build_package(args.app_id, AppIdentity.of(config))
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    out = Path(args.out or "hms-hjulet.zip")
-    out.write_bytes(package)
+    out = _output(args.out or "hms-hjulet.zip", "--out")
+    try:
+        out.write_bytes(package)
+    except OSError as exc:
+        raise CliError(f"--out {out}: {exc.strerror or exc}") from None
     print(f"wrote {out} ({len(package)} bytes): upload it in Teams admin center > Manage apps > Upload")
     return 0
 
@@ -686,8 +706,37 @@ def cmd_manifest(args: argparse.Namespace) -> int:
 # -- parser ---------------------------------------------------------------------------------------------------
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("hms-hjulet")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "(not installed)"
+
+
+def _environment_help() -> str:
+    """The settings `serve` reads from the environment, with their defaults (from bot/settings.py, so the list
+    cannot fall behind); README's "Deploying at a university" says what each one means."""
+    from pydantic import AliasChoices, SecretStr
+
+    from bot.settings import Settings
+
+    lines = ["environment (defaults in brackets; meanings in the README, Deploying at a university):"]
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names = [str(a) for a in alias.choices] if isinstance(alias, AliasChoices) else [name.upper()]
+        default = field.default
+        value = "" if default is None or isinstance(default, SecretStr) else str(default)
+        lines.append(f"  {' or '.join(names)}" + (f"  [{value}]" if value else ""))
+    return "\n".join(lines)
+
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hms-bot", description="HMS-hjulet: the HMS annual wheel in Teams.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}",
+                   help="print the version and exit")
     sub = p.add_subparsers(dest="command", required=True)
 
     due = sub.add_parser("due", help="the deadlines in a period (default: this month); --open adds open windows")
@@ -700,31 +749,35 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also list work whose window is open in the period but whose deadline is later")
     due.add_argument("--json", action="store_true", help="print JSON")
     due.add_argument("--now", help="answer as of this instant (ISO; local time if no offset)")
-    due.add_argument("--locale", choices=("nb", "en"), default="nb")
+    due.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language of the listing (default nb)")
     due.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     due.set_defaults(func=cmd_due)
 
     db = sub.add_parser("db", help="database migrations").add_subparsers(dest="db_command", required=True)
     up = db.add_parser("upgrade", help="migrate the database (DATABASE_URL) to the newest version")
-    up.add_argument("revision", nargs="?", default="head")
+    up.add_argument("revision", nargs="?", default="head",
+                    help="the Alembic revision to migrate to (default: head, the newest)")
     up.add_argument("--now", help="record this instant (ISO) as when the database was first migrated, if nothing "
                                   "is on record (default: now); its day is the first day the wheel is kept")
     up.set_defaults(func=cmd_db_upgrade)
 
     org = sub.add_parser("org", help="the organisation").add_subparsers(dest="org_command", required=True)
     imp = org.add_parser("import", help="import or update people, sections, floors and roles from a file")
-    imp.add_argument("file")
-    imp.add_argument("-v", "--verbose", action="store_true")
+    imp.add_argument("file", help="the organisation file (YAML)")
+    imp.add_argument("-v", "--verbose", action="store_true", help="list every row created, updated or deactivated")
     imp.set_defaults(func=cmd_org_import)
 
     chk = sub.add_parser("check-config", help="validate an organisation file and report every problem")
-    chk.add_argument("file")
+    chk.add_argument("file", help="the organisation file (YAML)")
     chk.set_defaults(func=cmd_check_config)
 
-    serve = sub.add_parser("serve", help="run the bot (POST /api/messages, GET /healthz, GET /readyz)")
+    serve = sub.add_parser("serve", help="run the bot (POST /api/messages, GET /healthz, GET /readyz)",
+                           description="Run the bot: POST /api/messages, GET /healthz (alive), GET /readyz (ready: "
+                                       "the database reachable and migrated).",
+                           epilog=_environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     serve.add_argument("--dev", action="store_true", help="local mode: no authentication, loopback only")
     serve.add_argument("--now", help="local mode: start the clock at this instant (ISO)")
-    serve.add_argument("--port", type=int, help="port (default: PORT or 3978)")
+    serve.add_argument("--port", type=int, help="port (default: HMS_PORT, else PORT, else 3978)")
     serve.add_argument("--bot-id", help="local mode: the emulator's bot id, for proactive messages")
     serve.add_argument("--tenant-id", help="local mode: accept only this tenant")
     serve.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
@@ -740,7 +793,7 @@ def build_parser() -> argparse.ArgumentParser:
     local.set_defaults(func=cmd_local)
 
     ask = sub.add_parser("ask", help="ask the bot a question from the terminal ('-' reads one per line)")
-    ask.add_argument("text")
+    ask.add_argument("text", help="the question, in quotes; '-' reads one question per line from stdin")
     ask.add_argument("--as", dest="as_", metavar="EMAIL", help="ask as this person (default: the HMSB adviser)")
     ask.add_argument("--now", help="answer as of this instant (ISO; local time if no offset)")
     ask.add_argument("--locale", choices=("nb", "en"), default="nb",
@@ -761,14 +814,14 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--preview", action="store_true", help="print the digest here; nothing is sent or written")
     dg.add_argument("--json", action="store_true", help="the numbers and lists as JSON")
     dg.add_argument("--now", help="as of this instant (ISO; local time if no offset)")
-    dg.add_argument("--locale", choices=("nb", "en"), default="nb")
+    dg.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language (default nb)")
     dg.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     dg.set_defaults(func=cmd_digest)
 
     ar = sub.add_parser("annual-reports", help="the sections' HMS annual reports on a year, as submitted")
     ar.add_argument("--year", type=int, required=True, help="the year the reports are on")
     ar.add_argument("--json", action="store_true", help="print JSON (parts, who, when, the figures)")
-    ar.add_argument("--locale", choices=("nb", "en"), default="nb")
+    ar.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language (default nb)")
     ar.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ar.set_defaults(func=cmd_annual_reports)
 
@@ -816,22 +869,23 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--all", action="store_true", help="closed measures too")
     measure_parser("show", "a measure with its history and evidence", acts=False)
     ra = measure_parser("reassign", "give a measure to someone else")
-    ra.add_argument("--to", required=True, metavar="EMAIL")
-    ra.add_argument("--reason", required=True)
+    ra.add_argument("--to", required=True, metavar="EMAIL", help="the new owner, a person in the organisation file")
+    ra.add_argument("--reason", required=True, help="why (kept on record with who and when)")
     dl = measure_parser("deadline", "move a measure's deadline")
     dl.add_argument("--date", required=True, help="the new deadline, YYYY-MM-DD")
-    dl.add_argument("--reason", required=True)
+    dl.add_argument("--reason", required=True, help="why (kept on record with who and when)")
     ev = measure_parser("evidence", "add evidence: a note, a link or a file (photo or PDF)")
-    ev.add_argument("--note")
+    ev.add_argument("--note", help="what the evidence shows")
     ev.add_argument("--link", help="https://...")
     ev.add_argument("--file", help="a photo or PDF (at most 5 MB)")
     cl = measure_parser("close", "close a measure with a note on what was done")
     cl.add_argument("--note", required=True, help="what was done")
 
     out = sub.add_parser("outbox", help="messages that are waiting, failed or dead (for the HMSB adviser)")
-    out.add_argument("--status", default="dead", choices=("dead", "retry", "pending", "sent"))
-    out.add_argument("--limit", type=int, default=100)
-    out.add_argument("--json", action="store_true")
+    out.add_argument("--status", default="dead", choices=("dead", "retry", "pending", "sent"),
+                     help="which messages (default dead: given up after six tries)")
+    out.add_argument("--limit", type=int, default=100, help="at most this many, newest first (default 100)")
+    out.add_argument("--json", action="store_true", help="print JSON")
     out.set_defaults(func=cmd_outbox)
 
     prn = sub.add_parser("prune", help="delete old retry-ledger rows and old outbox card payloads (the bot does "
@@ -858,12 +912,12 @@ def build_parser() -> argparse.ArgumentParser:
                          ).add_subparsers(dest="calendar_command", required=True)
     link = cal.add_parser("link", help="print the feed's links (made the first time; the same after)")
     whose = link.add_mutually_exclusive_group(required=True)
-    whose.add_argument("--person", metavar="EMAIL")
-    whose.add_argument("--section", metavar="KEY")
-    whose.add_argument("--unit", action="store_true")
+    whose.add_argument("--person", metavar="EMAIL", help="this person's tasks")
+    whose.add_argument("--section", metavar="KEY", help="this section's tasks")
+    whose.add_argument("--unit", action="store_true", help="the whole unit's wheel")
     link.add_argument("--by", metavar="EMAIL", help="who makes it (default: the HMSB adviser)")
     rev = cal.add_parser("revoke", help="revoke a feed's token: its calendar and picture links stop working")
-    rev.add_argument("token")
+    rev.add_argument("token", help="the token in the feed's links")
     for sp in (link, rev):
         sp.add_argument("--now", help="as of this instant (ISO; default: now)")
         sp.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
@@ -871,10 +925,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     whl = sub.add_parser("wheel", help="draw the year's wheel as a picture (SVG): months as a ring, every task at its "
                                        "deadline, coloured by status")
-    whl.add_argument("--year", type=int, required=True)
+    whl.add_argument("--year", type=int, required=True, help="the year to draw")
     whom = whl.add_mutually_exclusive_group()
-    whom.add_argument("--section", metavar="KEY")
-    whom.add_argument("--person", metavar="EMAIL")
+    whom.add_argument("--section", metavar="KEY", help="only this section's tasks")
+    whom.add_argument("--person", metavar="EMAIL", help="only this person's tasks")
     whl.add_argument("--out", required=True, help="FILE.svg")
     whl.add_argument("--force", action="store_true", help="overwrite an existing file")
     whl.add_argument("--locale", choices=("nb", "en"), default="nb", help="the legend's language (default nb)")
@@ -884,8 +938,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     person = sub.add_parser("person", help="people").add_subparsers(dest="person_command", required=True)
     away = person.add_parser("away", help="mark a floor contact away (the deputy gets the prompts), or --back")
-    away.add_argument("email")
-    away.add_argument("--back", action="store_true")
+    away.add_argument("email", help="the floor contact's e-mail, as in the organisation file")
+    away.add_argument("--back", action="store_true", help="they are back: the prompts go to them again")
     away.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     away.set_defaults(func=cmd_person_away)
 
@@ -899,18 +953,48 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; whatever goes wrong that a person can act on is one line on stderr, never a traceback."""
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        args = parser.parse_args(argv)  # inside: its --help meets a closed pipe too
+        code = int(args.func(args))
+        sys.stdout.flush()  # inside the try: a reader that went away shows here, not at the interpreter's exit
+        return code
     except ConfigError as exc:
         print(f"the configuration has {len(exc.problems)} problem(s); nothing was changed:", file=sys.stderr)
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         return 2
-    except (CliError, DatabaseInUse) as exc:
-        print(f"hms-bot: {exc}", file=sys.stderr)
+    except BrokenPipeError:
+        # `hms-bot due --json | head`: the reader has what it wanted. Nothing more may reach the closed pipe (the
+        # interpreter's last flush would report it), so stdout goes to /dev/null; 141 is a shell's SIGPIPE status.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        message = _one_line(exc)
+        if message is None:
+            raise
+        print(f"hms-bot: {message}", file=sys.stderr)
         return 2
+
+
+def _one_line(exc: Exception) -> str | None:
+    """The one line for an error a person can act on (None: a fault of the program, shown with its traceback)."""
+    from bot.serving import CannotListen
+
+    if isinstance(exc, CliError | DatabaseInUse | CannotListen):
+        return str(exc)
+    reason = db.unreachable(exc)
+    if reason is not None:
+        try:
+            url = db.safe_url(_settings().database_url)
+        except CliError:
+            url = "of DATABASE_URL"
+        return f"cannot reach the database {url}: {reason} (DATABASE_URL says which database)"
+    return None
 
 
 if __name__ == "__main__":

@@ -74,8 +74,12 @@ async def run_local(settings: Settings, config: HmsConfig, *, clock: Clock | Non
                     playground_port: int, mock_path: Path, current: str | None = None) -> None:
     """Start the bot (loopback, local mode) and the Playground; run until the Playground stops or Ctrl-C."""
     app = create_app(settings, config=config, clock=clock,
-                     runtime=Runtime(dev=True, dev_bot_id=BOT["id"], dev_tenant_id=TENANT_ID, plan_every=60))
-    async with serving(app, settings, "127.0.0.1", bot_port):  # the same limits as `hms-bot serve`
+                     runtime=Runtime(dev=True, dev_bot_id=BOT["id"], dev_tenant_id=TENANT_ID, plan_every=60,
+                                     prepare_database=True))
+    async with serving(app, settings, "127.0.0.1", bot_port) as site:  # the same limits as `hms-bot serve`
+        # said once the socket is bound: a port in use is refused without a word of listening
+        print(f"LOCAL MODE: authentication is off; the bot listens on {site.name}/api/messages (loopback only)",
+              file=sys.stderr)
         proc = playground.start(f"http://127.0.0.1:{bot_port}/api/messages", port=playground_port,
                                 config_path=mock_path, env={"TZ": "Europe/Oslo"})
         try:

@@ -3,6 +3,7 @@ what to do and does idempotent work, so a restart, a missed tick or a second rep
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import time
@@ -58,6 +59,11 @@ def _guarded(job_id: str, func: Callable[[], Awaitable[object]], observe: Observ
         lag = lags.pop(job_id, None) if lags is not None else None
         try:
             result = await func()
+        except asyncio.CancelledError:
+            # the bot is stopping (the scheduler cancels what runs): the work is idempotent and is picked up at the
+            # next start, so one line, not APScheduler's traceback of a cancelled job
+            log.info("job %s stopped with the bot; it runs again at the next start", job_id)
+            return
         except Exception:
             log.exception("job %s failed; it runs again at the next tick", job_id)
             if observe is not None:

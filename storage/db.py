@@ -24,6 +24,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from storage import inline_sqlite, models as m
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# Seconds to open a PostgreSQL connection: a server behind a firewall that drops packets would otherwise keep a
+# command (or the bot's start) waiting for the operating system's TCP timeout, minutes, before saying anything.
+CONNECT_TIMEOUT = 10
 
 
 def _split(url: str) -> tuple[str, str]:
@@ -91,6 +94,7 @@ def create_engine(url: str, *, connections: int = 10) -> AsyncEngine:
     # An SQL error's text then never carries the values (people's ids, names, the tenant) into the log.
     kwargs: dict[str, Any] = {"hide_parameters": True}
     if url.startswith("postgres"):
+        kwargs["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT}
         # a fixed pool: connections opened beyond it would be closed on return, and a PostgreSQL connection is
         # a new server process each time (measured: most of the CPU of a turn at 50 users went to reconnecting)
         kwargs.update(pool_size=connections, max_overflow=0, pool_timeout=30, pool_pre_ping=True)
@@ -110,6 +114,8 @@ def query_only(dbapi_connection: Any, _record: Any) -> None:
 
 def create_sync_engine(url: str, **kwargs: Any) -> sa.Engine:
     """A synchronous engine (migrations, the command line); SQL errors never show their values."""
+    if url.startswith("postgres"):
+        kwargs.setdefault("connect_args", {"connect_timeout": CONNECT_TIMEOUT})
     engine = sa.create_engine(sync_url(url), **{"hide_parameters": True, **kwargs})
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -125,6 +131,33 @@ def alembic_config(url: str) -> Config:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", sync_url(url).replace("%", "%%"))
     return cfg
+
+
+def safe_url(url: str) -> str:
+    """The URL as it may be shown and logged: without its password (in the authority or as a query parameter)."""
+    scheme, sep, rest = url.partition("://")
+    head, query_sep, query = rest.partition("?")
+    if "@" in head:
+        cred, _, host = head.rpartition("@")
+        head = f"{cred.split(':')[0]}:***@{host}" if ":" in cred else head
+    if query:
+        query = "&".join("password=***" if part.lower().startswith("password=") else part
+                         for part in query.split("&"))
+    return f"{scheme}{sep}{head}{query_sep}{query}"
+
+
+def unreachable(exc: BaseException) -> str | None:
+    """Why the database could not be reached or opened, in one line, when `exc` says so (a refused or timed-out
+    connection, an unknown host, a wrong password, a database that does not exist, a SQLite file that cannot be
+    opened); None for any other error. The line names no password, and no host but for one that does not resolve
+    (the caller names the database)."""
+    if not isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError):
+        return None
+    text = str(exc.orig if exc.orig is not None else exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    # psycopg: 'connection failed: connection to server at "h", port 5432 failed: Connection refused'
+    reason = line.rpartition("failed: ")[2] if "failed: " in line else line
+    return " ".join(reason.replace("FATAL:", "").split()) or type(exc).__name__
 
 
 class DatabaseInUse(Exception):
