@@ -365,7 +365,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     now = _now(args, config)
     try:
         report = asyncio.run(plan_once(settings.database_url, config, settings.card_key(), now,
-                                       dry_run=args.dry_run))
+                                       dry_run=args.dry_run,
+                                       public_url=settings.public_url or f"http://localhost:{settings.port}"))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     starts = report.tracking_starts.isoformat() if report.tracking_starts else "not recorded (every day counts)"

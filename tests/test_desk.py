@@ -222,6 +222,25 @@ async def test_the_digest_card_shows_eight_and_opens_the_rest(seeded: str, confi
     assert sum(b["text"].count("\n- ") + 1 for b in show_all["body"] if b["text"].startswith("- ")) == counted
     assert "Seksjon for publikum og formidling" in texts(show_all)
     assert len(json.dumps(card).encode()) < 28_000  # Teams' limit for a bot message
+    # planned without a public URL the card has no link to the wheel's picture, and no feed token was made
+    assert not [a for a in card["actions"] if a["type"] == "Action.OpenUrl"] and rows(seeded, m.FeedToken) == []
+
+
+async def test_the_digest_links_to_the_units_wheel_where_the_bot_is_reached(seeded: str, config: HmsConfig) -> None:
+    engine = db.create_engine(seeded)
+    async with db.session_factory(engine)() as s:
+        dry = await plan(s, config, Rounds(config, KEY), DIGEST_NOW, dry_run=True, public_url="https://hms.khm.no/")
+        assert "digest" in {msg.kind for msg in dry.messages}
+    assert rows(seeded, m.FeedToken) == []  # a dry run writes nothing, not even the link's token
+    async with db.session_factory(engine)() as s:
+        await plan(s, config, Rounds(config, KEY), DIGEST_NOW, public_url="https://hms.khm.no/")
+        await s.commit()
+    await engine.dispose()
+    [token] = rows(seeded, m.FeedToken)
+    assert (token.kind, token.subject, token.created_by) == ("unit", None, HANNE)
+    [row] = rows(seeded, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "digest")
+    [link] = [a for a in outbox_card(row)["actions"] if a["type"] == "Action.OpenUrl"]
+    assert (link["title"], link["url"]) == ("Se årshjulet", f"https://hms.khm.no/wheel/{token.token}.svg")
 
 
 # -- the annual report drafted -----------------------------------------------------------------------------------

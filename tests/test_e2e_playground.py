@@ -324,6 +324,15 @@ async def test_the_adviser_gets_the_digest_on_monday_and_the_inspection_pack_in_
         [row] = await env.rows(m.OutboxMessage, m.OutboxMessage.kind == "digest")
         assert (row.recipient_email, row.status) == (HANNE, "sent") and row.activity_id
 
+        # the digest links to the unit's wheel, which the bot draws
+        [wheel_url] = [a["url"] for a in cards_of(digest)[0].get("actions", []) if a.get("type") == "Action.OpenUrl"]
+        path = re.sub(r"^https?://[^/]+", "", wheel_url)
+        assert re.fullmatch(r"/wheel/[A-Za-z0-9_-]{20,64}\.svg", path), wheel_url
+        async with env.http.get(f"http://127.0.0.1:{env.bot_port}{path}") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("image/svg+xml")
+            svg = await resp.text()
+        assert svg.lstrip().startswith(("<svg", "<?xml")) and "2026" in svg
+
         # the inspection pack in the chat: a download link served by the bot
         await env.say("lag tilsynsrapport for 2026")
         frame = await env.wait_for(created_in(env.personal_chat, "/files/"))
