@@ -425,7 +425,7 @@ def cmd_annual_reports(args: argparse.Namespace) -> int:
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     if out is not None and fmt is not None:
-        write_reports(found, fmt, out, _now(args, config), args.locale)
+        write_reports(found, fmt, out, _now(args, config).astimezone(config.tz), args.locale)
         done = sum(r["submitted"] for r in found["reports"])
         print(f"wrote {out}: {done} of {len(found['reports'])} sections' reports submitted")
         return 0

@@ -394,6 +394,7 @@ async def test_the_adviser_exports_every_sections_report_for_lamu_as_xlsx_and_pd
     wb = load_workbook(xlsx)
     overview = wb.worksheets[0]
     assert overview.title == "Oversikt" and overview["A1"].value == "HMS-årsrapporter for 2026"
+    assert overview["A2"].value == "Seksjonenes årsrapporter til LAMU, hentet fra boten 3. desember 2026 10:00."
     assert overview.freeze_panes == "A5"
     listed = {row[0]: row[1:] for row in overview.iter_rows(min_row=5, values_only=True)}
     assert len(listed) == 4
