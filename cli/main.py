@@ -425,7 +425,10 @@ def cmd_annual_reports(args: argparse.Namespace) -> int:
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     if out is not None and fmt is not None:
-        write_reports(found, fmt, out, _now(args, config).astimezone(config.tz), args.locale)
+        try:
+            write_reports(found, fmt, out, _now(args, config).astimezone(config.tz), args.locale)
+        except OSError as exc:  # a folder where a file is wanted, a folder that is not there, no permission
+            raise CliError(f"--out {out}: {exc.strerror or exc}") from None
         done = sum(r["submitted"] for r in found["reports"])
         print(f"wrote {out}: {done} of {len(found['reports'])} sections' reports submitted")
         return 0

@@ -432,3 +432,7 @@ async def test_the_adviser_exports_every_sections_report_for_lamu_as_xlsx_and_pd
     code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
                                        "--out", str(tmp_path / "lamu.docx"), "--config", str(config_file))
     assert code != 0 and "FILE.xlsx or FILE.pdf" in err
+    missing = tmp_path / "missing" / "lamu.pdf"
+    code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                       "--out", str(missing), "--config", str(config_file))
+    assert code != 0 and f"--out {missing}: No such file or directory" in err and "Traceback" not in err
