@@ -328,7 +328,7 @@ def create_app(settings: Settings, *, config: HmsConfig | None = None, clock: Cl
 
     async def plan() -> None:
         async with jobs_sessions() as s:
-            await planning.plan(s, config, bot.rounds, clock.now())
+            await planning.plan(s, config, bot.rounds, clock.now(), public_url=bot.desk.public_url)
 
     async def prune() -> retention.PruneReport:
         # idempotent batches: every replica may prune, two at once only do nothing twice

@@ -365,7 +365,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     now = _now(args, config)
     try:
         report = asyncio.run(plan_once(settings.database_url, config, settings.card_key(), now,
-                                       dry_run=args.dry_run))
+                                       dry_run=args.dry_run,
+                                       public_url=settings.public_url or f"http://localhost:{settings.port}"))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
     starts = report.tracking_starts.isoformat() if report.tracking_starts else "not recorded (every day counts)"
@@ -404,16 +405,33 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
 
 def cmd_annual_reports(args: argparse.Namespace) -> int:
+    from hms.i18n import t
     from usecases.annual_reports import reports_for_year
     from usecases.database import DatabaseNotReady
+    from usecases.packfiles import write_reports
 
     settings = _settings()
     config = _config(args.config, settings)
+    out = Path(args.out) if args.out else None
+    fmt = {".xlsx": "xlsx", ".pdf": "pdf"}.get(out.suffix.lower()) if out else None
+    if out is not None:
+        if fmt is None:
+            raise CliError("--out: the reports are written as FILE.xlsx or FILE.pdf")
+        if out.exists() and not args.force:
+            raise CliError(t(args.locale, "pack.exists", path=str(out)))
     try:
         found = asyncio.run(reports_for_year(settings.database_url, config, args.year, args.locale,
                                              settings.card_key()))
     except DatabaseNotReady as exc:
         raise CliError(str(exc)) from None
+    if out is not None and fmt is not None:
+        try:
+            write_reports(found, fmt, out, _now(args, config).astimezone(config.tz), args.locale)
+        except OSError as exc:  # a folder where a file is wanted, a folder that is not there, no permission
+            raise CliError(f"--out {out}: {exc.strerror or exc}") from None
+        done = sum(r["submitted"] for r in found["reports"])
+        print(f"wrote {out}: {done} of {len(found['reports'])} sections' reports submitted")
+        return 0
     if args.json:
         print(json.dumps(found, ensure_ascii=False, indent=2))
         return 0
@@ -821,6 +839,9 @@ def build_parser() -> argparse.ArgumentParser:
     ar = sub.add_parser("annual-reports", help="the sections' HMS annual reports on a year, as submitted")
     ar.add_argument("--year", type=int, required=True, help="the year the reports are on")
     ar.add_argument("--json", action="store_true", help="print JSON (parts, who, when, the figures)")
+    ar.add_argument("--out", help="write them as one document for LAMU: FILE.xlsx or FILE.pdf")
+    ar.add_argument("--force", action="store_true", help="overwrite an existing file")
+    ar.add_argument("--now", help="ISO time the document says it was made (default: now)")
     ar.add_argument("--locale", choices=("nb", "en"), default="nb", help="the language (default nb)")
     ar.add_argument("--config", help="organisation file (default: HMS_CONFIG or the bundled KHM file)")
     ar.set_defaults(func=cmd_annual_reports)

@@ -255,7 +255,8 @@ class E2E:
 
     async def plan(self) -> planner.PlanReport:
         async with self.bot.sessions() as s:
-            return await planner.plan(s, self.config, self.bot.rounds, self.clock.now())
+            return await planner.plan(s, self.config, self.bot.rounds, self.clock.now(),
+                                      public_url=self.bot.desk.public_url)
 
     async def drain(self) -> DeliveryReport:
         return await self.delivery.drain()

@@ -9,7 +9,7 @@ other sources in every state, one from 2025 and one of another section that must
 - The annual report drafted: the planning tick three weeks before 1 December brings the section leader the report
   prefilled from the records (rounds due by the report's deadline only); he asks "årsrapport" in the chat, edits
   and submits it through the bot's door; it is on record once, the adviser gets it, and `hms-bot annual-reports`
-  reads it back for the year.
+  reads it back for the year, and writes all sections' reports as one XLSX and one PDF for LAMU.
 """
 
 from __future__ import annotations
@@ -222,6 +222,25 @@ async def test_the_digest_card_shows_eight_and_opens_the_rest(seeded: str, confi
     assert sum(b["text"].count("\n- ") + 1 for b in show_all["body"] if b["text"].startswith("- ")) == counted
     assert "Seksjon for publikum og formidling" in texts(show_all)
     assert len(json.dumps(card).encode()) < 28_000  # Teams' limit for a bot message
+    # planned without a public URL the card has no link to the wheel's picture, and no feed token was made
+    assert not [a for a in card["actions"] if a["type"] == "Action.OpenUrl"] and rows(seeded, m.FeedToken) == []
+
+
+async def test_the_digest_links_to_the_units_wheel_where_the_bot_is_reached(seeded: str, config: HmsConfig) -> None:
+    engine = db.create_engine(seeded)
+    async with db.session_factory(engine)() as s:
+        dry = await plan(s, config, Rounds(config, KEY), DIGEST_NOW, dry_run=True, public_url="https://hms.khm.no/")
+        assert "digest" in {msg.kind for msg in dry.messages}
+    assert rows(seeded, m.FeedToken) == []  # a dry run writes nothing, not even the link's token
+    async with db.session_factory(engine)() as s:
+        await plan(s, config, Rounds(config, KEY), DIGEST_NOW, public_url="https://hms.khm.no/")
+        await s.commit()
+    await engine.dispose()
+    [token] = rows(seeded, m.FeedToken)
+    assert (token.kind, token.subject, token.created_by) == ("unit", None, HANNE)
+    [row] = rows(seeded, m.OutboxMessage, m.table(m.OutboxMessage).c.kind == "digest")
+    [link] = [a for a in outbox_card(row)["actions"] if a["type"] == "Action.OpenUrl"]
+    assert (link["title"], link["url"]) == ("Se årshjulet", f"https://hms.khm.no/wheel/{token.token}.svg")
 
 
 # -- the annual report drafted -----------------------------------------------------------------------------------
@@ -350,3 +369,70 @@ async def test_a_report_marked_done_without_the_draft_is_not_offered_again(bot: 
     assert "Årsrapporten er allerede levert av Marianne Berg" in texts(card)
     assert not execute_actions(card, "report.submit")
     assert rows(seeded, m.AnnualReport) == []
+
+
+async def test_the_adviser_exports_every_sections_report_for_lamu_as_xlsx_and_pdf(
+        bot: HmsBot, seeded: str, config: HmsConfig, config_file: Path, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from openpyxl import load_workbook
+    from pypdf import PdfReader
+
+    card = await say(bot, config, JONAS, "årsrapport")
+    values = {n["id"]: n.get("value", "") for n in nodes(card) if n.get("type") == "Input.Text"}
+    [submit] = execute_actions(card, "report.submit")
+    edited = {**values, "part:comments": "Brannrundene i 2. etasje må følges opp – ansvar: seksjonsleder."}
+    assert "Sendt inn av Jonas Eide" in texts(await press(bot, config, JONAS, submit, edited))
+
+    xlsx, pdf = tmp_path / "lamu-2026.xlsx", tmp_path / "lamu-2026.pdf"
+    for out in (xlsx, pdf):
+        code, printed, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                                 "--out", str(out), "--config", str(config_file),
+                                                 "--now", "2026-12-03T10:00")
+        assert code == 0, err
+        assert printed.strip() == f"wrote {out}: 1 of 4 sections' reports submitted"
+
+    wb = load_workbook(xlsx)
+    overview = wb.worksheets[0]
+    assert overview.title == "Oversikt" and overview["A1"].value == "HMS-årsrapporter for 2026"
+    assert overview["A2"].value == "Seksjonenes årsrapporter til LAMU, hentet fra boten 3. desember 2026 10:00."
+    assert overview.freeze_panes == "A5"
+    listed = {row[0]: row[1:] for row in overview.iter_rows(min_row=5, values_only=True)}
+    assert len(listed) == 4
+    public = next(v for k, v in listed.items() if k and "publikum" in k.lower())
+    assert public[0] == "Jonas Eide" and public[1].date() == dt.date(2026, 12, 1)  # an Excel date
+    assert str(public[2]).startswith("Levert av Jonas Eide 16. november 2026")
+    waiting = [v for k, v in listed.items() if v is not public]
+    assert len(waiting) == 3 and all(v[2] == "Ikke levert (frist 1. desember 2026)" for v in waiting)
+    assert len(wb.worksheets) == 5
+    [sheet] = [ws for ws in wb.worksheets[1:] if "publikum" in ws.title.lower()]
+    parts = {row[0]: row[1] for row in sheet.iter_rows(min_row=5, values_only=True)}
+    assert list(parts) == ["Vernerunde og brannvernrunder (utført av planlagt)", "Avvik og tiltak",
+                           "Oppfølging av ARK-tiltak", "Medarbeidersamtaler", "Annet HMS-arbeid", "Bistand fra BHT",
+                           "Kommentarer"]  # the labels, never the keys
+    assert parts["Kommentarer"] == "Brannrundene i 2. etasje må følges opp – ansvar: seksjonsleder."
+    assert parts["Vernerunde og brannvernrunder (utført av planlagt)"] == values["part:rounds"]
+    others = [ws for ws in wb.worksheets[1:] if ws is not sheet]
+    assert all(ws["A2"].value == "Ikke levert (frist 1. desember 2026)" and ws.max_row <= 4 for ws in others)
+
+    reader = PdfReader(str(pdf))
+    pages = [page.extract_text() for page in reader.pages]
+    assert "HMS-årsrapporter for 2026" in pages[0] and pages[0].count("Ikke levert (frist 1. desember 2026)") == 3
+    [mine] = [p for p in pages[1:] if "Levert av Jonas Eide" in p]
+    assert "Kommentarer" in mine and "Brannrundene i 2. etasje må følges opp" in mine
+    assert "Bistand fra BHT" in mine and "part:" not in mine
+    assert sum("Ikke levert (frist 1. desember 2026)" in p for p in pages[1:]) == 3
+
+    # an existing file is not overwritten without --force: a clear message, not a traceback
+    code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                       "--out", str(pdf), "--config", str(config_file))
+    assert code != 0 and "finnes allerede; bruk --force" in err and "Traceback" not in err
+    code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                       "--out", str(pdf), "--force", "--config", str(config_file))
+    assert code == 0, err
+    code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                       "--out", str(tmp_path / "lamu.docx"), "--config", str(config_file))
+    assert code != 0 and "FILE.xlsx or FILE.pdf" in err
+    missing = tmp_path / "missing" / "lamu.pdf"
+    code, _, err = await hms_bot_async(seeded, monkeypatch, capsys, "annual-reports", "--year", "2026",
+                                       "--out", str(missing), "--config", str(config_file))
+    assert code != 0 and f"--out {missing}: No such file or directory" in err and "Traceback" not in err

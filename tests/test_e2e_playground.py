@@ -1,7 +1,8 @@
 """End to end through the real Microsoft 365 Agents Playground (local Teams emulator): install, questions, an
 unknown user, a fire round from the planner's prompt to the LAMU summary and the measure owner's reminder, a
-measure created in the chat ("nytt tiltak") that "åpne tiltak" then lists, and the safety round's invitation
-from the section leader's proposal to the safety representative's acceptance.
+measure created in the chat ("nytt tiltak") that "åpne tiltak" then lists, the safety round's invitation
+from the section leader's proposal to the safety representative's acceptance, and the adviser's weekly digest on a
+Monday at 09:00 with the inspection pack asked for in the chat and downloaded from the bot.
 
 The bot runs in-process on 127.0.0.1 with a FixedClock and no scheduler; the Playground runs behind its loopback
 guard (playground/launcher.py). See tests/e2e_support.py and docs/playground-api.md.
@@ -291,3 +292,66 @@ async def test_safety_round_invitation_end_to_end(tmp_path: Path, khm: HmsConfig
         rows = await env.rows(m.MeetingProposal)
         assert [(p.proposed_by, p.proposed_to, p.answer, p.answered_by) for p in rows] == [
             (JONAS, AHMED, "accepted", AHMED)]
+
+
+DIGEST_MONDAY = oslo(2026, 12, 7, 9, 0)  # a Monday: the weekly digest goes out at 09:00
+
+
+async def test_the_adviser_gets_the_digest_on_monday_and_the_inspection_pack_in_the_chat(
+        tmp_path: Path, khm: HmsConfig) -> None:
+    """Issue 13: the HMSB adviser (the Playground's current user here) gets the weekly digest on a Monday at 09:00
+    of the injected clock, asks "lag tilsynsrapport for 2026" and gets a link; the file behind it is the pack."""
+    from openpyxl import load_workbook
+
+    async with running(tmp_path, khm, DIGEST_MONDAY - dt.timedelta(hours=1), current=HANNE) as env:
+        await env.install(env.personal_chat)
+        await env.wait_for(created_in(env.personal_chat, "Hanne!"))
+
+        # Monday 08:00: no digest yet; at 09:00 the planner plans it and the outbox delivers it
+        await env.plan()
+        await env.drain()
+        await env.settle()
+        assert not env.matching(lambda f: created_in(env.personal_chat)(f)
+                                and bool(re.search(r"HMS-status uke|HMS status week", frame_text(f))))
+        env.set_clock(DIGEST_MONDAY)
+        await env.plan()
+        await env.drain()
+        digest = await env.wait_for(lambda f: created_in(env.personal_chat)(f) and bool(
+            re.search(r"HMS-status uke 50|HMS status week 50", frame_text(f))))
+        assert cards_of(digest), frame_text(digest)
+        assert re.search(r"Seksjon for publikum og formidling|Public programmes section", texts(cards_of(digest)[0])), \
+            texts(cards_of(digest)[0])
+        [row] = await env.rows(m.OutboxMessage, m.OutboxMessage.kind == "digest")
+        assert (row.recipient_email, row.status) == (HANNE, "sent") and row.activity_id
+
+        # the digest links to the unit's wheel, which the bot draws
+        [wheel_url] = [a["url"] for a in cards_of(digest)[0].get("actions", []) if a.get("type") == "Action.OpenUrl"]
+        path = re.sub(r"^https?://[^/]+", "", wheel_url)
+        assert re.fullmatch(r"/wheel/[A-Za-z0-9_-]{20,64}\.svg", path), wheel_url
+        async with env.http.get(f"http://127.0.0.1:{env.bot_port}{path}") as resp:
+            assert resp.status == 200 and resp.headers["Content-Type"].startswith("image/svg+xml")
+            svg = await resp.text()
+        assert svg.lstrip().startswith(("<svg", "<?xml")) and "2026" in svg
+
+        # the inspection pack in the chat: a download link served by the bot
+        await env.say("lag tilsynsrapport for 2026")
+        frame = await env.wait_for(created_in(env.personal_chat, "/files/"))
+        urls = re.findall(r"https?://[^\s\"')]+/files/([A-Za-z0-9_-]+)", json.dumps(frame["message"]))
+        assert urls, frame_text(frame)
+        async with env.http.get(f"http://127.0.0.1:{env.bot_port}/files/{urls[0]}") as resp:
+            assert resp.status == 200, await resp.text()
+            assert resp.headers["Content-Type"].startswith(
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            body = await resp.read()
+        (tmp_path / "pack.xlsx").write_bytes(body)
+        wb = load_workbook(tmp_path / "pack.xlsx")
+        cover = wb.worksheets[0]
+        shown = " ".join(str(c) for row in cover.iter_rows(values_only=True) for c in row if c is not None)
+        assert "Hanne Solberg" in shown or HANNE in shown, shown
+        assert "2026" in shown and len(wb.worksheets) >= 5
+        plan = wb.worksheets[1]
+        tasks = {row[0] for row in plan.iter_rows(min_row=2, values_only=True)}
+        assert any(str(task).startswith("Brannvernrunde") for task in tasks), tasks
+        # a token that was never handed out gets nothing
+        async with env.http.get(f"http://127.0.0.1:{env.bot_port}/files/{'x' * 32}") as resp:
+            assert resp.status == 404

@@ -360,7 +360,9 @@ class AnnualReports:
             section = self.config.section(occ.section or "")
             entry: dict[str, Any] = {"occurrence": occ.key, "section": occ.section,
                                      "section_name": section.name.get(lang) if section else occ.section,
-                                     "leader": section.leader if section else None, "due": occ.due.isoformat(),
+                                     "leader": section.leader if section else None,
+                                     "leader_name": self.names.person(section.leader) if section else None,
+                                     "due": occ.due.isoformat(),
                                      "submitted": stored is not None}
             if stored is not None:
                 parts = json.loads(stored.parts)

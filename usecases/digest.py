@@ -6,7 +6,7 @@ planned once per ISO week. `digest_data` is the content as numbers and lists, sh
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -19,6 +19,7 @@ from hms.workdays import WorkCalendar
 from storage import repo
 from usecases.database import opened
 from usecases.due import due_items, scope_name, tracking_starts
+from usecases.feeds import link_token
 from usecases.outbox import outbox_row, person_target
 
 DUE_SOON_DAYS = 14
@@ -203,8 +204,11 @@ def digest_text(config: HmsConfig, digest: Digest, locale: str) -> str:
 
 
 async def weekly_digest(s: AsyncSession, config: HmsConfig, now: dt.datetime, cal: WorkCalendar,
-                        existing: set[str]) -> list[dict[str, object]]:
-    """The adviser's weekly digest, on the first working day of each ISO week at the policy's send time."""
+                        existing: set[str], *, public_url: str | None = None, dry_run: bool = False,
+                        ) -> list[dict[str, object]]:
+    """The adviser's weekly digest, on the first working day of each ISO week at the policy's send time. Where the
+    bot is reached at `public_url`, the card links to the unit's wheel as a picture (`/wheel/<token>.svg`, on the
+    unit feed's token, made for the adviser the first time; a dry run only uses one that exists)."""
     today = wheel.local_date(now, config)
     week = today.isocalendar()
     adviser = config.roles.hmsb_adviser
@@ -216,8 +220,21 @@ async def weekly_digest(s: AsyncSession, config: HmsConfig, now: dt.datetime, ca
         return []
     locale = config.unit.locale
     digest = await digest_data(s, config, now, locale)
-    return [outbox_row(key, "digest", person_target(adviser), digest_card(digest_view(config, digest, locale),
-                                                                          locale))]
+    view = digest_view(config, digest, locale)
+    if public_url:
+        token = await _unit_token(s, config, adviser, now, create=not dry_run)
+        if token is not None:
+            view = replace(view, wheel_url=f"{public_url.rstrip('/')}/wheel/{token}.svg")
+    return [outbox_row(key, "digest", person_target(adviser), digest_card(view, locale))]
+
+
+async def _unit_token(s: AsyncSession, config: HmsConfig, adviser: str, now: dt.datetime, *, create: bool
+                      ) -> str | None:
+    """The unit feed's live token (the calendar's and the wheel's), made for the adviser if `create`."""
+    if create:
+        return await link_token(s, config, "unit", None, adviser, now)
+    found = await repo.live_feed_token(s, "unit", None)
+    return found.token if found is not None else None
 
 
 async def preview(url: str, config: HmsConfig, now: dt.datetime, locale: str) -> Digest:

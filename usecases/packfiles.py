@@ -306,3 +306,138 @@ def _pdf_rounds(pdf: Any, pack: Pack, heading: Callable[..., None], table: Calla
             table(tuple(t(lo, f"pack.col.{k}") for k in ("question", "answer", "comment")),
                   [(a.question, a.answer, a.comment) for a in r.answers], (140, 30, 100))
         progress(5 + n, steps, r.task)
+
+
+# -- the sections' annual reports for LAMU -------------------------------------------------------------------
+
+REPORT_FORMATS = ("xlsx", "pdf")
+
+
+def _report_status(report: dict[str, Any], locale: str) -> str:
+    """"Levert av … når" or "Ikke levert (frist …)": what the overview and each section's page say."""
+    if not report["submitted"]:
+        return t(locale, "lamu.not_submitted", due=i18n.format_date(dt.date.fromisoformat(report["due"]), locale))
+    at = dt.datetime.fromisoformat(report["submitted_at"])
+    return t(locale, "lamu.submitted", who=report["submitted_by_name"],
+             when=f"{i18n.format_date(at.date(), locale)} {at:%H:%M}")
+
+
+def _report_overview(found: dict[str, Any], locale: str) -> tuple[tuple[str, ...], list[tuple[Cell, ...]]]:
+    headers = tuple(t(locale, f"lamu.col.{k}") for k in ("section", "leader", "due", "status"))
+    return headers, [(r["section_name"], r.get("leader_name") or r.get("leader"), dt.date.fromisoformat(r["due"]),
+                      _report_status(r, locale)) for r in found["reports"]]
+
+
+def write_reports(found: dict[str, Any], fmt: str, out: Path, generated_at: dt.datetime, locale: str) -> None:
+    """Every section's annual report on a year (`AnnualReports.reports_for_year`) as one document for LAMU: an
+    overview of who has submitted and who has not (with the deadline), then a sheet (XLSX) or a page (PDF) per
+    section with each part of the report as submitted."""
+    if fmt == "xlsx":
+        _reports_xlsx(found, out, generated_at, locale)
+    elif fmt == "pdf":
+        _reports_pdf(found, out, generated_at, locale)
+    else:
+        raise ValueError(f"unknown format {fmt!r}")
+
+
+def _sheet_title(name: str, taken: set[str]) -> str:
+    """An Excel sheet name: at most 31 characters, none of []:*?/\\, unique in the workbook."""
+    base = "".join("-" if c in "[]:*?/\\" else c for c in name)[:31] or "-"
+    title, n = base, 2
+    while title.lower() in taken:
+        title = f"{base[:28]} {n}"
+        n += 1
+    taken.add(title.lower())
+    return title
+
+
+def _reports_xlsx(found: dict[str, Any], out: Path, generated_at: dt.datetime, locale: str) -> None:
+    from openpyxl import Workbook
+    from openpyxl.styles import Alignment, Font
+
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    taken: set[str] = set()
+    ws.title = _sheet_title(t(locale, "lamu.overview"), taken)
+    ws.append([t(locale, "lamu.title", year=found["year"])])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append([t(locale, "lamu.subtitle", when=f"{i18n.format_date(generated_at.date(), locale)} "
+                                                f"{generated_at:%H:%M}")])
+    ws.append([])
+    headers, rows = _report_overview(found, locale)
+    ws.append(list(headers))
+    for cell in ws[4]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        ws.append(list(row))
+        ws.cell(ws.max_row, 3).number_format = "DD.MM.YYYY"
+    if not rows:
+        ws.append([t(locale, "lamu.none", year=found["year"])])
+    ws.freeze_panes = "A5"
+    for col, width in zip("ABCD", (36, 26, 12, 50), strict=True):
+        ws.column_dimensions[col].width = width
+    for report in found["reports"]:
+        sheet = wb.create_sheet(_sheet_title(report["section_name"], taken))
+        sheet.append([t(locale, "report.title", year=found["year"], section=report["section_name"])])
+        sheet["A1"].font = Font(bold=True, size=13)
+        sheet.append([_report_status(report, locale)])
+        sheet.append([])
+        sheet.append([t(locale, "lamu.col.part"), t(locale, "lamu.col.text")])
+        for cell in sheet[4]:
+            cell.font = Font(bold=True)
+        for part in report.get("parts", []):
+            sheet.append([part["label"], part["text"]])
+        sheet.freeze_panes = "A5"
+        sheet.column_dimensions["A"].width = 40
+        sheet.column_dimensions["B"].width = 100
+        for row in sheet.iter_rows(min_row=5):
+            for cell in row:
+                cell.alignment = Alignment(wrap_text=True, vertical="top")
+    wb.save(out)
+
+
+def _reports_pdf(found: dict[str, Any], out: Path, generated_at: dt.datetime, locale: str) -> None:
+    from fpdf import FPDF
+    from fpdf.fonts import FontFace
+
+    pdf = FPDF(orientation="portrait", format="A4")
+    pdf.set_auto_page_break(auto=True, margin=15)
+    pdf.add_font("DejaVu", "", str(FONTS / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+    title = t(locale, "lamu.title", year=found["year"])
+    pdf.set_title(title)
+
+    def heading(text: str, size: int) -> None:
+        pdf.set_font("DejaVu", "B", size)
+        pdf.multi_cell(0, 8, text, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(2)
+
+    pdf.add_page()
+    heading(title, 18)
+    pdf.set_font("DejaVu", "", 10)
+    pdf.multi_cell(0, 6, t(locale, "lamu.subtitle", when=f"{i18n.format_date(generated_at.date(), locale)} "
+                                                         f"{generated_at:%H:%M}"), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    headers, rows = _report_overview(found, locale)
+    if rows:
+        with pdf.table(col_widths=(55, 40, 25, 70), headings_style=FontFace(emphasis="BOLD",
+                       fill_color=(225, 230, 240)), line_height=5, text_align="LEFT") as tb:
+            tb.row(list(headers))
+            for row in rows:
+                tb.row([_text(c, locale) for c in row])
+    else:
+        pdf.multi_cell(0, 6, t(locale, "lamu.none", year=found["year"]))
+    for report in found["reports"]:
+        pdf.add_page()
+        heading(t(locale, "report.title", year=found["year"], section=report["section_name"]), 14)
+        pdf.set_font("DejaVu", "", 10)
+        pdf.multi_cell(0, 6, _report_status(report, locale), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+        for part in report.get("parts", []):
+            pdf.set_font("DejaVu", "B", 11)
+            pdf.multi_cell(0, 6, part["label"], new_x="LMARGIN", new_y="NEXT")
+            pdf.set_font("DejaVu", "", 10)
+            pdf.multi_cell(0, 5.5, part["text"] or "–", new_x="LMARGIN", new_y="NEXT")
+            pdf.ln(2)
+    pdf.output(str(out))

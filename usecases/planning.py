@@ -65,9 +65,10 @@ class PlanReport:
 
 
 async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datetime, *,
-               dry_run: bool = False) -> PlanReport:
+               dry_run: bool = False, public_url: str | None = None) -> PlanReport:
     """Write every prompt, reminder, overdue notice, deputy prompt and escalation due at `now`, and the reminders of
-    safety rounds' agreed meetings, to the outbox (with `dry_run`, only say what would be written: nothing is)."""
+    safety rounds' agreed meetings, to the outbox (with `dry_run`, only say what would be written: nothing is).
+    `public_url`: where people reach the bot's links (the digest links to the wheel's picture there)."""
     today = wheel.local_date(now, config)
     starts = await tracking_starts(s, config)
     if starts is None and dry_run:
@@ -146,7 +147,7 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
             messages.append(PlannedMessage(reminder.key, "meeting_reminder", reminder.recipient, occ.task, occ.key,
                                            occ.due))
     if config.weekly_digest:
-        digest = await weekly_digest(s, config, now, cal, existing)
+        digest = await weekly_digest(s, config, now, cal, existing, public_url=public_url, dry_run=dry_run)
         rows += digest
         messages += [PlannedMessage(str(r["dedupe_key"]), "digest", adviser) for r in digest]
     planned = len(rows) if dry_run else await repo.enqueue(s, rows, now)
@@ -156,11 +157,11 @@ async def plan(s: AsyncSession, config: HmsConfig, rounds: Rounds, now: dt.datet
 
 
 async def plan_once(url: str, config: HmsConfig, card_key: bytes, now: dt.datetime, *,
-                    dry_run: bool = False) -> PlanReport:
+                    dry_run: bool = False, public_url: str | None = None) -> PlanReport:
     """One planning tick from the command line (`hms-bot plan`). A real one prepares the database as the bot does
     (recording `now` as its first day when nothing is on record); a dry run only checks it and writes nothing."""
     async with opened(url, now=now, write=not dry_run) as s:
-        return await plan(s, config, Rounds(config, card_key), now, dry_run=dry_run)
+        return await plan(s, config, Rounds(config, card_key), now, dry_run=dry_run, public_url=public_url)
 
 
 def _measure_message(config: HmsConfig, rounds: Rounds, measure: m.Measure, finding: m.Finding | None,
