@@ -98,3 +98,14 @@ async def test_a_persons_feed_holds_their_deadlines_with_alarms_and_status(
         assert (await client.get("/calendar/not-a-token.ics")).status == 404
     code, _, err = await asyncio.to_thread(cli, db_url, monkeypatch, capsys, "calendar", "revoke", token)
     assert code == 2 and "no live token" in err
+
+
+def test_a_token_never_starts_with_a_dash_so_the_command_line_takes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`hms-bot calendar revoke TOKEN` would read "-abc…" as an option: such tokens are never handed out."""
+    import secrets
+
+    from usecases import feeds
+
+    drawn = iter(["-starts-with-a-dash", "--two", "fine-token"])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda _n: next(drawn))
+    assert feeds.new_token() == "fine-token"

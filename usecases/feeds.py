@@ -27,8 +27,11 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{20,64}")
 
 
 def new_token() -> str:
-    """An unguessable token (256 bits), safe in a URL."""
-    return secrets.token_urlsafe(32)
+    """An unguessable token (256 bits), safe in a URL, never starting with "-" (`hms-bot calendar revoke TOKEN`
+    would read such a token as an option: one token in 64 did)."""
+    while (token := secrets.token_urlsafe(32)).startswith("-"):
+        pass
+    return token
 
 
 class FeedError(Exception):
