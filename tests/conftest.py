@@ -9,6 +9,7 @@ skip, with one line saying how to get them, unless HMS_SKIP_POSTGRES=1 is set ex
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import shutil
 import uuid
@@ -54,6 +55,20 @@ def _data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop("HMS_DATA_DIR", None)
     else:
         os.environ["HMS_DATA_DIR"] = before
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_log_handlers() -> Iterator[None]:
+    """A test that configures logging (`bot.logs.configure`, as `hms-bot` commands do) puts a handler on the root
+    logger writing to the sys.stderr of that moment, pytest's capture stream, which is closed after the test: later
+    tests then got "--- Logging error ---" and a traceback on their stderr. What a test added goes with it."""
+    root = logging.getLogger()
+    before, level = set(root.handlers), root.level
+    yield
+    for handler in list(root.handlers):
+        if handler not in before and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+    root.setLevel(level)
 
 
 @pytest.fixture(scope="session")
